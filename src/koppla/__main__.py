@@ -1,0 +1,5 @@
+"""`python -m koppla` runs the CLI."""
+
+from koppla.cli import main
+
+main()

@@ -1,0 +1,196 @@
+"""The `koppla` command line: run the platform, manage datastreams and datasets, query data."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from koppla.core import codec
+from koppla.core.errors import KopplaError
+from koppla.core.layout import Layout
+from koppla.core.settings import Settings
+from koppla.platform.catalog.demo import ensure_demo
+from koppla.platform.catalog.models import Datastream
+from koppla.platform.catalog.store import Catalog
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", envvar="KOPPLA_HOME", help="Data directory [default: ./koppla-data]."),
+]
+
+T = TypeVar("T")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(home: Path | None, **overrides: object) -> Settings:
+    return Settings.load(home=home, **overrides)
+
+
+def _catalog(settings: Settings) -> Catalog:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Catalog(Layout(settings.home).catalog)
+
+
+def _edge_hint(settings: Settings, stream: Datastream) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    base = f"{settings.scheme}://{host}:{settings.port}"
+    return f"{base}/ee/v1/interact?configId={stream.id}"
+
+
+def build() -> typer.Typer:
+    """The Typer app with every command."""
+    app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+    dataset_app = typer.Typer(no_args_is_help=True, help="Datasets: create and list.")
+    stream_app = typer.Typer(no_args_is_help=True, help="Datastreams: create and list.")
+    token_app = typer.Typer(no_args_is_help=True, help="API tokens for the HTTP APIs.")
+    app.add_typer(dataset_app, name="dataset")
+    app.add_typer(stream_app, name="datastream")
+    app.add_typer(token_app, name="token")
+
+    @app.command()
+    def up(
+        home: HomeOption = None,
+        host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+        port: Annotated[int | None, typer.Option(help="Port.")] = None,
+        demo: Annotated[bool, typer.Option(help="Create and print the demo datastream.")] = False,
+        tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS.")] = None,
+        tls_key: Annotated[Path | None, typer.Option(help="PEM key for --tls-cert.")] = None,
+    ) -> None:
+        """Run Koppla: the edge, the pipeline and the APIs, with all state under --home."""
+        from koppla.web.server import serve
+
+        settings = _settings(home, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+        catalog = _catalog(settings)
+        if not catalog.has_tokens():
+            token = catalog.add_token("admin")
+            console.print(f"[bold]Admin API token[/] (shown once, store it): {token}")
+        if demo:
+            stream = ensure_demo(catalog)
+            _print_demo(settings, stream)
+        catalog.close()
+        console.print(f"Koppla is up on {settings.scheme}://{settings.host}:{settings.port} "
+                      f"with data in {settings.home.resolve()}  (Ctrl+C stops it)")
+        serve(settings)
+
+    @app.command()
+    def demo(home: HomeOption = None) -> None:
+        """Create the demo dataset and datastream (idempotent) and say how to use them."""
+        settings = _settings(home)
+        catalog = _catalog(settings)
+        _print_demo(settings, ensure_demo(catalog))
+        catalog.close()
+
+    def _print_demo(settings: Settings, stream: Datastream) -> None:
+        console.print(f"Demo datastream [bold]{stream.id}[/] (org {stream.org_id}) "
+                      "lands events in dataset [bold]demo_events[/].")
+        console.print(f"  send events:  POST {_edge_hint(settings, stream)}")
+        console.print("  query them:   koppla query \"SELECT timestamp, eventType, "
+                      "web.webPageDetails.URL FROM demo_events ORDER BY timestamp DESC\"")
+
+    @app.command()
+    def query(
+        sql: Annotated[str, typer.Argument(help="One read-only SELECT over datasets by name.")],
+        home: HomeOption = None,
+        json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
+        max_rows: Annotated[int | None, typer.Option(help="Most rows to return.")] = None,
+    ) -> None:
+        """Run SQL over the datasets (read-only) and print the result."""
+        from koppla.platform.query.render import render_table
+        from koppla.web.services import build_services
+
+        services = build_services(_settings(home))
+        try:
+            result = services.query.run(sql, max_rows=max_rows)
+        except KopplaError as error:
+            err.print(f"[red]error:[/] {error}")
+            raise typer.Exit(2) from error
+        if json:
+            sys.stdout.write(codec.dumps(result.to_json()).decode() + "\n")
+        else:
+            console.print(render_table(result))
+
+    @dataset_app.command("create")
+    def dataset_create(
+        name: Annotated[str, typer.Argument(help="SQL table name (lowercase, digits, _).")],
+        home: HomeOption = None,
+        description: Annotated[str, typer.Option(help="What the dataset holds.")] = "",
+    ) -> None:
+        """Create a dataset of commerce ExperienceEvents."""
+        from koppla.xdm.experience_event import commerce_experience_event
+
+        catalog = _catalog(_settings(home))
+        dataset = _run(lambda: catalog.create_dataset(
+            name, schema_id=commerce_experience_event().id, description=description))
+        console.print(f"dataset {dataset.name} created with id {dataset.id}")
+
+    @dataset_app.command("list")
+    def dataset_list(home: HomeOption = None) -> None:
+        """List datasets."""
+        for d in _catalog(_settings(home)).datasets():
+            console.print(f"{d.id}  {d.name}  {d.schema_id}")
+
+    @stream_app.command("create")
+    def datastream_create(
+        org: Annotated[str, typer.Option(help="Organization id, <24 chars>@AdobeOrg.")],
+        dataset: Annotated[str, typer.Option(help="Event dataset (id or name).")],
+        home: HomeOption = None,
+        origin: Annotated[list[str] | None, typer.Option(help="Allowed origin (repeat).")] = None,
+        profile_dataset: Annotated[str | None, typer.Option(help="Profile dataset.")] = None,
+        datastream_id: Annotated[str | None, typer.Option("--id", help="Id (default UUID).")] = None,
+        name: Annotated[str, typer.Option(help="Display name.")] = "",
+    ) -> None:
+        """Create a datastream: the `configId` the Web SDK sends to."""
+        catalog = _catalog(_settings(home))
+        stream = _run(lambda: catalog.create_datastream(
+            org_id=org, event_dataset=dataset, name=name, profile_dataset=profile_dataset,
+            allowed_origins=tuple(origin or ()), datastream_id=datastream_id))
+        console.print(f"datastream {stream.id} created for {stream.org_id}")
+
+    @stream_app.command("list")
+    def datastream_list(home: HomeOption = None) -> None:
+        """List datastreams."""
+        for s in _catalog(_settings(home)).datastreams():
+            origins = ",".join(s.allowed_origins) or "any origin"
+            console.print(f"{s.id}  {s.org_id}  dataset={s.event_dataset_id}  {origins}")
+
+    @app.command()
+    def batches(
+        home: HomeOption = None,
+        dataset: Annotated[str | None, typer.Option(help="Dataset id or name.")] = None,
+        limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    ) -> None:
+        """List the newest batches with their status and record counts."""
+        catalog = _catalog(_settings(home))
+        dataset_id = _run(lambda: catalog.dataset(dataset).id) if dataset else None
+        for b in catalog.batches(dataset_id=dataset_id, limit=limit):
+            console.print(f"{b.id}  {b.status:7}  records={b.records} failed={b.failed_records}")
+
+    @token_app.command("create")
+    def token_create(
+        home: HomeOption = None,
+        name: Annotated[str, typer.Option(help="Who the token is for.")] = "admin",
+    ) -> None:
+        """Create an API token and print it (only its hash is stored)."""
+        sys.stdout.write(_catalog(_settings(home)).add_token(name) + "\n")
+
+    return app
+
+
+def _run(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except KopplaError as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from error
+
+
+def main() -> None:
+    """Entry point of the `koppla` command."""
+    build()()

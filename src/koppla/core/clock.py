@@ -1,0 +1,26 @@
+"""The one clock: wall time and monotonic time for every module (tests can pin it)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def now_ms() -> int:
+    """Milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never goes back; for intervals only."""
+    return time.monotonic()
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 text with milliseconds and a `Z` suffix, as XDM writes timestamps."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,57 @@
+"""The one source of identifiers: ECIDs, event ids, dataset, batch and datastream ids."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+_ECID_DIGITS = 38
+
+
+def new_ecid() -> str:
+    """A fresh Experience Cloud ID: 38 decimal digits, as Adobe's edge mints them."""
+    first = str(secrets.randbelow(9) + 1)
+    rest = "".join(str(secrets.randbelow(10)) for _ in range(_ECID_DIGITS - 1))
+    return first + rest
+
+
+def is_ecid(value: str) -> bool:
+    """True for a well-formed ECID (38 decimal digits)."""
+    return len(value) == _ECID_DIGITS and value.isdigit()
+
+
+def new_uuid() -> str:
+    """A random UUID4 string."""
+    return str(uuid.uuid4())
+
+
+def new_hex_id(nbytes: int = 12) -> str:
+    """A random lowercase hex id (24 characters by default, like AEP catalog ids)."""
+    return secrets.token_hex(nbytes)
+
+
+def derived_uuid(*parts: bytes | str) -> str:
+    """A UUID derived from `parts` (SHA-256 based): the same parts always give the same id.
+
+    Used for event `_id`s so that a retried request names its events as the first try did.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(raw)))
+
+
+def new_token() -> str:
+    """A new secret API token (URL-safe, 256 bits)."""
+    return "kpl_" + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """The stored form of an API token: its SHA-256 (tokens are random, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()

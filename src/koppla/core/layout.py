@@ -1,0 +1,37 @@
+"""Where each piece of state lives under the data directory (`--home`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The paths under one Koppla home directory."""
+
+    home: Path
+
+    @property
+    def catalog(self) -> Path:
+        """The catalog database (datastreams, datasets, batches, tokens)."""
+        return self.home / "catalog.sqlite"
+
+    @property
+    def spool(self) -> Path:
+        """The edge's write-ahead spool."""
+        return self.home / "spool"
+
+    @property
+    def pipeline_state(self) -> Path:
+        """The pipeline's cursors and dedupe indexes."""
+        return self.home / "pipeline"
+
+    @property
+    def quarantine(self) -> Path:
+        """The Delta table of records that failed validation."""
+        return self.home / "datasets" / "_quarantine"
+
+    def dataset(self, dataset_id: str) -> Path:
+        """The Delta table of one dataset."""
+        return self.home / "datasets" / dataset_id

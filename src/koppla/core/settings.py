@@ -1,0 +1,78 @@
+"""The one settings object: read from `<home>/koppla.toml` and `KOPPLA_*` environment variables.
+
+Built once at start-up by the CLI (`Settings.load`) and handed down; nothing reads it at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SETTINGS_FILE = "koppla.toml"
+
+
+class Settings(BaseSettings):
+    """Every setting Koppla reads. Each field is documented in `docs/settings.md`."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPPLA_", extra="forbid", frozen=True)
+
+    home: Path = Field(default=Path("koppla-data"), description="Directory holding all state.")
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port the HTTP server binds.")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate; serve HTTPS.")
+    tls_key: Path | None = Field(default=None, description="PEM private key for `tls_cert`.")
+    edge_workers: int = Field(default=1, ge=1, le=64, description="Edge HTTP processes.")
+    location_hint: str = Field(default="local", description="Edge location hint for the SDK.")
+    spool_segment_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=4096, description="Size at which a spool segment rolls."
+    )
+    spool_fsync: bool = Field(default=True, description="fsync the spool before acknowledging.")
+    pipeline_flush_ms: int = Field(
+        default=200, ge=10, description="Longest wait before the pipeline commits a batch."
+    )
+    pipeline_max_events: int = Field(
+        default=20_000, ge=1, description="Most events the pipeline commits in one batch."
+    )
+    compact_every_commits: int = Field(
+        default=200, ge=1, description="Compact a dataset's small files after this many commits."
+    )
+    query_timeout_s: float = Field(default=30.0, gt=0, description="Longest a SQL query may run.")
+    query_max_rows: int = Field(default=10_000, ge=1, description="Most rows a query returns.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least severe log level written."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: explicit arguments, then environment, then `<home>/koppla.toml`."""
+        given_home = getattr(init_settings, "init_kwargs", {}).get("home")
+        home = Path(given_home or os.environ.get("KOPPLA_HOME", "koppla-data"))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / SETTINGS_FILE)
+        return (init_settings, env_settings, toml)
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Build the settings, with `overrides` (CLI options that were given) taking precedence."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return cls(**given)  # type: ignore[arg-type]
+
+    @property
+    def scheme(self) -> str:
+        """`https` when a certificate is configured, else `http`."""
+        return "https" if self.tls_cert else "http"

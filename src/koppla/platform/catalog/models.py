@@ -1,0 +1,110 @@
+"""The catalog's nouns: organizations' datastreams, datasets and their batches."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from koppla.core.errors import InvalidInput
+
+ORG_ID = re.compile(r"^[A-Za-z0-9]{24}@AdobeOrg$")
+DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DATASTREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}$")
+RESERVED_NAMES = frozenset({"quarantine", "batches", "datasets", "information_schema"})
+
+BatchStatus = Literal["loading", "success", "failed"]
+
+
+def check_org_id(org_id: str) -> str:
+    """`org_id` if it is `<24 letters or digits>@AdobeOrg`, else `InvalidInput` naming the rule."""
+    if not ORG_ID.match(org_id):
+        raise InvalidInput(
+            f"organization id {org_id!r} must be 24 letters or digits followed by '@AdobeOrg'",
+            field="orgId",
+        )
+    return org_id
+
+
+def check_dataset_name(name: str) -> str:
+    """`name` if it can be a SQL table name and is not reserved."""
+    if not DATASET_NAME.match(name):
+        raise InvalidInput(
+            f"dataset name {name!r} must start with a lowercase letter and hold only lowercase "
+            "letters, digits and '_' (at most 63 characters)",
+            field="name",
+        )
+    if name in RESERVED_NAMES:
+        raise InvalidInput(f"dataset name {name!r} is reserved", field="name")
+    return name
+
+
+def check_datastream_id(datastream_id: str) -> str:
+    """`datastream_id` if it is a plausible datastream id (a UUID, optionally `:sandbox`)."""
+    if not DATASTREAM_ID.match(datastream_id):
+        raise InvalidInput(
+            f"datastream id {datastream_id!r} may hold only letters, digits and ':_.-'",
+            field="datastreamId",
+        )
+    return datastream_id
+
+
+def check_origin(origin: str) -> str:
+    """`origin` if it looks like `scheme://host[:port]`, optionally with a `*.` wildcard host."""
+    if not re.match(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$", origin):
+        raise InvalidInput(
+            f"allowed origin {origin!r} must look like https://shop.example or https://*.example",
+            field="allowedOrigins",
+        )
+    return origin
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A named, schema-bound table of records, stored in Delta Lake."""
+
+    id: str
+    name: str
+    schema_id: str
+    created_ms: int
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Datastream:
+    """What an Edge `configId` names: an organization and where its events land."""
+
+    id: str
+    org_id: str
+    name: str
+    event_dataset_id: str
+    profile_dataset_id: str | None
+    allowed_origins: tuple[str, ...]
+    created_ms: int
+
+    def allows_origin(self, origin: str) -> bool:
+        """True when `origin` may send events (any origin when the list is empty)."""
+        if not self.allowed_origins or not origin:
+            return True
+        for allowed in self.allowed_origins:
+            if allowed == origin:
+                return True
+            if "://*." in allowed:
+                scheme, host = allowed.split("://*.", 1)
+                if origin.startswith(scheme + "://") and origin.endswith("." + host):
+                    return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A unit of ingestion into one dataset, with its outcome."""
+
+    id: str
+    dataset_id: str
+    status: BatchStatus
+    records: int
+    failed_records: int
+    created_ms: int
+    completed_ms: int | None
+    source: str

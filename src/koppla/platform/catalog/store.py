@@ -1,0 +1,238 @@
+"""The catalog store: datastreams, datasets, batches and API tokens, in one SQLite file.
+
+SQLite in WAL mode: one writer at a time, any number of readers, safe across processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from koppla.core import clock, codec, ids
+from koppla.core.errors import Conflict, NotFound
+from koppla.platform.catalog.models import (
+    Batch,
+    BatchStatus,
+    Dataset,
+    Datastream,
+    check_dataset_name,
+    check_datastream_id,
+    check_org_id,
+    check_origin,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, schema_id TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS datastreams (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL, name TEXT NOT NULL,
+  event_dataset_id TEXT NOT NULL REFERENCES datasets(id),
+  profile_dataset_id TEXT REFERENCES datasets(id),
+  allowed_origins TEXT NOT NULL DEFAULT '[]', created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+  id TEXT PRIMARY KEY, dataset_id TEXT NOT NULL, status TEXT NOT NULL,
+  records INTEGER NOT NULL, failed_records INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+  completed_ms INTEGER, source TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS batches_by_dataset ON batches(dataset_id, created_ms);
+CREATE TABLE IF NOT EXISTS api_tokens (
+  digest TEXT PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL);
+"""
+
+
+class Catalog:
+    """Read and change the catalog; every method is one short transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # datasets
+    def create_dataset(
+        self, name: str, *, schema_id: str, description: str = "", dataset_id: str | None = None
+    ) -> Dataset:
+        """Create a dataset; `Conflict` if the name is taken."""
+        dataset = Dataset(
+            id=dataset_id or ids.new_hex_id(),
+            name=check_dataset_name(name),
+            schema_id=schema_id,
+            created_ms=clock.now_ms(),
+            description=description,
+        )
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?)",
+                    (dataset.id, dataset.name, dataset.schema_id, description, dataset.created_ms),
+                )
+        except sqlite3.IntegrityError as error:
+            raise Conflict(f"a dataset named {name!r} or with id {dataset.id!r} exists") from error
+        return dataset
+
+    def datasets(self) -> list[Dataset]:
+        """Every dataset, by name."""
+        rows = self._db.execute(
+            "SELECT id, name, schema_id, created_ms, description FROM datasets ORDER BY name"
+        ).fetchall()
+        return [Dataset(*row) for row in rows]
+
+    def dataset(self, key: str) -> Dataset:
+        """The dataset with id or name `key`; `NotFound` otherwise."""
+        row = self._db.execute(
+            "SELECT id, name, schema_id, created_ms, description FROM datasets "
+            "WHERE id = ? OR name = ?",
+            (key, key),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no dataset with id or name {key!r}")
+        return Dataset(*row)
+
+    # datastreams
+    def create_datastream(
+        self,
+        *,
+        org_id: str,
+        event_dataset: str,
+        name: str = "",
+        profile_dataset: str | None = None,
+        allowed_origins: tuple[str, ...] = (),
+        datastream_id: str | None = None,
+    ) -> Datastream:
+        """Create a datastream for `org_id` that lands events in `event_dataset` (id or name)."""
+        events = self.dataset(event_dataset)
+        profiles = self.dataset(profile_dataset) if profile_dataset else None
+        if profiles is not None and profiles.id == events.id:
+            raise Conflict("the profile dataset must differ from the event dataset")
+        stream = Datastream(
+            id=check_datastream_id(datastream_id or ids.new_uuid()),
+            org_id=check_org_id(org_id),
+            name=name or events.name,
+            event_dataset_id=events.id,
+            profile_dataset_id=profiles.id if profiles else None,
+            allowed_origins=tuple(check_origin(o) for o in allowed_origins),
+            created_ms=clock.now_ms(),
+        )
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO datastreams VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        stream.id, stream.org_id, stream.name, stream.event_dataset_id,
+                        stream.profile_dataset_id, codec.dumps(list(stream.allowed_origins)).decode(),
+                        stream.created_ms,
+                    ),
+                )
+        except sqlite3.IntegrityError as error:
+            raise Conflict(f"a datastream with id {stream.id!r} exists") from error
+        return stream
+
+    def datastreams(self) -> list[Datastream]:
+        """Every datastream."""
+        rows = self._db.execute(
+            "SELECT id, org_id, name, event_dataset_id, profile_dataset_id, allowed_origins, "
+            "created_ms FROM datastreams ORDER BY created_ms"
+        ).fetchall()
+        return [_datastream(row) for row in rows]
+
+    def datastream(self, datastream_id: str) -> Datastream:
+        """The datastream `datastream_id`; `NotFound` otherwise."""
+        row = self._db.execute(
+            "SELECT id, org_id, name, event_dataset_id, profile_dataset_id, allowed_origins, "
+            "created_ms FROM datastreams WHERE id = ?",
+            (datastream_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no datastream with id {datastream_id!r}")
+        return _datastream(row)
+
+    # batches
+    def record_batch(self, batch: Batch) -> None:
+        """Store `batch`, replacing an earlier record of the same id (replays are idempotent)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    batch.id, batch.dataset_id, batch.status, batch.records, batch.failed_records,
+                    batch.created_ms, batch.completed_ms, batch.source,
+                ),
+            )
+
+    def batches(self, *, dataset_id: str | None = None, limit: int = 100) -> list[Batch]:
+        """The newest batches first, of one dataset or of all."""
+        query = "SELECT * FROM batches"
+        args: tuple[object, ...] = ()
+        if dataset_id:
+            query += " WHERE dataset_id = ?"
+            args = (dataset_id,)
+        query += " ORDER BY created_ms DESC, id LIMIT ?"
+        rows = self._db.execute(query, (*args, limit)).fetchall()
+        return [_batch(row) for row in rows]
+
+    def batch(self, batch_id: str) -> Batch:
+        """The batch `batch_id`; `NotFound` otherwise."""
+        row = self._db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no batch with id {batch_id!r}")
+        return _batch(row)
+
+    # API tokens
+    def add_token(self, name: str) -> str:
+        """Create an API token and return it; only its digest is stored."""
+        token = ids.new_token()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO api_tokens VALUES (?, ?, ?)",
+                (ids.token_digest(token), name, clock.now_ms()),
+            )
+        return token
+
+    def token_name(self, token: str) -> str | None:
+        """The name of the holder of `token`, or None when it is not a valid token."""
+        row = self._db.execute(
+            "SELECT name FROM api_tokens WHERE digest = ?", (ids.token_digest(token),)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def has_tokens(self) -> bool:
+        """True once any API token exists."""
+        return self._db.execute("SELECT 1 FROM api_tokens LIMIT 1").fetchone() is not None
+
+
+def _datastream(row: tuple[object, ...]) -> Datastream:
+    origins = codec.loads(str(row[5]))
+    return Datastream(
+        id=str(row[0]), org_id=str(row[1]), name=str(row[2]), event_dataset_id=str(row[3]),
+        profile_dataset_id=None if row[4] is None else str(row[4]),
+        allowed_origins=tuple(origins), created_ms=int(str(row[6])),
+    )
+
+
+def _batch(row: tuple[object, ...]) -> Batch:
+    status: BatchStatus = "failed"
+    if row[2] in ("loading", "success", "failed"):
+        status = row[2]  # type: ignore[assignment]
+    return Batch(
+        id=str(row[0]), dataset_id=str(row[1]), status=status, records=int(str(row[3])),
+        failed_records=int(str(row[4])), created_ms=int(str(row[5])),
+        completed_ms=None if row[6] is None else int(str(row[6])), source=str(row[7]),
+    )

@@ -1,0 +1,180 @@
+"""The Edge Network wire format: request checks, response handles and error bodies.
+
+Shapes follow what `@adobe/alloy` sends and accepts (see domain.md §10): requests are JSON sent as
+`text/plain`; a response is `{"requestId", "handle": [...]}` and must hold a `state:store` handle
+that sets the identity cookie; fatal errors are problem documents with an `EXEG-` type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from koppla.core import codec
+from koppla.platform.edge import identity_cookie
+
+IDENTITY_MAX_AGE = 34_128_000  # about 13 months, as Adobe's edge sets it
+CLUSTER_MAX_AGE = 1_800
+CONSENT_MAX_AGE = 15_552_000
+
+
+class EdgeError(Exception):
+    """A request the edge refuses; becomes an Adobe-style problem response."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+
+    def body(self, request_id: str, config_id: str) -> dict[str, Any]:
+        """The problem document sent to the client."""
+        return {
+            "type": f"https://ns.adobe.com/aep/errors/{self.code}-{self.status}",
+            "status": self.status,
+            "title": self.title,
+            "detail": self.detail,
+            "report": {"requestId": request_id, "configId": config_id},
+        }
+
+
+def malformed(detail: str) -> EdgeError:
+    """The error for a body that is not a valid Edge request."""
+    return EdgeError(400, "EXEG-0003", "Invalid request", detail)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRequest:
+    """The parts of a parsed request body the edge itself needs."""
+
+    body: dict[str, Any]
+    event_count: int
+    state_entries: dict[str, str]
+    ecid_hint: str | None
+
+
+def parse_events_body(raw: bytes, *, single_event: bool = False) -> EdgeRequest:
+    """Check an interact/collect body: a JSON object with a non-empty `events` list of objects.
+
+    `single_event` accepts the server API's `{"event": {...}}` form instead.
+    """
+    body = _json_object(raw)
+    if single_event and "event" in body:
+        events: Any = [body["event"]]
+    else:
+        events = body.get("events")
+    if not isinstance(events, list) or not events:
+        raise malformed("the body must hold a non-empty 'events' array")
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise malformed(f"events[{index}] must be an object")
+        if not isinstance(event.get("xdm"), dict):
+            raise malformed(f"events[{index}].xdm must be an object")
+    return EdgeRequest(body, len(events), _state_entries(body), _ecid_hint(body, events))
+
+
+def parse_consent_body(raw: bytes) -> tuple[dict[str, Any], str]:
+    """Check a set-consent body; returns it and the `general` consent value (`in`/`out`)."""
+    body = _json_object(raw)
+    consent = body.get("consent")
+    if not isinstance(consent, list) or not consent:
+        raise malformed("the body must hold a non-empty 'consent' array")
+    general = "in"
+    for index, item in enumerate(consent):
+        if not isinstance(item, dict):
+            raise malformed(f"consent[{index}] must be an object")
+        value = item.get("value")
+        if item.get("standard") == "Adobe" and isinstance(value, dict):
+            chosen = value.get("general")
+            if chosen not in ("in", "out"):
+                raise malformed(f"consent[{index}].value.general must be 'in' or 'out'")
+            general = str(chosen)
+    return body, general
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise malformed("the request body is empty")
+    try:
+        body = codec.loads(raw)
+    except codec.JSONDecodeError as error:
+        raise malformed(f"the request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise malformed("the request body must be a JSON object")
+    return body
+
+
+def _state_entries(body: Mapping[str, Any]) -> dict[str, str]:
+    meta = body.get("meta")
+    state = meta.get("state") if isinstance(meta, dict) else None
+    entries = state.get("entries") if isinstance(state, dict) else None
+    found: dict[str, str] = {}
+    if isinstance(entries, list):
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+                found[entry["key"]] = str(entry.get("value", ""))
+    return found
+
+
+def _ecid_in(identity_map: Any) -> str | None:
+    if isinstance(identity_map, dict):
+        items = identity_map.get("ECID")
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            value = items[0].get("id")
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _ecid_hint(body: Mapping[str, Any], events: list[Any]) -> str | None:
+    xdm = body.get("xdm")
+    found = _ecid_in(xdm.get("identityMap")) if isinstance(xdm, dict) else None
+    for event in events:
+        found = found or _ecid_in(event["xdm"].get("identityMap"))
+    return found
+
+
+def identity_handles(org_id: str, ecid: str, location_hint: str) -> list[dict[str, Any]]:
+    """The handles every identity-establishing response carries."""
+    return [
+        {"payload": [{"id": ecid, "namespace": {"code": "ECID"}}], "type": "identity:result"},
+        {
+            "payload": [
+                {"scope": "EdgeNetwork", "hint": location_hint, "ttlSeconds": CLUSTER_MAX_AGE}
+            ],
+            "type": "locationHint:result",
+        },
+        {
+            "payload": [
+                _cookie(identity_cookie.cookie_name(org_id), identity_cookie.encode(ecid),
+                        IDENTITY_MAX_AGE),
+                _cookie(identity_cookie.cookie_name(org_id, "cluster"), location_hint,
+                        CLUSTER_MAX_AGE),
+            ],
+            "type": "state:store",
+        },
+    ]
+
+
+def consent_handles(org_id: str, general: str) -> list[dict[str, Any]]:
+    """The handle that stores the visitor's consent cookie, which the SDK waits for."""
+    return [
+        {
+            "payload": [
+                _cookie(identity_cookie.cookie_name(org_id, "consent"), f"general={general}",
+                        CONSENT_MAX_AGE)
+            ],
+            "type": "state:store",
+        }
+    ]
+
+
+def _cookie(key: str, value: str, max_age: int) -> dict[str, Any]:
+    return {"key": key, "value": value, "maxAge": max_age, "attrs": {"SameSite": "None"}}
+
+
+def response_body(request_id: str, handles: list[dict[str, Any]]) -> bytes:
+    """A successful Edge response."""
+    return codec.dumps({"requestId": request_id, "handle": handles})

@@ -1,0 +1,99 @@
+"""Unpack a spooled Edge request into its events, each named and tied to the visitor.
+
+Pure: the same spooled bytes always give the same events with the same `_id`s, which is what makes
+a replay after a crash, or a client's retry, land each event once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from koppla.core import codec, ids
+from koppla.core.envelope import EdgeRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One event of a request, ready to validate."""
+
+    xdm: dict[str, Any]
+    event_id: str
+    datastream_id: str
+    request_id: str
+    received_at: datetime
+    dataset_override: str | None
+
+
+class Unreadable(ValueError):
+    """A spooled body that is not an Edge request (should not happen: the edge checked it)."""
+
+
+def unpack(record: EdgeRecord) -> list[Incoming]:
+    """The events of `record`, with `_id` assigned and the visitor's ECID in `identityMap`."""
+    try:
+        body = codec.loads(record.body)
+    except codec.JSONDecodeError as error:
+        raise Unreadable(str(error)) from error
+    events = body.get("events")
+    if events is None and isinstance(body.get("event"), dict):
+        events = [body["event"]]
+    if not isinstance(events, list):
+        raise Unreadable("no events array")
+    received = datetime.fromtimestamp(record.received_ms / 1000, UTC)
+    request_override = _dataset_override(body.get("meta"))
+    out: list[Incoming] = []
+    for index, event in enumerate(events):
+        if not isinstance(event, dict) or not isinstance(event.get("xdm"), dict):
+            continue
+        xdm = dict(event["xdm"])
+        event_id = xdm.get("_id")
+        if not isinstance(event_id, str) or not event_id:
+            event_id = ids.derived_uuid(
+                record.datastream_id, str(index), codec.dumps(event, sort_keys=True)
+            )
+            xdm["_id"] = event_id
+        _attach_ecid(xdm, record.ecid)
+        out.append(
+            Incoming(
+                xdm=xdm,
+                event_id=event_id,
+                datastream_id=record.datastream_id,
+                request_id=record.request_id,
+                received_at=received,
+                dataset_override=_dataset_override(event.get("meta")) or request_override,
+            )
+        )
+    return out
+
+
+def _attach_ecid(xdm: dict[str, Any], ecid: str) -> None:
+    """Add the edge's ECID to `identityMap` unless the event already names an ECID."""
+    identity_map = xdm.get("identityMap")
+    if identity_map is None:
+        identity_map = {}
+    if not isinstance(identity_map, dict) or "ECID" in identity_map:
+        return
+    has_primary = any(
+        isinstance(items, list)
+        and any(isinstance(i, dict) and i.get("primary") is True for i in items)
+        for items in identity_map.values()
+    )
+    identity_map = dict(identity_map)
+    identity_map["ECID"] = [
+        {"id": ecid, "authenticatedState": "ambiguous", "primary": not has_primary}
+    ]
+    xdm["identityMap"] = identity_map
+
+
+def _dataset_override(meta: Any) -> str | None:
+    """`meta.configOverrides.com_adobe_experience_platform.datasets.event.datasetId`, if set."""
+    node = meta
+    for key in ("configOverrides", "com_adobe_experience_platform", "datasets", "event"):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    if isinstance(node, dict) and isinstance(node.get("datasetId"), str):
+        return str(node["datasetId"])
+    return None

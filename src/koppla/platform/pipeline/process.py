@@ -1,0 +1,64 @@
+"""The pipeline as its own process: one per home, held by a lock, gone when its parent goes."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from koppla.core.layout import Layout
+from koppla.core.settings import Settings
+from koppla.platform.catalog.store import Catalog
+from koppla.platform.pipeline.runner import Pipeline
+from koppla.xdm.registry import builtin_registry
+
+log = logging.getLogger(__name__)
+
+
+def hold_lock(path: Path) -> int:
+    """Block until this process holds the pipeline lock of a home; returns the lock's fd."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """Run the pipeline for `settings.home` until `stop` is set."""
+    layout = Layout(settings.home)
+    lock = hold_lock(layout.pipeline_state / "lock")
+    catalog = Catalog(layout.catalog)
+    pipeline = Pipeline(
+        layout, catalog, builtin_registry(),
+        max_events=settings.pipeline_max_events, flush_ms=settings.pipeline_flush_ms,
+        compact_every=settings.compact_every_commits,
+    )
+    try:
+        pipeline.run(stop)
+    finally:
+        pipeline.close()
+        catalog.close()
+        os.close(lock)
+
+
+def main(settings_json: str, parent_pid: int) -> None:
+    """Entry point of the pipeline child process; exits when the parent process is gone."""
+    settings = Settings.model_validate_json(settings_json)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s pipeline %(levelname)s %(message)s"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def watch_parent() -> None:
+        while not stop.wait(0.5):
+            if os.getppid() != parent_pid:
+                log.warning("parent process is gone; pipeline stopping")
+                stop.set()
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    run(settings, stop)

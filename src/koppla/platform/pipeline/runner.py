@@ -1,0 +1,255 @@
+"""The pipeline: drains the spool, validates, routes to datasets, stores, records batches.
+
+For each chunk of a spool stream it commits, per dataset, the valid new events (dedupe by `_id`)
+and, to the quarantine, the invalid ones with every problem found. Each commit carries the chunk's
+spool position as a Delta app-transaction version, so a crash at any point replays into exactly
+what was missing. The stream cursor moves only after every commit of the chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+from koppla.core import clock, codec, envelope, ids
+from koppla.core.layout import Layout
+from koppla.platform.catalog.models import Batch, Dataset, Datastream
+from koppla.platform.catalog.store import Catalog
+from koppla.platform.datasets import quarantine
+from koppla.platform.datasets.dedupe import DedupeIndex
+from koppla.platform.datasets.storage import DeltaStore
+from koppla.platform.pipeline.cursor import Cursors
+from koppla.platform.pipeline.incoming import Incoming, Unreadable, unpack
+from koppla.platform.spool.position import Position
+from koppla.platform.spool.reader import SpoolReader, list_streams
+from koppla.xdm.arrow import arrow_schema, to_arrow
+from koppla.xdm.registry import SchemaRegistry
+from koppla.xdm.types import Schema
+from koppla.xdm.validation import validate
+
+log = logging.getLogger(__name__)
+
+SYSTEM_COLUMNS = [("_batch_id", pa.string()), ("_unknown", pa.string())]
+
+
+def dataset_arrow_schema(schema: Schema) -> pa.Schema:
+    """The Delta table schema of a dataset: its XDM fields plus Koppla's system columns."""
+    base = arrow_schema(schema)
+    for name, kind in SYSTEM_COLUMNS:
+        base = base.append(pa.field(name, kind))
+    return base
+
+
+@dataclass
+class _Routed:
+    """Events of one chunk headed to one dataset, each with its spool position."""
+
+    dataset: Dataset | None
+    items: list[tuple[int, Incoming]] = field(default_factory=list)
+
+
+class Pipeline:
+    """Moves spooled requests into datasets; one instance per process."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        catalog: Catalog,
+        registry: SchemaRegistry,
+        *,
+        max_events: int = 20_000,
+        flush_ms: int = 200,
+        compact_every: int = 200,
+    ) -> None:
+        self._layout = layout
+        self._catalog = catalog
+        self._registry = registry
+        self._max_events = max_events
+        self._flush_s = flush_ms / 1000
+        self._store = DeltaStore(compact_every=compact_every)
+        self._cursors = Cursors(layout.pipeline_state / "cursors.json")
+        self._readers: dict[str, SpoolReader] = {}
+        self._dedupe: dict[str, DedupeIndex] = {}
+        self._store.ensure(layout.quarantine, quarantine.SCHEMA)
+
+    def run(self, stop: threading.Event) -> None:
+        """Drain the spool until `stop` is set, committing at most every `flush_ms`."""
+        while not stop.is_set():
+            began = clock.monotonic()
+            processed = self.step()
+            if processed < self._max_events:
+                stop.wait(max(0.0, self._flush_s - (clock.monotonic() - began)))
+
+    def step(self) -> int:
+        """One pass over every spool stream; returns the number of events handled."""
+        datastreams = {s.id: s for s in self._catalog.datastreams()}
+        datasets = {d.id: d for d in self._catalog.datasets()}
+        total = 0
+        for stream in list_streams(self._layout.spool):
+            total += self._drain(stream, datastreams, datasets)
+        return total
+
+    def _drain(
+        self, stream: str, datastreams: dict[str, Datastream], datasets: dict[str, Dataset]
+    ) -> int:
+        reader = self._readers.setdefault(stream, SpoolReader(self._layout.spool, stream))
+        cursor = self._cursors.get(stream)
+        result = reader.read(cursor)
+        chunk: list[tuple[Position, list[Incoming]]] = []
+        count = 0
+        for record in result.records:
+            chunk.append((record.end, self._unpack(stream, record.payload)))
+            count += len(chunk[-1][1])
+            if count >= self._max_events:
+                break
+        if chunk:
+            self._commit(stream, chunk, datastreams, datasets)
+        done = len(chunk) == len(result.records)
+        next_position = result.next if done else chunk[-1][0]
+        self._cursors.set(stream, next_position)
+        reader.release(next_position)
+        return count
+
+    @staticmethod
+    def _unpack(stream: str, payload: bytes) -> list[Incoming]:
+        try:
+            return unpack(envelope.decode(payload))
+        except (msgspec.DecodeError, Unreadable) as error:
+            log.error("spool %s: unreadable record skipped: %s", stream, error)
+            return []
+
+    def _commit(
+        self,
+        stream: str,
+        chunk: list[tuple[Position, list[Incoming]]],
+        datastreams: dict[str, Datastream],
+        datasets: dict[str, Dataset],
+    ) -> None:
+        app_id = f"koppla-pipeline/{stream}"
+        version = chunk[-1][0].pack()
+        routed = self._route(chunk, datastreams, datasets)
+        quarantined: list[tuple[int, quarantine.QuarantinedRecord]] = []
+        for dataset_id, group in routed.items():
+            quarantined.extend(self._store_group(dataset_id, group, app_id, version, stream))
+        q_path = self._layout.quarantine
+        q_done = self._store.committed_version(q_path, app_id)
+        fresh = [record for position, record in quarantined if position > q_done]
+        if fresh:
+            self._store.append(
+                q_path, quarantine.to_arrow(fresh), app_id=app_id, version=version,
+                metadata={"koppla.source": stream},
+            )
+
+    def _route(
+        self,
+        chunk: list[tuple[Position, list[Incoming]]],
+        datastreams: dict[str, Datastream],
+        datasets: dict[str, Dataset],
+    ) -> dict[str, _Routed]:
+        routed: dict[str, _Routed] = defaultdict(lambda: _Routed(None))
+        by_name = {d.name: d for d in datasets.values()}
+        for position, events in chunk:
+            for event in events:
+                stream = datastreams.get(event.datastream_id)
+                target: Dataset | None = None
+                if stream is not None:
+                    key = event.dataset_override or stream.event_dataset_id
+                    target = datasets.get(key) or by_name.get(key)
+                dataset_id = target.id if target else ""
+                group = routed[dataset_id]
+                group.dataset = target
+                group.items.append((position.pack(), event))
+        return routed
+
+    def _store_group(
+        self, dataset_id: str, group: _Routed, app_id: str, version: int, source: str
+    ) -> list[tuple[int, quarantine.QuarantinedRecord]]:
+        batch_id = ids.derived_uuid("batch", dataset_id, app_id, str(version)).replace("-", "")
+        if group.dataset is None:
+            return [
+                (position, _quarantined(event, "", batch_id, [("", "routing",
+                 "the datastream or its dataset no longer exists")]))
+                for position, event in group.items
+            ]
+        dataset = group.dataset
+        schema = self._registry.get(dataset.schema_id)
+        path = self._layout.dataset(dataset.id)
+        self._store.ensure(path, dataset_arrow_schema(schema))
+        dedupe = self._dedupe_index(dataset.id)
+        done = self._store.committed_version(path, app_id)
+        replayed = [event.event_id for position, event in group.items if position <= done]
+        if replayed:
+            dedupe.add(replayed)
+        rows: list[dict[str, Any]] = []
+        rejected: list[tuple[int, quarantine.QuarantinedRecord]] = []
+        candidates = [(p, e) for p, e in group.items if p > done]
+        seen = dedupe.seen(e.event_id for _, e in candidates)
+        for position, event in group.items:
+            outcome = validate(schema, event.xdm)
+            if outcome.issues:
+                problems = [(i.path, i.code, i.message) for i in outcome.issues]
+                rejected.append((position, _quarantined(event, dataset.id, batch_id, problems)))
+                continue
+            if position <= done or event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+            row = dict(outcome.record)
+            row["_batch_id"] = batch_id
+            row["_unknown"] = codec.dumps(outcome.unknown).decode() if outcome.unknown else None
+            rows.append(row)
+        fresh_failed = sum(1 for position, _ in rejected if position > done)
+        if rows:
+            table = _with_system_columns(to_arrow(schema, rows), rows)
+            self._store.append(
+                path, table, app_id=app_id, version=version,
+                metadata={"koppla.batchId": batch_id, "koppla.source": source},
+            )
+            dedupe.add(row["_id"] for row in rows)
+        if rows or fresh_failed:
+            now = clock.now_ms()
+            self._catalog.record_batch(
+                Batch(
+                    id=batch_id, dataset_id=dataset.id,
+                    status="success" if rows or not fresh_failed else "failed",
+                    records=len(rows), failed_records=fresh_failed, created_ms=now,
+                    completed_ms=now, source=source,
+                )
+            )
+        return rejected
+
+    def _dedupe_index(self, dataset_id: str) -> DedupeIndex:
+        index = self._dedupe.get(dataset_id)
+        if index is None:
+            index = DedupeIndex(self._layout.pipeline_state / "dedupe" / f"{dataset_id}.sqlite")
+            self._dedupe[dataset_id] = index
+        return index
+
+    def close(self) -> None:
+        """Close the dedupe indexes."""
+        for index in self._dedupe.values():
+            index.close()
+
+
+def _with_system_columns(table: pa.Table, rows: list[dict[str, Any]]) -> pa.Table:
+    for name, kind in SYSTEM_COLUMNS:
+        table = table.append_column(pa.field(name, kind), pa.array([r[name] for r in rows], kind))
+    return table
+
+
+def _quarantined(
+    event: Incoming, dataset_id: str, batch_id: str, problems: list[tuple[str, str, str]]
+) -> quarantine.QuarantinedRecord:
+    event_type = event.xdm.get("eventType")
+    return quarantine.QuarantinedRecord(
+        dataset_id=dataset_id, batch_id=batch_id, datastream_id=event.datastream_id,
+        request_id=event.request_id, event_id=event.event_id,
+        event_type=event_type if isinstance(event_type, str) else None,
+        received_at=event.received_at, errors=tuple(problems),
+        record=codec.dumps(event.xdm).decode(),
+    )

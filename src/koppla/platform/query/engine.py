@@ -1,0 +1,175 @@
+"""The query engine: read-only SQL over the current Delta datasets, with a time limit and row cap.
+
+One in-memory DuckDB database per engine is configured and then locked: no file system or
+network access, no extension loading, fixed memory and threads. Every query gets its own cursor
+(a DuckDB connection to that database) on which the datasets are registered as Arrow views, so
+queries running at the same time never see each other's state and each can be interrupted alone.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Self
+
+import duckdb
+
+from koppla.core import clock
+from koppla.core.errors import InvalidInput
+from koppla.platform.query.errors import QueryFailed, QueryTimeout
+from koppla.platform.query.guard import check_sql
+from koppla.platform.query.result import Column, QueryResult, TableInfo
+from koppla.platform.query.snapshots import DeltaSnapshots, Snapshot
+
+TableSource = Callable[[], Mapping[str, str]]
+"""Returns the current `{table_name: delta_table_path}`; called once per query."""
+
+_UNKNOWN_TABLE = re.compile(r"Table with name (.+?) does not exist")
+
+
+class QueryEngine:
+    """Runs one read-only SELECT at a time per call; safe to share between threads."""
+
+    def __init__(
+        self,
+        tables: TableSource,
+        *,
+        timeout_s: float = 30.0,
+        max_rows: int = 10_000,
+        memory_limit: str = "2GB",
+        threads: int = 2,
+    ) -> None:
+        """Configure and lock the DuckDB database; `tables` is consulted on every query."""
+        self._tables = tables
+        self._timeout_s = timeout_s
+        self._max_rows = _positive(max_rows)
+        self._snapshots = DeltaSnapshots()
+        self._lock = threading.Lock()
+        self._db = duckdb.connect(":memory:", config=_locked_config(memory_limit, threads))
+
+    def run(self, sql: str, *, max_rows: int | None = None) -> QueryResult:
+        """Run one SELECT and return at most `max_rows` rows (the engine's cap by default).
+
+        Raises `QueryRefused` before execution for anything but a SELECT, `QueryFailed` with
+        DuckDB's message when the query fails, `QueryTimeout` past the time limit.
+        """
+        sql = check_sql(sql)
+        cap = self._max_rows if max_rows is None else _positive(max_rows)
+        started = clock.monotonic()
+        tables = self._tables()
+        snapshots = self._current(tables)
+        with self._cursor() as cursor:
+            for name, snapshot in snapshots.items():
+                cursor.register(name, snapshot.dataset)
+            columns, rows = self._execute(cursor, sql, cap, _catalog_hint(tables, snapshots))
+        truncated = len(rows) > cap
+        elapsed_ms = (clock.monotonic() - started) * 1000
+        return QueryResult(columns, rows[:cap], truncated, elapsed_ms)
+
+    def tables_info(self) -> list[TableInfo]:
+        """Every dataset that can be queried now, with DuckDB column types, sorted by name."""
+        infos = []
+        with self._cursor() as cursor:
+            for name, snapshot in sorted(self._current(self._tables()).items()):
+                relation = cursor.from_arrow(snapshot.dataset.schema.empty_table())
+                columns = tuple(
+                    Column(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)
+                )
+                infos.append(TableInfo(name, columns, snapshot.row_count, snapshot.version))
+        return infos
+
+    def close(self) -> None:
+        """Close the DuckDB database; the engine cannot be used afterwards."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _current(self, tables: Mapping[str, str]) -> dict[str, Snapshot]:
+        """Snapshots of the tables that exist now; tables not yet written are left out."""
+        current = {}
+        for name, path in tables.items():
+            snapshot = self._snapshots.latest(path)
+            if snapshot is not None:
+                current[name] = snapshot
+        return current
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self._db.cursor()
+
+    def _execute(
+        self, cursor: duckdb.DuckDBPyConnection, sql: str, cap: int, hint: str
+    ) -> tuple[tuple[Column, ...], list[tuple[Any, ...]]]:
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(self._timeout_s, expire)
+        timer.start()
+        try:
+            cursor.execute(sql)
+            rows = cursor.fetchmany(cap + 1)
+            columns = tuple(Column(d[0], str(d[1])) for d in cursor.description or ())
+        except duckdb.InterruptException as exc:
+            raise _interrupted(expired.is_set(), self._timeout_s) from exc
+        except duckdb.Error as exc:
+            raise _failed(exc, hint) from exc
+        finally:
+            timer.cancel()
+            timer.join()
+        return columns, rows
+
+
+def _locked_config(
+    memory_limit: str, threads: int
+) -> dict[str, str | bool | int | float | list[str]]:
+    return {
+        "memory_limit": memory_limit,
+        "threads": threads,
+        "python_enable_replacements": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "enable_external_access": False,
+        "lock_configuration": True,
+    }
+
+
+def _positive(max_rows: int) -> int:
+    if max_rows < 1:
+        raise InvalidInput(f"max_rows must be at least 1, got {max_rows}", field="max_rows")
+    return max_rows
+
+
+def _interrupted(expired: bool, timeout_s: float) -> Exception:
+    if expired:
+        return QueryTimeout(f"query stopped: it ran longer than the {timeout_s:g} s time limit")
+    return QueryFailed("query was interrupted")
+
+
+def _catalog_hint(tables: Mapping[str, str], snapshots: Mapping[str, Snapshot]) -> str:
+    hint = "available tables: " + (", ".join(sorted(snapshots)) or "none")
+    pending = sorted(tables.keys() - snapshots.keys())
+    if pending:
+        hint += "; no data written yet: " + ", ".join(pending)
+    return hint
+
+
+def _failed(exc: duckdb.Error, hint: str) -> QueryFailed:
+    text = str(exc)
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryFailed(
+            f"file system access is disabled: queries may read datasets only ({text})"
+        )
+    unknown = _UNKNOWN_TABLE.search(text)
+    if isinstance(exc, duckdb.CatalogException) and unknown:
+        return QueryFailed(f"unknown table {unknown.group(1)}; {hint} ({text})")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return QueryFailed(f"query needs more memory than the engine allows ({text})")
+    return QueryFailed(text)

@@ -1,0 +1,68 @@
+"""Current snapshots of Delta tables: one cached `DeltaTable` per path, brought up to date cheaply.
+
+`update_incremental()` reads only the commits added since the last call (well under a
+millisecond when nothing changed), and the Arrow dataset is rebuilt only when the version moved,
+because building it costs about 0.2 ms per data file.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from koppla.core.errors import TransientError
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of a Delta table, ready to scan."""
+
+    version: int
+    dataset: ds.Dataset
+    row_count: int | None
+
+
+class DeltaSnapshots:
+    """Caches Delta tables by path; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables: dict[str, DeltaTable] = {}
+        self._snapshots: dict[str, Snapshot] = {}
+
+    def latest(self, path: str) -> Snapshot | None:
+        """The newest committed version at `path`, or None when no Delta table is there yet.
+
+        Raises `TransientError` when the table exists but its log cannot be read right now.
+        """
+        with self._lock:
+            try:
+                return self._refresh(path)
+            except TableNotFoundError:
+                return None
+            except (DeltaError, OSError) as exc:
+                raise TransientError(f"dataset at {path} could not be read: {exc}") from exc
+
+    def _refresh(self, path: str) -> Snapshot:
+        table = self._tables.get(path)
+        if table is None:
+            table = self._tables[path] = DeltaTable(path)
+        else:
+            table.update_incremental()
+        cached = self._snapshots.get(path)
+        if cached is not None and cached.version == table.version():
+            return cached
+        snapshot = Snapshot(table.version(), table.to_pyarrow_dataset(), _row_count(table))
+        self._snapshots[path] = snapshot
+        return snapshot
+
+
+def _row_count(table: DeltaTable) -> int | None:
+    try:
+        return int(table.count())
+    except DeltaError:
+        return None

@@ -1,0 +1,76 @@
+"""Datasets and their batches: list, create, inspect."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from koppla.core.errors import Conflict, InvalidInput, NotFound
+from koppla.web.auth import Caller, Svc
+from koppla.xdm.experience_event import commerce_experience_event
+
+router = APIRouter(prefix="/api/v1", tags=["datasets"])
+
+
+class DatasetCreate(BaseModel):
+    """A new dataset: its SQL name and the XDM schema its records follow."""
+
+    name: str = Field(description="Lowercase SQL table name.")
+    schema_id: str | None = Field(default=None, alias="schemaId")
+    description: str = ""
+
+
+@router.get("/datasets")
+def list_datasets(svc: Svc, _: Caller) -> list[dict[str, Any]]:
+    """Every dataset."""
+    return [asdict(d) for d in svc.catalog.datasets()]
+
+
+@router.post("/datasets", status_code=201)
+def create_dataset(body: DatasetCreate, svc: Svc, _: Caller) -> dict[str, Any]:
+    """Create a dataset (default schema: Koppla's commerce ExperienceEvent)."""
+    schema_id = body.schema_id or commerce_experience_event().id
+    if schema_id not in svc.registry.ids():
+        raise HTTPException(400, detail=f"unknown schema {schema_id!r}")
+    try:
+        dataset = svc.catalog.create_dataset(
+            body.name, schema_id=schema_id, description=body.description
+        )
+    except InvalidInput as error:
+        raise HTTPException(400, detail=str(error)) from error
+    except Conflict as error:
+        raise HTTPException(409, detail=str(error)) from error
+    return asdict(dataset)
+
+
+@router.get("/datasets/{key}")
+def get_dataset(key: str, svc: Svc, _: Caller) -> dict[str, Any]:
+    """One dataset by id or name, with its newest batches."""
+    try:
+        dataset = svc.catalog.dataset(key)
+    except NotFound as error:
+        raise HTTPException(404, detail=str(error)) from error
+    batches = svc.catalog.batches(dataset_id=dataset.id, limit=20)
+    return {**asdict(dataset), "batches": [asdict(b) for b in batches]}
+
+
+@router.get("/batches")
+def list_batches(svc: Svc, _: Caller, dataset: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest batches, optionally of one dataset (id or name)."""
+    try:
+        dataset_id = svc.catalog.dataset(dataset).id if dataset else None
+    except NotFound as error:
+        raise HTTPException(404, detail=str(error)) from error
+    return [asdict(b) for b in svc.catalog.batches(dataset_id=dataset_id, limit=limit)]
+
+
+@router.get("/batches/{batch_id}")
+def get_batch(batch_id: str, svc: Svc, _: Caller) -> dict[str, Any]:
+    """One batch and its outcome."""
+    try:
+        return asdict(svc.catalog.batch(batch_id))
+    except NotFound as error:
+        raise HTTPException(404, detail=str(error)) from error

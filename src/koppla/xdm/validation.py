@@ -1,0 +1,297 @@
+"""Validation of a document against a schema: every issue with its path, plus the record to store.
+
+The schema is compiled once into a tree of closures (`compile_validator`); `validate` caches the
+compiled validator per schema object. Validation never raises on bad input: it returns the issues.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any, TypeAlias
+
+from koppla.core import codec
+from koppla.xdm.types import Array, Map, Object, Scalar, Schema, Type
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_INVALID: Any = object()
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a document: where (`productListItems[0].quantity`), what kind, and why.
+
+    `code` is one of `type`, `required`, `enum`, `pattern`, `format`, `range`.
+    """
+
+    path: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The outcome of validating one document.
+
+    `record` is the normalized document (timestamps as UTC `datetime`, dates as `date`, integers
+    as `int`, numbers as `float`; nulls and unknown fields removed; an invalid value is left out,
+    or becomes `None` inside an array so positions still match the issue paths). `unknown` maps
+    the path of each field the schema does not define to its value.
+    """
+
+    record: dict[str, Any]
+    issues: tuple[Issue, ...]
+    unknown: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        """True when the document has no issues."""
+        return not self.issues
+
+
+Check: TypeAlias = Callable[[Any, str, list[Issue], dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Validator:
+    """A schema compiled for fast, repeated validation."""
+
+    schema: Schema
+    check: Check
+
+    def validate(self, document: object) -> Validated:
+        """Validate one document (the `xdm` object of an event); never raises on bad input."""
+        issues: list[Issue] = []
+        unknown: dict[str, Any] = {}
+        record = self.check(document, "", issues, unknown)
+        if record is _INVALID:
+            record = {}
+        return Validated(record, tuple(issues), unknown)
+
+
+def compile_validator(schema: Schema) -> Validator:
+    """Compile `schema` into a `Validator` (do it once, reuse it for every document)."""
+    return Validator(schema, _compile(schema.root))
+
+
+@lru_cache(maxsize=64)
+def _cached_validator(schema: Schema) -> Validator:
+    return compile_validator(schema)
+
+
+def validate(schema: Schema, document: object) -> Validated:
+    """Validate `document` against `schema`, reporting every issue (compiled once per schema)."""
+    return _cached_validator(schema).validate(document)
+
+
+def describe(value: object) -> str:
+    """A short JSON-flavoured description of a value for issue messages: `string "3"`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean true" if value else "boolean false"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        text = codec.dumps(value[:60]).decode()
+        return f"string {text}" + ("…" if len(value) > 60 else "")
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def _type_issue(path: str, expected: str, value: object) -> Issue:
+    return Issue(path, "type", f"expected {expected}, got {describe(value)}")
+
+
+def _compile(node: Type) -> Check:
+    if isinstance(node, Object):
+        return _compile_object(node)
+    if isinstance(node, Array):
+        return _compile_array(node)
+    if isinstance(node, Map):
+        return _compile_map(node)
+    return _compile_scalar(node)
+
+
+def _compile_object(node: Object) -> Check:
+    checks = {name: _compile(child) for name, child in node.fields.items()}
+    required = tuple(name for name in node.fields if name in node.required)
+
+    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+        if not isinstance(value, dict):
+            issues.append(_type_issue(path, "object", value))
+            return _INVALID
+        prefix = path + "." if path else ""
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            child = checks.get(key)
+            if child is None:
+                unknown[prefix + str(key)] = item
+            elif item is not None:
+                result = child(item, prefix + key, issues, unknown)
+                if result is not _INVALID:
+                    out[key] = result
+        for name in required:
+            if value.get(name) is None:
+                issues.append(Issue(prefix + name, "required", "required field is missing"))
+        return out
+
+    return check
+
+
+def _compile_array(node: Array) -> Check:
+    item_check = _compile(node.items)
+
+    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+        if not isinstance(value, list):
+            issues.append(_type_issue(path, "array", value))
+            return _INVALID
+        out: list[Any] = []
+        for index, item in enumerate(value):
+            result = item_check(item, f"{path}[{index}]", issues, unknown)
+            out.append(None if result is _INVALID else result)
+        return out
+
+    return check
+
+
+def _compile_map(node: Map) -> Check:
+    value_check = _compile(node.values)
+
+    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+        if not isinstance(value, dict):
+            issues.append(_type_issue(path, "object", value))
+            return _INVALID
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if item is not None:
+                result = value_check(item, f"{path}.{key}", issues, unknown)
+                if result is not _INVALID:
+                    out[key] = result
+        return out
+
+    return check
+
+
+def _compile_scalar(node: Scalar) -> Check:
+    if node.kind == "string":
+        return _compile_string(node)
+    if node.kind == "number":
+        return _with_range(node, _number)
+    if node.kind == "integer":
+        return _with_range(node, _integer)
+    if node.kind == "boolean":
+        return _boolean
+    if node.kind == "date-time":
+        return _date_time
+    return _date
+
+
+def _compile_string(node: Scalar) -> Check:
+    allowed = frozenset(node.enum) if node.enum is not None else None
+    listed = ", ".join(node.enum or ())
+    search = re.compile(node.pattern).search if node.pattern is not None else None
+    pattern = node.pattern
+
+    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+        if not isinstance(value, str):
+            issues.append(_type_issue(path, "string", value))
+            return _INVALID
+        if allowed is not None and value not in allowed:
+            issues.append(Issue(path, "enum", f"expected one of {listed}, got {describe(value)}"))
+            return _INVALID
+        if search is not None and search(value) is None:
+            message = f"does not match pattern {pattern}: {describe(value)}"
+            issues.append(Issue(path, "pattern", message))
+            return _INVALID
+        return value
+
+    return check
+
+
+def _number(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    issues.append(_type_issue(path, "number", value))
+    return _INVALID
+
+
+def _integer(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        result = value
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value)
+    else:
+        issues.append(_type_issue(path, "integer", value))
+        return _INVALID
+    if not _INT64_MIN <= result <= _INT64_MAX:
+        issues.append(Issue(path, "range", f"outside the 64-bit integer range: {result}"))
+        return _INVALID
+    return result
+
+
+def _with_range(node: Scalar, base: Check) -> Check:
+    low, high = node.minimum, node.maximum
+    if low is None and high is None:
+        return base
+
+    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+        result = base(value, path, issues, unknown)
+        if result is _INVALID:
+            return result
+        if low is not None and result < low:
+            issues.append(Issue(path, "range", f"must be >= {low:g}, got {describe(value)}"))
+            return _INVALID
+        if high is not None and result > high:
+            issues.append(Issue(path, "range", f"must be <= {high:g}, got {describe(value)}"))
+            return _INVALID
+        return result
+
+    return check
+
+
+def _boolean(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    if isinstance(value, bool):
+        return value
+    issues.append(_type_issue(path, "boolean", value))
+    return _INVALID
+
+
+def _date_time(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            message = f"expected an RFC 3339 date-time with a UTC offset, got {describe(value)}"
+            issues.append(Issue(path, "format", message))
+            return _INVALID
+        return moment.astimezone(UTC)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    issues.append(_type_issue(path, "date-time string", value))
+    return _INVALID
+
+
+def _date(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            message = f"expected an ISO 8601 date (YYYY-MM-DD), got {describe(value)}"
+            issues.append(Issue(path, "format", message))
+            return _INVALID
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    issues.append(_type_issue(path, "date string", value))
+    return _INVALID
