@@ -15,7 +15,7 @@ from koppla.platform.catalog.models import Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.pipeline.runner import Pipeline
 from koppla.web.app import create_app
-from koppla.web.services import build_services, Services
+from koppla.web.services import Services, build_services
 from koppla.xdm.registry import builtin_registry
 
 

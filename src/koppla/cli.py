@@ -75,8 +75,10 @@ def build() -> typer.Typer:
             stream = ensure_demo(catalog)
             _print_demo(settings, stream)
         catalog.close()
-        console.print(f"Koppla is up on {settings.scheme}://{settings.host}:{settings.port} "
-                      f"with data in {settings.home.resolve()}  (Ctrl+C stops it)")
+        console.print(
+            f"Koppla is up on {settings.scheme}://{settings.host}:{settings.port} "
+            f"with data in {settings.home.resolve()}  (Ctrl+C stops it)"
+        )
         serve(settings)
 
     @app.command()
@@ -88,11 +90,15 @@ def build() -> typer.Typer:
         catalog.close()
 
     def _print_demo(settings: Settings, stream: Datastream) -> None:
-        console.print(f"Demo datastream [bold]{stream.id}[/] (org {stream.org_id}) "
-                      "lands events in dataset [bold]demo_events[/].")
+        console.print(
+            f"Demo datastream [bold]{stream.id}[/] (org {stream.org_id}) "
+            "lands events in dataset [bold]demo_events[/]."
+        )
         console.print(f"  send events:  POST {_edge_hint(settings, stream)}")
-        console.print("  query them:   koppla query \"SELECT timestamp, eventType, "
-                      "web.webPageDetails.URL FROM demo_events ORDER BY timestamp DESC\"")
+        console.print(
+            '  query them:   koppla query "SELECT timestamp, eventType, '
+            'web.webPageDetails.URL FROM demo_events ORDER BY timestamp DESC"'
+        )
 
     @app.command()
     def query(
@@ -126,8 +132,11 @@ def build() -> typer.Typer:
         from koppla.xdm.experience_event import commerce_experience_event
 
         catalog = _catalog(_settings(home))
-        dataset = _run(lambda: catalog.create_dataset(
-            name, schema_id=commerce_experience_event().id, description=description))
+        dataset = _run(
+            lambda: catalog.create_dataset(
+                name, schema_id=commerce_experience_event().id, description=description
+            )
+        )
         console.print(f"dataset {dataset.name} created with id {dataset.id}")
 
     @dataset_app.command("list")
@@ -143,14 +152,23 @@ def build() -> typer.Typer:
         home: HomeOption = None,
         origin: Annotated[list[str] | None, typer.Option(help="Allowed origin (repeat).")] = None,
         profile_dataset: Annotated[str | None, typer.Option(help="Profile dataset.")] = None,
-        datastream_id: Annotated[str | None, typer.Option("--id", help="Id (default UUID).")] = None,
+        datastream_id: Annotated[
+            str | None, typer.Option("--id", help="Id (default UUID).")
+        ] = None,
         name: Annotated[str, typer.Option(help="Display name.")] = "",
     ) -> None:
         """Create a datastream: the `configId` the Web SDK sends to."""
         catalog = _catalog(_settings(home))
-        stream = _run(lambda: catalog.create_datastream(
-            org_id=org, event_dataset=dataset, name=name, profile_dataset=profile_dataset,
-            allowed_origins=tuple(origin or ()), datastream_id=datastream_id))
+        stream = _run(
+            lambda: catalog.create_datastream(
+                org_id=org,
+                event_dataset=dataset,
+                name=name,
+                profile_dataset=profile_dataset,
+                allowed_origins=tuple(origin or ()),
+                datastream_id=datastream_id,
+            )
+        )
         console.print(f"datastream {stream.id} created for {stream.org_id}")
 
     @stream_app.command("list")

@@ -29,7 +29,9 @@ def alloy_sample() -> dict[str, Any]:
     return body
 
 
-async def post(client: httpx.AsyncClient, stream: Datastream, body: Any, **kw: Any) -> httpx.Response:
+async def post(
+    client: httpx.AsyncClient, stream: Datastream, body: Any, **kw: Any
+) -> httpx.Response:
     return await client.post(
         f"/ee/v1/interact?configId={stream.id}",
         content=codec.dumps(body) if not isinstance(body, bytes) else body,
@@ -66,9 +68,13 @@ async def test_the_identity_cookie_keeps_the_ecid_stable(
     first = (await post(client, demo, alloy_sample())).json()
     ecid = next(h for h in first["handle"] if h["type"] == "identity:result")["payload"][0]["id"]
     name = identity_cookie.cookie_name(demo.org_id)
-    same_site = await post(client, demo, alloy_sample(), cookie=f"{name}={identity_cookie.encode(ecid)}")
+    same_site = await post(
+        client, demo, alloy_sample(), cookie=f"{name}={identity_cookie.encode(ecid)}"
+    )
     cross_site_body = alloy_sample()
-    cross_site_body["meta"]["state"]["entries"] = [{"key": name, "value": identity_cookie.encode(ecid)}]
+    cross_site_body["meta"]["state"]["entries"] = [
+        {"key": name, "value": identity_cookie.encode(ecid)}
+    ]
     cross_site = await post(client, demo, cross_site_body)
     for response in (same_site, cross_site):
         ids = [h for h in response.json()["handle"] if h["type"] == "identity:result"]
@@ -90,9 +96,7 @@ async def test_a_bad_event_is_quarantined_and_its_valid_neighbour_lands(
 
     landed = services.query.run("SELECT eventType FROM demo_events")
     assert landed.rows == [("web.webpagedetails.pageViews",)]
-    held = services.query.run(
-        "SELECT event_type, errors, dataset_id FROM quarantine"
-    )
+    held = services.query.run("SELECT event_type, errors, dataset_id FROM quarantine")
     assert len(held.rows) == 1
     event_type, errors, dataset_id = held.rows[0]
     assert event_type == "commerce.productViews"
@@ -160,7 +164,5 @@ async def test_set_consent_answers_with_the_consent_cookie(
         f"/ee/v1/privacy/set-consent?configId={demo.id}", content=codec.dumps(body)
     )
     assert response.status_code == 200
-    cookies = {
-        c["key"]: c["value"] for h in response.json()["handle"] for c in h["payload"]
-    }
+    cookies = {c["key"]: c["value"] for h in response.json()["handle"] for c in h["payload"]}
     assert cookies[identity_cookie.cookie_name(demo.org_id, "consent")] == "general=in"

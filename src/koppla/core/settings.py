@@ -1,6 +1,6 @@
 """The one settings object: read from `<home>/koppla.toml` and `KOPPLA_*` environment variables.
 
-Built once at start-up by the CLI (`Settings.load`) and handed down; nothing reads it at import time.
+Built once at start-up by the CLI (`Settings.load`) and handed down; never read at import time.
 """
 
 from __future__ import annotations

@@ -39,11 +39,13 @@ def create_app(settings: Settings) -> KopplaApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         spool = SpoolWriter(
-            Layout(settings.home).spool, segment_bytes=settings.spool_segment_bytes,
+            Layout(settings.home).spool,
+            segment_bytes=settings.spool_segment_bytes,
             fsync=settings.spool_fsync,
         )
         app.state.edge = EdgeApp(
-            directory=DatastreamDirectory(services.catalog), spool=spool,
+            directory=DatastreamDirectory(services.catalog),
+            spool=spool,
             location_hint=settings.location_hint,
         )
         try:

@@ -33,8 +33,10 @@ class PipelineSupervisor:
 
     def _spawn(self) -> None:
         self._process = self._context.Process(
-            target=pipeline_process.main, args=(self._settings_json, os.getpid()),
-            name="koppla-pipeline", daemon=False,
+            target=pipeline_process.main,
+            args=(self._settings_json, os.getpid()),
+            name="koppla-pipeline",
+            daemon=False,
         )
         self._process.start()
 
@@ -57,11 +59,17 @@ def serve(settings: Settings) -> None:
     supervisor = PipelineSupervisor(settings)
     supervisor.start()
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        loop="uvloop", http="httptools", access_log=False, log_level=settings.log_level,
-        lifespan="on", timeout_graceful_shutdown=10,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
     )
     try:
         uvicorn.Server(config).run()

@@ -11,7 +11,7 @@ import pytest
 from deltalake import DeltaTable
 from query_events import EVENTS, append_events, event
 
-from koppla.core.errors import InvalidInput, TerminalError
+from koppla.core.errors import InvalidInput, TerminalError, TransientError
 from koppla.platform.query.engine import QueryEngine
 from koppla.platform.query.errors import QueryFailed, QueryRefused, QueryTimeout
 from koppla.platform.query.result import Column
@@ -209,3 +209,22 @@ def test_queries_run_side_by_side_while_one_times_out(events_path: Path) -> None
             outcomes = list(pool.map(one, range(6)))
     assert isinstance(outcomes[0], QueryTimeout)
     assert outcomes[1:] == [[(3 + n,)] for n in range(1, 6)]
+
+
+def test_table_names_are_case_insensitive(engine: QueryEngine) -> None:
+    assert engine.run("SELECT count(*) FROM DEMO_EVENTS").rows == [(3,)]
+
+
+def test_show_tables_lists_every_written_table(engine: QueryEngine) -> None:
+    assert engine.run("SHOW TABLES").rows == [("demo_events",)]
+
+
+def test_only_the_tables_a_query_names_are_read(events_path: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    (broken / "_delta_log").mkdir(parents=True)
+    (broken / "_delta_log" / "00000000000000000000.json").write_text("not json")
+    tables = {"demo_events": str(events_path), "broken": str(broken)}
+    with QueryEngine(lambda: tables, timeout_s=5, max_rows=10) as engine:
+        assert engine.run("SELECT count(*) FROM demo_events").rows == [(3,)]
+        with pytest.raises(TransientError, match=r"dataset at .*broken could not be read"):
+            engine.run("SELECT count(*) FROM broken")

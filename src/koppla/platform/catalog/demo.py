@@ -22,10 +22,13 @@ def ensure_demo(catalog: Catalog) -> Datastream:
         catalog.dataset(DEMO_DATASET)
     except NotFound:
         catalog.create_dataset(
-            DEMO_DATASET, schema_id=commerce_experience_event().id,
+            DEMO_DATASET,
+            schema_id=commerce_experience_event().id,
             description="Storefront events of the demo datastream",
         )
     return catalog.create_datastream(
-        org_id=DEMO_ORG_ID, event_dataset=DEMO_DATASET, name="Koppla demo",
+        org_id=DEMO_ORG_ID,
+        event_dataset=DEMO_DATASET,
+        name="Koppla demo",
         datastream_id=DEMO_DATASTREAM_ID,
     )

@@ -137,8 +137,12 @@ class Catalog:
                 db.execute(
                     "INSERT INTO datastreams VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
-                        stream.id, stream.org_id, stream.name, stream.event_dataset_id,
-                        stream.profile_dataset_id, codec.dumps(list(stream.allowed_origins)).decode(),
+                        stream.id,
+                        stream.org_id,
+                        stream.name,
+                        stream.event_dataset_id,
+                        stream.profile_dataset_id,
+                        codec.dumps(list(stream.allowed_origins)).decode(),
                         stream.created_ms,
                     ),
                 )
@@ -172,8 +176,14 @@ class Catalog:
             db.execute(
                 "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    batch.id, batch.dataset_id, batch.status, batch.records, batch.failed_records,
-                    batch.created_ms, batch.completed_ms, batch.source,
+                    batch.id,
+                    batch.dataset_id,
+                    batch.status,
+                    batch.records,
+                    batch.failed_records,
+                    batch.created_ms,
+                    batch.completed_ms,
+                    batch.source,
                 ),
             )
 
@@ -221,18 +231,27 @@ class Catalog:
 def _datastream(row: tuple[object, ...]) -> Datastream:
     origins = codec.loads(str(row[5]))
     return Datastream(
-        id=str(row[0]), org_id=str(row[1]), name=str(row[2]), event_dataset_id=str(row[3]),
+        id=str(row[0]),
+        org_id=str(row[1]),
+        name=str(row[2]),
+        event_dataset_id=str(row[3]),
         profile_dataset_id=None if row[4] is None else str(row[4]),
-        allowed_origins=tuple(origins), created_ms=int(str(row[6])),
+        allowed_origins=tuple(origins),
+        created_ms=int(str(row[6])),
     )
 
 
 def _batch(row: tuple[object, ...]) -> Batch:
     status: BatchStatus = "failed"
     if row[2] in ("loading", "success", "failed"):
-        status = row[2]  # type: ignore[assignment]
+        status = row[2]
     return Batch(
-        id=str(row[0]), dataset_id=str(row[1]), status=status, records=int(str(row[3])),
-        failed_records=int(str(row[4])), created_ms=int(str(row[5])),
-        completed_ms=None if row[6] is None else int(str(row[6])), source=str(row[7]),
+        id=str(row[0]),
+        dataset_id=str(row[1]),
+        status=status,
+        records=int(str(row[3])),
+        failed_records=int(str(row[4])),
+        created_ms=int(str(row[5])),
+        completed_ms=None if row[6] is None else int(str(row[6])),
+        source=str(row[7]),
     )

@@ -68,5 +68,8 @@ class DeltaStore:
         self._commits_since_upkeep[path] = 0
         log.info(
             "upkeep of %s: %s files compacted into %s, %d old files removed",
-            path.name, metrics.get("numFilesRemoved"), metrics.get("numFilesAdded"), len(removed),
+            path.name,
+            metrics.get("numFilesRemoved"),
+            metrics.get("numFilesAdded"),
+            len(removed),
         )

@@ -85,8 +85,13 @@ class EdgeApp:
         ecid = self._resolve_ecid(stream, headers, request)
         kind: RequestKind = "server" if version == 2 else action  # type: ignore[assignment]
         record = EdgeRecord(
-            received_ms=clock.now_ms(), datastream_id=stream.id, org_id=stream.org_id,
-            ecid=ecid, request_id=request_id, origin=headers.get("origin", ""), kind=kind,
+            received_ms=clock.now_ms(),
+            datastream_id=stream.id,
+            org_id=stream.org_id,
+            ecid=ecid,
+            request_id=request_id,
+            origin=headers.get("origin", ""),
+            kind=kind,
             body=raw,
         )
         try:
@@ -110,12 +115,16 @@ class EdgeApp:
         stream = self._directory.get(config_id)
         if stream is None:
             raise EdgeError(
-                400, "EXEG-0003", "Invalid datastream",
+                400,
+                "EXEG-0003",
+                "Invalid datastream",
                 f"datastream {config_id!r} does not exist",
             )
         if not stream.allows_origin(origin):
             raise EdgeError(
-                403, "EXEG-0100", "Origin not allowed",
+                403,
+                "EXEG-0100",
+                "Origin not allowed",
                 f"origin {origin!r} is not allowed by datastream {config_id!r}",
             )
         return stream
@@ -174,7 +183,9 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, body: bytes, origin: str, *, preflight: bool = False) -> None:
+async def _respond(
+    send: Send, status: int, body: bytes, origin: str, *, preflight: bool = False
+) -> None:
     headers = [(b"content-length", str(len(body)).encode())]
     if body:
         headers.append((b"content-type", _JSON))

@@ -148,10 +148,14 @@ def identity_handles(org_id: str, ecid: str, location_hint: str) -> list[dict[st
         },
         {
             "payload": [
-                _cookie(identity_cookie.cookie_name(org_id), identity_cookie.encode(ecid),
-                        IDENTITY_MAX_AGE),
-                _cookie(identity_cookie.cookie_name(org_id, "cluster"), location_hint,
-                        CLUSTER_MAX_AGE),
+                _cookie(
+                    identity_cookie.cookie_name(org_id),
+                    identity_cookie.encode(ecid),
+                    IDENTITY_MAX_AGE,
+                ),
+                _cookie(
+                    identity_cookie.cookie_name(org_id, "cluster"), location_hint, CLUSTER_MAX_AGE
+                ),
             ],
             "type": "state:store",
         },
@@ -163,8 +167,11 @@ def consent_handles(org_id: str, general: str) -> list[dict[str, Any]]:
     return [
         {
             "payload": [
-                _cookie(identity_cookie.cookie_name(org_id, "consent"), f"general={general}",
-                        CONSENT_MAX_AGE)
+                _cookie(
+                    identity_cookie.cookie_name(org_id, "consent"),
+                    f"general={general}",
+                    CONSENT_MAX_AGE,
+                )
             ],
             "type": "state:store",
         }

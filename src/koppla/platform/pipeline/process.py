@@ -32,8 +32,11 @@ def run(settings: Settings, stop: threading.Event) -> None:
     lock = hold_lock(layout.pipeline_state / "lock")
     catalog = Catalog(layout.catalog)
     pipeline = Pipeline(
-        layout, catalog, builtin_registry(),
-        max_events=settings.pipeline_max_events, flush_ms=settings.pipeline_flush_ms,
+        layout,
+        catalog,
+        builtin_registry(),
+        max_events=settings.pipeline_max_events,
+        flush_ms=settings.pipeline_flush_ms,
         compact_every=settings.compact_every_commits,
     )
     try:

@@ -142,7 +142,10 @@ class Pipeline:
         fresh = [record for position, record in quarantined if position > q_done]
         if fresh:
             self._store.append(
-                q_path, quarantine.to_arrow(fresh), app_id=app_id, version=version,
+                q_path,
+                quarantine.to_arrow(fresh),
+                app_id=app_id,
+                version=version,
                 metadata={"koppla.source": stream},
             )
 
@@ -173,8 +176,15 @@ class Pipeline:
         batch_id = ids.derived_uuid("batch", dataset_id, app_id, str(version)).replace("-", "")
         if group.dataset is None:
             return [
-                (position, _quarantined(event, "", batch_id, [("", "routing",
-                 "the datastream or its dataset no longer exists")]))
+                (
+                    position,
+                    _quarantined(
+                        event,
+                        "",
+                        batch_id,
+                        [("", "routing", "the datastream or its dataset no longer exists")],
+                    ),
+                )
                 for position, event in group.items
             ]
         dataset = group.dataset
@@ -207,7 +217,10 @@ class Pipeline:
         if rows:
             table = _with_system_columns(to_arrow(schema, rows), rows)
             self._store.append(
-                path, table, app_id=app_id, version=version,
+                path,
+                table,
+                app_id=app_id,
+                version=version,
                 metadata={"koppla.batchId": batch_id, "koppla.source": source},
             )
             dedupe.add(row["_id"] for row in rows)
@@ -215,10 +228,14 @@ class Pipeline:
             now = clock.now_ms()
             self._catalog.record_batch(
                 Batch(
-                    id=batch_id, dataset_id=dataset.id,
+                    id=batch_id,
+                    dataset_id=dataset.id,
                     status="success" if rows or not fresh_failed else "failed",
-                    records=len(rows), failed_records=fresh_failed, created_ms=now,
-                    completed_ms=now, source=source,
+                    records=len(rows),
+                    failed_records=fresh_failed,
+                    created_ms=now,
+                    completed_ms=now,
+                    source=source,
                 )
             )
         return rejected
@@ -247,9 +264,13 @@ def _quarantined(
 ) -> quarantine.QuarantinedRecord:
     event_type = event.xdm.get("eventType")
     return quarantine.QuarantinedRecord(
-        dataset_id=dataset_id, batch_id=batch_id, datastream_id=event.datastream_id,
-        request_id=event.request_id, event_id=event.event_id,
+        dataset_id=dataset_id,
+        batch_id=batch_id,
+        datastream_id=event.datastream_id,
+        request_id=event.request_id,
+        event_id=event.event_id,
         event_type=event_type if isinstance(event_type, str) else None,
-        received_at=event.received_at, errors=tuple(problems),
+        received_at=event.received_at,
+        errors=tuple(problems),
         record=codec.dumps(event.xdm).decode(),
     )

@@ -58,11 +58,11 @@ class QueryEngine:
         cap = self._max_rows if max_rows is None else _positive(max_rows)
         started = clock.monotonic()
         tables = self._tables()
-        snapshots = self._current(tables)
         with self._cursor() as cursor:
+            snapshots = self._current(_referenced(cursor, sql, tables))
             for name, snapshot in snapshots.items():
                 cursor.register(name, snapshot.dataset)
-            columns, rows = self._execute(cursor, sql, cap, _catalog_hint(tables, snapshots))
+            columns, rows = self._execute(cursor, sql, cap, lambda: self._catalog_hint(tables))
         truncated = len(rows) > cap
         elapsed_ms = (clock.monotonic() - started) * 1000
         return QueryResult(columns, rows[:cap], truncated, elapsed_ms)
@@ -98,12 +98,20 @@ class QueryEngine:
                 current[name] = snapshot
         return current
 
+    def _catalog_hint(self, tables: Mapping[str, str]) -> str:
+        snapshots = self._current(tables)
+        hint = "available tables: " + (", ".join(sorted(snapshots)) or "none")
+        pending = sorted(tables.keys() - snapshots.keys())
+        if pending:
+            hint += "; no data written yet: " + ", ".join(pending)
+        return hint
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             return self._db.cursor()
 
     def _execute(
-        self, cursor: duckdb.DuckDBPyConnection, sql: str, cap: int, hint: str
+        self, cursor: duckdb.DuckDBPyConnection, sql: str, cap: int, hint: Callable[[], str]
     ) -> tuple[tuple[Column, ...], list[tuple[Any, ...]]]:
         expired = threading.Event()
 
@@ -153,15 +161,20 @@ def _interrupted(expired: bool, timeout_s: float) -> Exception:
     return QueryFailed("query was interrupted")
 
 
-def _catalog_hint(tables: Mapping[str, str], snapshots: Mapping[str, Snapshot]) -> str:
-    hint = "available tables: " + (", ".join(sorted(snapshots)) or "none")
-    pending = sorted(tables.keys() - snapshots.keys())
-    if pending:
-        hint += "; no data written yet: " + ", ".join(pending)
-    return hint
+def _referenced(
+    cursor: duckdb.DuckDBPyConnection, sql: str, tables: Mapping[str, str]
+) -> Mapping[str, str]:
+    """The tables `sql` names, so only those are refreshed and registered; all if unclear."""
+    try:
+        names = {name.lower() for name in cursor.get_table_names(sql)}
+    except duckdb.Error:
+        return tables
+    if not names:
+        return tables
+    return {name: path for name, path in tables.items() if name.lower() in names}
 
 
-def _failed(exc: duckdb.Error, hint: str) -> QueryFailed:
+def _failed(exc: duckdb.Error, hint: Callable[[], str]) -> QueryFailed:
     text = str(exc)
     if isinstance(exc, duckdb.PermissionException):
         return QueryFailed(
@@ -169,7 +182,7 @@ def _failed(exc: duckdb.Error, hint: str) -> QueryFailed:
         )
     unknown = _UNKNOWN_TABLE.search(text)
     if isinstance(exc, duckdb.CatalogException) and unknown:
-        return QueryFailed(f"unknown table {unknown.group(1)}; {hint} ({text})")
+        return QueryFailed(f"unknown table {unknown.group(1)}; {hint()} ({text})")
     if isinstance(exc, duckdb.OutOfMemoryException):
         return QueryFailed(f"query needs more memory than the engine allows ({text})")
     return QueryFailed(text)

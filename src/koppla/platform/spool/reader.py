@@ -57,7 +57,9 @@ class SpoolReader:
             data = self._read_from(position, wanted)
             frames, stopped, corrupt = frame.decode_all(data)
             for item in frames:
-                records.append(Record(item.payload, Position(position.segment, position.offset + item.end)))
+                records.append(
+                    Record(item.payload, Position(position.segment, position.offset + item.end))
+                )
             if frames:
                 position = records[-1].end
             max_bytes -= stopped
@@ -68,7 +70,9 @@ class SpoolReader:
             if stopped < len(data):
                 log.warning(
                     "spool %s segment %d: skipped %d bytes of %s tail (never acknowledged)",
-                    self.stream, position.segment, len(data) - stopped,
+                    self.stream,
+                    position.segment,
+                    len(data) - stopped,
                     "corrupt" if corrupt else "incomplete",
                 )
             position = Position(position.segment + 1, 0)

@@ -58,7 +58,9 @@ def get_dataset(key: str, svc: Svc, _: Caller) -> dict[str, Any]:
 
 
 @router.get("/batches")
-def list_batches(svc: Svc, _: Caller, dataset: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def list_batches(
+    svc: Svc, _: Caller, dataset: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     """The newest batches, optionally of one dataset (id or name)."""
     try:
         dataset_id = svc.catalog.dataset(dataset).id if dataset else None

@@ -36,8 +36,11 @@ def create_datastream(body: DatastreamCreate, svc: Svc, _: Caller) -> dict[str, 
     """Create a datastream; errors name the field and the rule broken."""
     try:
         stream = svc.catalog.create_datastream(
-            org_id=body.org_id, event_dataset=body.event_dataset, name=body.name,
-            profile_dataset=body.profile_dataset, allowed_origins=tuple(body.allowed_origins),
+            org_id=body.org_id,
+            event_dataset=body.event_dataset,
+            name=body.name,
+            profile_dataset=body.profile_dataset,
+            allowed_origins=tuple(body.allowed_origins),
             datastream_id=body.id,
         )
     except (InvalidInput, NotFound) as error:

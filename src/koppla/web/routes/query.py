@@ -39,7 +39,9 @@ async def post_query(body: QueryRequest, svc: Svc, _: Caller) -> dict[str, Any]:
 
 @router.get("/query")
 async def get_query(
-    svc: Svc, _: Caller, sql: str = Query(description="One SELECT statement."),
+    svc: Svc,
+    _: Caller,
+    sql: str = Query(description="One SELECT statement."),
     max_rows: int | None = Query(default=None, ge=1),
 ) -> dict[str, Any]:
     """The same as POST, for links and quick checks."""

@@ -1,0 +1,180 @@
+"""A Koppla killed with SIGKILL right after acknowledging loses nothing and doubles nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from koppla.core import codec
+from koppla.platform.catalog.demo import DEMO_DATASTREAM_ID
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Koppla:
+    """`koppla up` as a child process in its own process group."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with (self.home.parent / "koppla.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "koppla",
+                    "up",
+                    "--demo",
+                    "--home",
+                    str(self.home),
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("koppla up did not become healthy in 30 s")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def token(self) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "koppla", "token", "create", "--home", str(self.home)],
+            check=True,
+            capture_output=True,
+        )
+        return out.stdout.decode().strip()
+
+
+@pytest.fixture
+def koppla(tmp_path: Path) -> Iterator[Koppla]:
+    server = Koppla(tmp_path / "home", free_port())
+    yield server
+    server.stop()
+
+
+def event(marker: str, n: int) -> dict[str, Any]:
+    return {
+        "xdm": {
+            "eventType": "web.webpagedetails.pageViews",
+            "timestamp": f"2026-12-01T10:00:{n % 60:02d}.{n % 1000:03d}Z",
+            "web": {
+                "webPageDetails": {
+                    "name": marker,
+                    "URL": f"https://shop.test/p/{n}",
+                    "pageViews": {"value": 1},
+                }
+            },
+        }
+    }
+
+
+async def send_all(url: str, count: int) -> set[str]:
+    """Send `count` requests of two events each; return the markers acknowledged."""
+    acked: set[str] = set()
+    limits = httpx.Limits(max_connections=32)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def one(n: int) -> None:
+            markers = [f"m-{n}-a", f"m-{n}-b"]
+            body = {"events": [event(markers[0], n), event(markers[1], n + 1)]}
+            response = await client.post(
+                f"/ee/v1/interact?configId={DEMO_DATASTREAM_ID}",
+                content=codec.dumps(body),
+                headers={"content-type": "text/plain"},
+            )
+            if response.status_code == 200:
+                acked.update(markers)
+
+        await asyncio.gather(*(one(n) for n in range(count)))
+    return acked
+
+
+def stored_markers(url: str, token: str) -> list[str]:
+    response = httpx.post(
+        f"{url}/api/v1/query",
+        headers={"authorization": f"Bearer {token}"},
+        json={"sql": "SELECT web.webPageDetails.name FROM demo_events", "max_rows": 100000},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return [row[0] for row in response.json()["rows"]]
+
+
+def test_sigkill_after_acknowledgement_loses_and_doubles_nothing(koppla: Koppla) -> None:
+    koppla.start()
+    acked = asyncio.run(send_all(koppla.url, 400))
+    koppla.kill()
+    assert len(acked) == 800
+
+    koppla.start()
+    token = koppla.token()
+    deadline = time.monotonic() + 60
+    stored: list[str] = []
+    while time.monotonic() < deadline:
+        stored = stored_markers(koppla.url, token)
+        if len(stored) >= len(acked):
+            break
+        time.sleep(0.2)
+    assert set(stored) == acked
+    assert len(stored) == len(set(stored)), "an event was stored twice"
+
+
+def test_sigkill_during_the_pipeline_commit_replays_exactly_once(koppla: Koppla) -> None:
+    koppla.start()
+    acked: set[str] = set()
+    for round_ in range(3):  # kill at different moments of the pipeline's work
+        acked |= asyncio.run(send_all(koppla.url, 150 + round_ * 7))
+        time.sleep(0.05 * round_)
+        koppla.kill()
+        koppla.start()
+    token = koppla.token()
+    deadline = time.monotonic() + 60
+    stored: list[str] = []
+    while time.monotonic() < deadline:
+        stored = stored_markers(koppla.url, token)
+        if len(set(stored)) >= len(acked):
+            break
+        time.sleep(0.2)
+    assert set(stored) == acked
+    assert len(stored) == len(set(stored)), "an event was stored twice"
