@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-RequestKind = Literal["interact", "collect", "server"]
+RequestKind = Literal["interact", "collect", "server", "streaming"]
 
 
 class EdgeRecord(msgspec.Struct, array_like=True, frozen=True):

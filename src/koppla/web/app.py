@@ -13,7 +13,7 @@ from koppla.core.settings import Settings
 from koppla.platform.edge.app import EdgeApp, Receive, Scope, Send
 from koppla.platform.edge.directory import DatastreamDirectory
 from koppla.platform.spool.writer import SpoolWriter
-from koppla.web.routes import datasets, datastreams, health, query
+from koppla.web.routes import datasets, datastreams, health, query, streaming
 from koppla.web.services import build_services
 
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> KopplaApp:
             segment_bytes=settings.spool_segment_bytes,
             fsync=settings.spool_fsync,
         )
+        app.state.spool = spool
         app.state.edge = EdgeApp(
             directory=DatastreamDirectory(services.catalog),
             spool=spool,
@@ -55,6 +56,6 @@ def create_app(settings: Settings) -> KopplaApp:
 
     api = FastAPI(title="Koppla", version=__version__, lifespan=lifespan)
     api.state.services = services
-    for module in (health, query, datasets, datastreams):
+    for module in (health, query, datasets, datastreams, streaming):
         api.include_router(module.router)
     return KopplaApp(api)

@@ -24,6 +24,7 @@ class Incoming:
     request_id: str
     received_at: datetime
     dataset_override: str | None
+    authenticated: bool
 
 
 class Unreadable(ValueError):
@@ -36,11 +37,7 @@ def unpack(record: EdgeRecord) -> list[Incoming]:
         body = codec.loads(record.body)
     except codec.JSONDecodeError as error:
         raise Unreadable(str(error)) from error
-    events = body.get("events")
-    if events is None and isinstance(body.get("event"), dict):
-        events = [body["event"]]
-    if not isinstance(events, list):
-        raise Unreadable("no events array")
+    events = _events(record, body)
     received = datetime.fromtimestamp(record.received_ms / 1000, UTC)
     request_override = _dataset_override(body.get("meta"))
     out: list[Incoming] = []
@@ -54,7 +51,8 @@ def unpack(record: EdgeRecord) -> list[Incoming]:
                 record.datastream_id, str(index), codec.dumps(event, sort_keys=True)
             )
             xdm["_id"] = event_id
-        _attach_ecid(xdm, record.ecid)
+        if record.ecid:
+            _attach_ecid(xdm, record.ecid)
         out.append(
             Incoming(
                 xdm=xdm,
@@ -63,9 +61,37 @@ def unpack(record: EdgeRecord) -> list[Incoming]:
                 request_id=record.request_id,
                 received_at=received,
                 dataset_override=_dataset_override(event.get("meta")) or request_override,
+                authenticated=record.kind == "streaming",
             )
         )
     return out
+
+
+def _events(record: EdgeRecord, body: Any) -> list[Any]:
+    """The events of a body: Edge `events`/`event`, or streaming-ingestion `messages`."""
+    if record.kind == "streaming":
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            raise Unreadable("no messages array")
+        return [_message_event(message) for message in messages]
+    events = body.get("events") if isinstance(body, dict) else None
+    if events is None and isinstance(body, dict) and isinstance(body.get("event"), dict):
+        events = [body["event"]]
+    if not isinstance(events, list):
+        raise Unreadable("no events array")
+    return events
+
+
+def _message_event(message: Any) -> Any:
+    """A streaming message as an Edge-style event: `xdmEntity` as `xdm`, `datasetId` as override."""
+    if not isinstance(message, dict):
+        return None
+    header, body = message.get("header"), message.get("body")
+    if not isinstance(header, dict) or not isinstance(body, dict):
+        return None
+    dataset = header.get("datasetId")
+    override = {"com_adobe_experience_platform": {"datasets": {"event": {"datasetId": dataset}}}}
+    return {"xdm": body.get("xdmEntity"), "meta": {"configOverrides": override}}
 
 
 def _attach_ecid(xdm: dict[str, Any], ecid: str) -> None:

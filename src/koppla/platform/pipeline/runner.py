@@ -162,8 +162,7 @@ class Pipeline:
                 stream = datastreams.get(event.datastream_id)
                 target: Dataset | None = None
                 if stream is not None:
-                    key = event.dataset_override or stream.event_dataset_id
-                    target = datasets.get(key) or by_name.get(key)
+                    target = _target(event, stream, datasets, by_name)
                 dataset_id = target.id if target else ""
                 group = routed[dataset_id]
                 group.dataset = target
@@ -251,6 +250,24 @@ class Pipeline:
         """Close the dedupe indexes."""
         for index in self._dedupe.values():
             index.close()
+
+
+def _target(
+    event: Incoming, stream: Datastream, datasets: dict[str, Dataset], by_name: dict[str, Dataset]
+) -> Dataset | None:
+    """The dataset an event goes to: an override where allowed, else the datastream's dataset.
+
+    Authenticated (streaming-ingestion) requests may name any dataset; the public edge may only
+    switch between the datastream's own event and profile datasets.
+    """
+    default = datasets.get(stream.event_dataset_id)
+    if not event.dataset_override:
+        return default
+    chosen = datasets.get(event.dataset_override) or by_name.get(event.dataset_override)
+    if chosen is None:
+        return None
+    own = {stream.event_dataset_id, stream.profile_dataset_id}
+    return chosen if event.authenticated or chosen.id in own else default
 
 
 def _with_system_columns(table: pa.Table, rows: list[dict[str, Any]]) -> pa.Table:

@@ -1,0 +1,127 @@
+"""AEP streaming ingestion: `POST /collection/{connectionId}` and `/collection/batch/{id}`.
+
+The connection id is a Koppla datastream id. Messages are checked for shape, spooled durably and
+acknowledged; XDM validation happens in the pipeline (failures land in the quarantine), or at
+once for a single message sent with `?syncValidation=true`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from koppla.core import clock, codec, envelope, ids
+from koppla.core.envelope import EdgeRecord
+from koppla.core.errors import NotFound
+from koppla.platform.catalog.models import Datastream
+from koppla.platform.spool.writer import SpoolClosed, SpoolWriter
+from koppla.web.auth import Caller, Svc
+from koppla.xdm.validation import validate
+
+router = APIRouter(tags=["streaming ingestion"])
+
+MAX_BODY = 1024 * 1024
+
+
+def _check_message(message: Any, where: str, stream: Datastream) -> dict[str, Any]:
+    if not isinstance(message, dict):
+        raise HTTPException(400, detail=f"{where} must be an object with header and body")
+    header, body = message.get("header"), message.get("body")
+    if not isinstance(header, dict):
+        raise HTTPException(400, detail=f"{where}.header is required")
+    if not isinstance(header.get("datasetId"), str) or not header["datasetId"]:
+        raise HTTPException(400, detail=f"{where}.header.datasetId is required")
+    org = header.get("imsOrgId")
+    if org is not None and org != stream.org_id:
+        raise HTTPException(
+            403, detail=f"{where}.header.imsOrgId {org!r} is not the connection's organization"
+        )
+    if not isinstance(body, dict) or not isinstance(body.get("xdmEntity"), dict):
+        raise HTTPException(400, detail=f"{where}.body.xdmEntity must be an object")
+    return message
+
+
+async def _accept(
+    request: Request, svc: Svc, connection_id: str, messages: list[dict[str, Any]]
+) -> tuple[int, str]:
+    """Spool the messages; returns the time of receipt and a transaction id prefix."""
+    received = clock.now_ms()
+    record = EdgeRecord(
+        received_ms=received, datastream_id=connection_id, org_id="", ecid="",
+        request_id=ids.new_uuid(), origin="", kind="streaming",
+        body=codec.dumps({"messages": messages}),
+    )
+    spool: SpoolWriter = request.app.state.spool
+    try:
+        await spool.append(envelope.encode(record))
+    except SpoolClosed as error:
+        raise HTTPException(503, detail=str(error), headers={"Retry-After": "1"}) from error
+    return received, record.request_id
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise HTTPException(413, detail="the payload is larger than 1 MB")
+    try:
+        return codec.loads(raw)
+    except codec.JSONDecodeError as error:
+        raise HTTPException(400, detail=f"the body is not valid JSON: {error}") from error
+
+
+def _connection(svc: Svc, connection_id: str) -> Datastream:
+    try:
+        return svc.catalog.datastream(connection_id)
+    except NotFound as error:
+        raise HTTPException(404, detail=f"no streaming connection {connection_id!r}") from error
+
+
+@router.post("/collection/batch/{connection_id}", status_code=207)
+async def collect_batch(
+    connection_id: str, request: Request, svc: Svc, _: Caller
+) -> JSONResponse:
+    """Take up to 1 MB of messages; 207 with one transaction id per message."""
+    stream = _connection(svc, connection_id)
+    body = await _body(request)
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not messages:
+        raise HTTPException(400, detail="the body must hold a non-empty 'messages' array")
+    checked = [_check_message(m, f"messages[{i}]", stream) for i, m in enumerate(messages)]
+    received, xaction = await _accept(request, svc, connection_id, checked)
+    return JSONResponse(
+        status_code=207,
+        content={
+            "inletId": connection_id, "batchId": xaction, "receivedTimeMs": received,
+            "responses": [{"xactionId": f"{xaction}:{i}"} for i in range(len(checked))],
+        },
+    )
+
+
+@router.post("/collection/{connection_id}")
+async def collect_one(
+    connection_id: str, request: Request, svc: Svc, _: Caller, syncValidation: bool = False
+) -> dict[str, Any]:
+    """Take one message; with `syncValidation=true`, invalid XDM is refused with every issue."""
+    stream = _connection(svc, connection_id)
+    message = _check_message(await _body(request), "message", stream)
+    if syncValidation:
+        try:
+            dataset = svc.catalog.dataset(message["header"]["datasetId"])
+        except NotFound as error:
+            raise HTTPException(400, detail=str(error)) from error
+        entity = dict(message["body"]["xdmEntity"])
+        entity.setdefault("_id", "sync-validation")
+        issues = validate(svc.registry.get(dataset.schema_id), entity).issues
+        if issues:
+            raise HTTPException(
+                400,
+                detail={
+                    "message": "the record does not conform to the dataset's schema",
+                    "issues": [{"path": i.path, "code": i.code, "message": i.message}
+                               for i in issues],
+                },
+            )
+    received, xaction = await _accept(request, svc, connection_id, [message])
+    return {"inletId": connection_id, "xactionId": f"{xaction}:0", "receivedTimeMs": received}
