@@ -13,6 +13,7 @@ from koppla.web.services import Services
 
 pytestmark = pytest.mark.anyio
 
+OTHER_ORG = "OTHER000000000000000000@AdobeOrg"
 SCHEMA_REF = {
     "id": "https://ns.koppla.dev/xdm/commerce-experienceevent",
     "contentType": "application/vnd.adobe.xed-full+json;version=1",
@@ -26,8 +27,13 @@ def anyio_backend() -> str:
 
 def message(stream: Datastream, dataset_id: str, entity: dict[str, Any]) -> dict[str, Any]:
     return {
-        "header": {"schemaRef": SCHEMA_REF, "imsOrgId": stream.org_id, "datasetId": dataset_id,
-                   "flowId": "f1", "source": {"name": "test"}},
+        "header": {
+            "schemaRef": SCHEMA_REF,
+            "imsOrgId": stream.org_id,
+            "datasetId": dataset_id,
+            "flowId": "f1",
+            "source": {"name": "test"},
+        },
         "body": {"xdmMeta": {"schemaRef": SCHEMA_REF}, "xdmEntity": entity},
     }
 
@@ -37,8 +43,9 @@ def order_placed(n: int) -> dict[str, Any]:
         "_id": f"order-placed-{n}",
         "eventType": "commerce.backofficeOrderPlaced",
         "timestamp": "2026-12-01T10:00:00Z",
-        "commerce": {"order": {"purchaseID": f"00000{n}", "priceTotal": 10.5,
-                               "currencyCode": "USD"}},
+        "commerce": {
+            "order": {"purchaseID": f"00000{n}", "priceTotal": 10.5, "currencyCode": "USD"}
+        },
         "identityMap": {"Email": [{"id": "a@example.com", "primary": True}]},
     }
 
@@ -50,8 +57,10 @@ async def test_batch_messages_land_once_and_bad_ones_are_quarantined(
     dataset_id = services.catalog.dataset("demo_events").id
     bad = order_placed(3)
     bad["commerce"]["order"]["priceTotal"] = "ten"
-    body = {"messages": [message(demo, dataset_id, order_placed(n)) for n in (1, 2)]
-            + [message(demo, dataset_id, bad)]}
+    body = {
+        "messages": [message(demo, dataset_id, order_placed(n)) for n in (1, 2)]
+        + [message(demo, dataset_id, bad)]
+    }
     for _ in range(2):  # a resend must not double anything
         response = await client.post(
             f"/collection/batch/{demo.id}", json=body, headers={"authorization": f"Bearer {token}"}
@@ -59,9 +68,7 @@ async def test_batch_messages_land_once_and_bad_ones_are_quarantined(
         assert response.status_code == 207
         assert len(response.json()["responses"]) == 3
         pipeline.step()
-    rows = services.query.run(
-        "SELECT commerce.order.purchaseID FROM demo_events ORDER BY 1"
-    ).rows
+    rows = services.query.run("SELECT commerce.order.purchaseID FROM demo_events ORDER BY 1").rows
     assert rows == [("000001",), ("000002",)]
     held = services.query.run("SELECT event_id, errors[1].path FROM quarantine").rows
     assert ("order-placed-3", "commerce.order.priceTotal") in held
@@ -82,13 +89,30 @@ async def test_streaming_needs_a_token(client: httpx.AsyncClient, demo: Datastre
     [
         ({"messages": []}, 400, "non-empty 'messages'"),
         ({"messages": [{"header": {}, "body": {}}]}, 400, "messages[0].header.datasetId"),
-        ({"messages": [{"header": {"datasetId": "x", "imsOrgId": "OTHER000000000000000000@AdobeOrg"},
-                        "body": {"xdmEntity": {}}}]}, 403, "imsOrgId"),
+        (
+            {
+                "messages": [
+                    {
+                        "header": {
+                            "datasetId": "x",
+                            "imsOrgId": "OTHER000000000000000000@AdobeOrg",
+                        },
+                        "body": {"xdmEntity": {}},
+                    }
+                ]
+            },
+            403,
+            "imsOrgId",
+        ),
     ],
 )
 async def test_malformed_batches_are_refused_with_the_field_named(
-    client: httpx.AsyncClient, demo: Datastream, services: Services,
-    body: dict[str, Any], status: int, needle: str,
+    client: httpx.AsyncClient,
+    demo: Datastream,
+    services: Services,
+    body: dict[str, Any],
+    status: int,
+    needle: str,
 ) -> None:
     token = services.catalog.add_token("t")
     response = await client.post(
