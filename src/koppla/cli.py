@@ -190,6 +190,43 @@ def build() -> typer.Typer:
         for b in catalog.batches(dataset_id=dataset_id, limit=limit):
             console.print(f"{b.id}  {b.status:7}  records={b.records} failed={b.failed_records}")
 
+    @app.command()
+    def debug(
+        datastream: Annotated[str, typer.Option(help="Datastream id to watch.")],
+        home: HomeOption = None,
+        url: Annotated[
+            str | None, typer.Option(help="Koppla's URL [default: from settings].")
+        ] = None,
+        token: Annotated[
+            str | None,
+            typer.Option(envvar="KOPPLA_TOKEN", help="API token [default: a temporary one]."),
+        ] = None,
+        full: Annotated[bool, typer.Option(help="Print each event's whole XDM.")] = False,
+    ) -> None:
+        """Tail what the edge receives for a datastream, each event with its validation result."""
+        from koppla.web.debug_client import tail
+
+        settings = _settings(home)
+        base = url or f"{settings.scheme}://127.0.0.1:{settings.port}"
+        temporary = None
+        if token is None:
+            catalog = _catalog(settings)
+            token = temporary = catalog.add_token("koppla debug")
+        try:
+            tail(
+                base,
+                datastream,
+                token,
+                console=console,
+                full=full,
+                verify=settings.tls_cert is None,
+            )
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if temporary is not None:
+                _catalog(settings).remove_token(temporary)
+
     @token_app.command("create")
     def token_create(
         home: HomeOption = None,

@@ -164,5 +164,10 @@ async def test_set_consent_answers_with_the_consent_cookie(
         f"/ee/v1/privacy/set-consent?configId={demo.id}", content=codec.dumps(body)
     )
     assert response.status_code == 200
-    cookies = {c["key"]: c["value"] for h in response.json()["handle"] for c in h["payload"]}
+    cookies = {
+        c["key"]: c["value"]
+        for h in response.json()["handle"]
+        if h["type"] == "state:store"
+        for c in h["payload"]
+    }
     assert cookies[identity_cookie.cookie_name(demo.org_id, "consent")] == "general=in"

@@ -11,9 +11,11 @@ from koppla import __version__
 from koppla.core.layout import Layout
 from koppla.core.settings import Settings
 from koppla.platform.edge.app import EdgeApp, Receive, Scope, Send
+from koppla.platform.edge.consent import ConsentBook
+from koppla.platform.edge.debug import DebugHub
 from koppla.platform.edge.directory import DatastreamDirectory
 from koppla.platform.spool.writer import SpoolWriter
-from koppla.web.routes import datasets, datastreams, health, query, streaming
+from koppla.web.routes import datasets, datastreams, debug, health, query, streaming
 from koppla.web.services import build_services
 
 
@@ -47,6 +49,8 @@ def create_app(settings: Settings) -> KopplaApp:
         app.state.edge = EdgeApp(
             directory=DatastreamDirectory(services.catalog),
             spool=spool,
+            consent=ConsentBook(services.catalog),
+            hub=DebugHub(),
             location_hint=settings.location_hint,
         )
         try:
@@ -56,6 +60,6 @@ def create_app(settings: Settings) -> KopplaApp:
 
     api = FastAPI(title="Koppla", version=__version__, lifespan=lifespan)
     api.state.services = services
-    for module in (health, query, datasets, datastreams, streaming):
+    for module in (health, query, datasets, datastreams, streaming, debug):
         api.include_router(module.router)
     return KopplaApp(api)

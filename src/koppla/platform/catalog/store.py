@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS batches (
   records INTEGER NOT NULL, failed_records INTEGER NOT NULL, created_ms INTEGER NOT NULL,
   completed_ms INTEGER, source TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS batches_by_dataset ON batches(dataset_id, created_ms);
+CREATE TABLE IF NOT EXISTS consents (
+  org_id TEXT NOT NULL, ecid TEXT NOT NULL, general TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (org_id, ecid));
+CREATE TABLE IF NOT EXISTS counters (
+  datastream_id TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+  PRIMARY KEY (datastream_id, name));
 CREATE TABLE IF NOT EXISTS api_tokens (
   digest TEXT PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL);
 """
@@ -205,6 +211,37 @@ class Catalog:
             raise NotFound(f"no batch with id {batch_id!r}")
         return _batch(row)
 
+    # consent and counters
+    def set_consent(self, org_id: str, ecid: str, general: str) -> None:
+        """Record a visitor's general consent (`in` or `out`) for an organization."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO consents VALUES (?, ?, ?, ?) ON CONFLICT(org_id, ecid) "
+                "DO UPDATE SET general = excluded.general, updated_ms = excluded.updated_ms",
+                (org_id, ecid, general, clock.now_ms()),
+            )
+
+    def consents_out(self) -> set[tuple[str, str]]:
+        """Every `(org_id, ecid)` whose consent is `out`."""
+        rows = self._db.execute("SELECT org_id, ecid FROM consents WHERE general = 'out'")
+        return {(str(org), str(ecid)) for org, ecid in rows.fetchall()}
+
+    def add_to_counter(self, datastream_id: str, name: str, amount: int) -> None:
+        """Add `amount` to a datastream's counter `name`."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT(datastream_id, name) "
+                "DO UPDATE SET value = value + excluded.value",
+                (datastream_id, name, amount),
+            )
+
+    def counters(self, datastream_id: str) -> dict[str, int]:
+        """A datastream's counters by name."""
+        rows = self._db.execute(
+            "SELECT name, value FROM counters WHERE datastream_id = ?", (datastream_id,)
+        ).fetchall()
+        return {str(name): int(value) for name, value in rows}
+
     # API tokens
     def add_token(self, name: str) -> str:
         """Create an API token and return it; only its digest is stored."""
@@ -215,6 +252,11 @@ class Catalog:
                 (ids.token_digest(token), name, clock.now_ms()),
             )
         return token
+
+    def remove_token(self, token: str) -> None:
+        """Revoke `token`."""
+        with self._write() as db:
+            db.execute("DELETE FROM api_tokens WHERE digest = ?", (ids.token_digest(token),))
 
     def token_name(self, token: str) -> str | None:
         """The name of the holder of `token`, or None when it is not a valid token."""

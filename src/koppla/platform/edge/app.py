@@ -16,6 +16,8 @@ from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord, RequestKind
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.edge import identity_cookie, protocol
+from koppla.platform.edge.consent import ConsentBook
+from koppla.platform.edge.debug import DebugHub
 from koppla.platform.edge.directory import DatastreamDirectory
 from koppla.platform.edge.protocol import EdgeError
 from koppla.platform.spool.writer import SpoolClosed, SpoolWriter
@@ -35,10 +37,18 @@ class EdgeApp:
     """ASGI app serving `/ee/...`: Web SDK (v1) and server (v2) Edge Network requests."""
 
     def __init__(
-        self, *, directory: DatastreamDirectory, spool: SpoolWriter, location_hint: str
+        self,
+        *,
+        directory: DatastreamDirectory,
+        spool: SpoolWriter,
+        consent: ConsentBook,
+        hub: DebugHub,
+        location_hint: str,
     ) -> None:
         self._directory = directory
         self._spool = spool
+        self._consent = consent
+        self.hub = hub
         self._hint = location_hint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,8 +81,11 @@ class EdgeApp:
         stream = self._datastream(query, headers.get("origin", ""))
         raw = await _read_body(receive)
         if action == "privacy/set-consent":
-            _, general = protocol.parse_consent_body(raw)
-            handles = protocol.consent_handles(stream.org_id, general)
+            consent_request, general = protocol.parse_consent_body(raw)
+            ecid = self._resolve_ecid(stream, headers, consent_request)
+            self._consent.record(stream.org_id, ecid, general)
+            handles = protocol.identity_handles(stream.org_id, ecid, self._hint)
+            handles += protocol.consent_handles(stream.org_id, general)
             return 200, protocol.response_body(request_id, handles)
         if action == "identity/acquire":
             request = protocol.parse_events_body(raw) if b'"events"' in raw else None
@@ -94,11 +107,16 @@ class EdgeApp:
             kind=kind,
             body=raw,
         )
-        try:
-            await self._spool.append(envelope.encode(record))
-        except SpoolClosed as error:
-            log.error("spool refused a write: %s", error)
-            raise EdgeError(503, "EXEG-0504", "Service unavailable", str(error)) from error
+        if self._opted_out(stream, headers, request, ecid):
+            self._consent.count_dropped(stream.id, request.event_count)
+            self.hub.publish(record, "dropped: the visitor's consent is 'out'")
+        else:
+            try:
+                await self._spool.append(envelope.encode(record))
+            except SpoolClosed as error:
+                log.error("spool refused a write: %s", error)
+                raise EdgeError(503, "EXEG-0504", "Service unavailable", str(error)) from error
+            self.hub.publish(record, "spooled")
         if action == "collect":
             return 204, b""
         if version == 2:
@@ -128,6 +146,13 @@ class EdgeApp:
                 f"origin {origin!r} is not allowed by datastream {config_id!r}",
             )
         return stream
+
+    def _opted_out(
+        self, stream: Datastream, headers: dict[str, str], request: protocol.EdgeRequest, ecid: str
+    ) -> bool:
+        name = identity_cookie.cookie_name(stream.org_id, "consent")
+        cookie = _cookie(headers.get("cookie", ""), name) or request.state_entries.get(name)
+        return self._consent.is_out(stream.org_id, ecid, cookie)
 
     @staticmethod
     def _resolve_ecid(

@@ -75,7 +75,7 @@ def parse_events_body(raw: bytes, *, single_event: bool = False) -> EdgeRequest:
     return EdgeRequest(body, len(events), _state_entries(body), _ecid_hint(body, events))
 
 
-def parse_consent_body(raw: bytes) -> tuple[dict[str, Any], str]:
+def parse_consent_body(raw: bytes) -> tuple[EdgeRequest, str]:
     """Check a set-consent body; returns it and the `general` consent value (`in`/`out`)."""
     body = _json_object(raw)
     consent = body.get("consent")
@@ -91,7 +91,7 @@ def parse_consent_body(raw: bytes) -> tuple[dict[str, Any], str]:
             if chosen not in ("in", "out"):
                 raise malformed(f"consent[{index}].value.general must be 'in' or 'out'")
             general = str(chosen)
-    return body, general
+    return EdgeRequest(body, 0, _state_entries(body), None), general
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

@@ -49,8 +49,13 @@ async def _accept(
     """Spool the messages; returns the time of receipt and a transaction id prefix."""
     received = clock.now_ms()
     record = EdgeRecord(
-        received_ms=received, datastream_id=connection_id, org_id="", ecid="",
-        request_id=ids.new_uuid(), origin="", kind="streaming",
+        received_ms=received,
+        datastream_id=connection_id,
+        org_id="",
+        ecid="",
+        request_id=ids.new_uuid(),
+        origin="",
+        kind="streaming",
         body=codec.dumps({"messages": messages}),
     )
     spool: SpoolWriter = request.app.state.spool
@@ -79,9 +84,7 @@ def _connection(svc: Svc, connection_id: str) -> Datastream:
 
 
 @router.post("/collection/batch/{connection_id}", status_code=207)
-async def collect_batch(
-    connection_id: str, request: Request, svc: Svc, _: Caller
-) -> JSONResponse:
+async def collect_batch(connection_id: str, request: Request, svc: Svc, _: Caller) -> JSONResponse:
     """Take up to 1 MB of messages; 207 with one transaction id per message."""
     stream = _connection(svc, connection_id)
     body = await _body(request)
@@ -93,7 +96,9 @@ async def collect_batch(
     return JSONResponse(
         status_code=207,
         content={
-            "inletId": connection_id, "batchId": xaction, "receivedTimeMs": received,
+            "inletId": connection_id,
+            "batchId": xaction,
+            "receivedTimeMs": received,
             "responses": [{"xactionId": f"{xaction}:{i}"} for i in range(len(checked))],
         },
     )
@@ -119,8 +124,9 @@ async def collect_one(
                 400,
                 detail={
                     "message": "the record does not conform to the dataset's schema",
-                    "issues": [{"path": i.path, "code": i.code, "message": i.message}
-                               for i in issues],
+                    "issues": [
+                        {"path": i.path, "code": i.code, "message": i.message} for i in issues
+                    ],
                 },
             )
     received, xaction = await _accept(request, svc, connection_id, [message])
