@@ -171,3 +171,28 @@ async def test_set_consent_answers_with_the_consent_cookie(
         for c in h["payload"]
     }
     assert cookies[identity_cookie.cookie_name(demo.org_id, "consent")] == "general=in"
+
+
+async def test_location_hint_collect_acquire_and_server_paths(
+    client: httpx.AsyncClient, demo: Datastream, pipeline: Pipeline, services: Services
+) -> None:
+    body = codec.dumps(alloy_sample())
+    hinted = await client.post(f"/ee/local/v1/interact?configId={demo.id}", content=body)
+    assert hinted.status_code == 200
+    collect = await client.post(f"/ee/v1/collect?configId={demo.id}", content=body)
+    assert collect.status_code == 204
+    acquire = await client.post(f"/ee/local/v1/identity/acquire?configId={demo.id}", content=b"{}")
+    assert any(h["type"] == "identity:result" for h in acquire.json()["handle"])
+    server_event = {
+        "event": {
+            "xdm": {"eventType": "commerce.productViews", "timestamp": "2026-12-01T10:00:00Z"}
+        }
+    }
+    server = await client.post(
+        f"/ee/v2/interact?datastreamId={demo.id}", content=codec.dumps(server_event)
+    )
+    assert server.status_code == 200
+    assert server.json()["handle"] == []
+    pipeline.step()
+    rows = services.query.run("SELECT eventType, count(*) FROM demo_events GROUP BY 1 ORDER BY 1")
+    assert rows.rows == [("commerce.productViews", 1), ("web.webpagedetails.pageViews", 1)]

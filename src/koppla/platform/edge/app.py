@@ -95,7 +95,10 @@ class EdgeApp:
         if action not in ("interact", "collect"):
             raise EdgeError(404, "EXEG-0001", "Not found", f"unknown edge action {action!r}")
         request = protocol.parse_events_body(raw, single_event=version == 2)
-        ecid = self._resolve_ecid(stream, headers, request)
+        if version == 2:  # server-to-server: no browser, so no ECID unless the event names one
+            ecid = request.ecid_hint or ""
+        else:
+            ecid = self._resolve_ecid(stream, headers, request)
         kind: RequestKind = "server" if version == 2 else action  # type: ignore[assignment]
         record = EdgeRecord(
             received_ms=clock.now_ms(),

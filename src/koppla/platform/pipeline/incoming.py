@@ -53,6 +53,7 @@ def unpack(record: EdgeRecord) -> list[Incoming]:
             xdm["_id"] = event_id
         if record.ecid:
             _attach_ecid(xdm, record.ecid)
+        _attach_email(xdm)
         out.append(
             Incoming(
                 xdm=xdm,
@@ -111,6 +112,22 @@ def _attach_ecid(xdm: dict[str, Any], ecid: str) -> None:
         {"id": ecid, "authenticatedState": "ambiguous", "primary": not has_primary}
     ]
     xdm["identityMap"] = identity_map
+
+
+def _attach_email(xdm: dict[str, Any]) -> None:
+    """Add `personalEmail.address` to `identityMap` as a non-primary `email` identity (§3.3).
+
+    The storefront collector does this itself; events from other clients get the same identity,
+    so that profiles stitch the same way whoever sent the event.
+    """
+    personal = xdm.get("personalEmail")
+    address = personal.get("address") if isinstance(personal, dict) else None
+    identity_map = xdm.get("identityMap", {})
+    if not isinstance(address, str) or not address or not isinstance(identity_map, dict):
+        return
+    if any(key.lower() in ("email", "email_lc_sha256") for key in identity_map):
+        return
+    xdm["identityMap"] = {**identity_map, "email": [{"id": address, "primary": False}]}
 
 
 def _dataset_override(meta: Any) -> str | None:
