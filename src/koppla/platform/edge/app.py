@@ -20,7 +20,8 @@ from koppla.platform.edge.consent import ConsentBook
 from koppla.platform.edge.debug import DebugHub
 from koppla.platform.edge.directory import DatastreamDirectory
 from koppla.platform.edge.protocol import EdgeError
-from koppla.platform.spool.writer import SpoolClosed, SpoolWriter
+from koppla.platform.spool.ports import SpoolSink
+from koppla.platform.spool.writer import SpoolClosed
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class EdgeApp:
         self,
         *,
         directory: DatastreamDirectory,
-        spool: SpoolWriter,
+        spool: SpoolSink,
         consent: ConsentBook,
         hub: DebugHub,
         location_hint: str,

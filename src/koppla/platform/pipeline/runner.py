@@ -26,8 +26,8 @@ from koppla.platform.datasets.dedupe import DedupeIndex
 from koppla.platform.datasets.storage import DeltaStore
 from koppla.platform.pipeline.cursor import Cursors
 from koppla.platform.pipeline.incoming import Incoming, Unreadable, unpack
+from koppla.platform.spool.ports import LocalSpoolSource, SpoolSource
 from koppla.platform.spool.position import Position
-from koppla.platform.spool.reader import SpoolReader, list_streams
 from koppla.xdm.arrow import arrow_schema, to_arrow
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
@@ -66,6 +66,7 @@ class Pipeline:
         max_events: int = 20_000,
         flush_ms: int = 200,
         compact_every: int = 200,
+        source: SpoolSource | None = None,
     ) -> None:
         self._layout = layout
         self._catalog = catalog
@@ -74,7 +75,7 @@ class Pipeline:
         self._flush_s = flush_ms / 1000
         self._store = DeltaStore(compact_every=compact_every)
         self._cursors = Cursors(layout.pipeline_state / "cursors.json")
-        self._readers: dict[str, SpoolReader] = {}
+        self._source = source or LocalSpoolSource(layout.spool)
         self._dedupe: dict[str, DedupeIndex] = {}
         self._store.ensure(layout.quarantine, quarantine.SCHEMA)
 
@@ -91,16 +92,15 @@ class Pipeline:
         datastreams = {s.id: s for s in self._catalog.datastreams()}
         datasets = {d.id: d for d in self._catalog.datasets()}
         total = 0
-        for stream in list_streams(self._layout.spool):
+        for stream in self._source.streams():
             total += self._drain(stream, datastreams, datasets)
         return total
 
     def _drain(
         self, stream: str, datastreams: dict[str, Datastream], datasets: dict[str, Dataset]
     ) -> int:
-        reader = self._readers.setdefault(stream, SpoolReader(self._layout.spool, stream))
         cursor = self._cursors.get(stream)
-        result = reader.read(cursor)
+        result = self._source.read(stream, cursor)
         chunk: list[tuple[Position, list[Incoming]]] = []
         count = 0
         for record in result.records:
@@ -113,7 +113,7 @@ class Pipeline:
         done = len(chunk) == len(result.records)
         next_position = result.next if done else chunk[-1][0]
         self._cursors.set(stream, next_position)
-        reader.release(next_position)
+        self._source.release(stream, next_position)
         return count
 
     @staticmethod

@@ -16,7 +16,8 @@ from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord
 from koppla.core.errors import NotFound
 from koppla.platform.catalog.models import Datastream
-from koppla.platform.spool.writer import SpoolClosed, SpoolWriter
+from koppla.platform.spool.ports import SpoolSink
+from koppla.platform.spool.writer import SpoolClosed
 from koppla.web.auth import Caller, Svc
 from koppla.xdm.validation import validate
 
@@ -58,7 +59,7 @@ async def _accept(
         kind="streaming",
         body=codec.dumps({"messages": messages}),
     )
-    spool: SpoolWriter = request.app.state.spool
+    spool: SpoolSink = request.app.state.spool
     try:
         await spool.append(envelope.encode(record))
     except SpoolClosed as error:
