@@ -114,6 +114,7 @@ async def test_posting_the_same_request_twice_stores_each_event_once(
     body = alloy_sample()
     body["events"].append(copy.deepcopy(body["events"][0]))
     body["events"][1]["xdm"]["eventType"] = "commerce.productViews"
+    body["events"][1]["xdm"]["productListItems"] = [{"SKU": "24-MB01"}]
     for _ in range(2):
         assert (await post(client, demo, body)).status_code == 200
         pipeline.step()
@@ -185,7 +186,11 @@ async def test_location_hint_collect_acquire_and_server_paths(
     assert any(h["type"] == "identity:result" for h in acquire.json()["handle"])
     server_event = {
         "event": {
-            "xdm": {"eventType": "commerce.productViews", "timestamp": "2026-12-01T10:00:00Z"}
+            "xdm": {
+                "eventType": "commerce.productViews",
+                "timestamp": "2026-12-01T10:00:00Z",
+                "productListItems": [{"SKU": "24-MB01"}],
+            }
         }
     }
     server = await client.post(

@@ -8,8 +8,8 @@ from koppla.core import clock
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.edge.debug import Tapped
 from koppla.platform.pipeline.incoming import Unreadable, unpack
+from koppla.xdm.event_types import validate_event
 from koppla.xdm.types import Schema
-from koppla.xdm.validation import validate
 
 
 def describe(item: Tapped, dataset: Dataset | None, schema: Schema | None) -> list[dict[str, Any]]:
@@ -21,7 +21,7 @@ def describe(item: Tapped, dataset: Dataset | None, schema: Schema | None) -> li
         return [{"requestId": record.request_id, "outcome": f"unreadable: {error}"}]
     shown: list[dict[str, Any]] = []
     for event in events:
-        issues = [] if schema is None else validate(schema, event.xdm).issues
+        issues = [] if schema is None else validate_event(schema, event.xdm).issues
         shown.append(
             {
                 "receivedAt": clock.iso(event.received_at),

@@ -69,6 +69,8 @@ def serve(settings: Settings) -> None:
         access_log=False,
         log_level=settings.log_level,
         lifespan="on",
+        proxy_headers=False,
+        server_header=False,
         timeout_graceful_shutdown=10,
     )
     try:

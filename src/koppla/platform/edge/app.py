@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord, RequestKind
@@ -59,7 +59,7 @@ class EdgeApp:
         if scope["method"] == "OPTIONS":
             await _respond(send, 204, b"", origin, preflight=True)
             return
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        query = _query(scope.get("query_string", b""))
         request_id = query.get("requestId") or ids.new_uuid()
         config_id = query.get("configId") or query.get("datastreamId") or ""
         try:
@@ -125,8 +125,7 @@ class EdgeApp:
             return 204, b""
         if version == 2:
             return 200, protocol.response_body(request_id, [])
-        handles = protocol.identity_handles(stream.org_id, ecid, self._hint)
-        return 200, protocol.response_body(request_id, handles)
+        return 200, protocol.identity_response(request_id, stream.org_id, ecid, self._hint)
 
     def _datastream(self, query: dict[str, str], origin: str) -> Datastream:
         config_id = query.get("configId") or query.get("datastreamId")
@@ -184,8 +183,27 @@ def _action(path: str) -> tuple[str, int]:
     raise EdgeError(404, "EXEG-0001", "Not found", f"no edge endpoint at {path!r}")
 
 
+_WANTED_HEADERS = {b"origin": "origin", b"cookie": "cookie"}
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    """The request headers the edge reads (origin, cookie), decoded."""
+    found: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        name = _WANTED_HEADERS.get(key)
+        if name is not None:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """The query parameters (first value wins); edge ids need no percent-decoding."""
+    found: dict[str, str] = {}
+    for part in raw.decode("latin-1").split("&"):
+        key, _, value = part.partition("=")
+        if key and key not in found:
+            found[key] = unquote_plus(value) if "%" in value or "+" in value else value
+    return found
 
 
 def _cookie(header: str, name: str) -> str | None:

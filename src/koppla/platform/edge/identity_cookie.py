@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 
+@functools.lru_cache(maxsize=4096)
 def cookie_name(org_id: str, kind: str = "identity") -> str:
     """`kndctr_<org with @ replaced by _>_<kind>`, as the SDK names its cookies."""
     return f"kndctr_{org_id.replace('@', '_')}_{kind}"

@@ -29,9 +29,9 @@ from koppla.platform.pipeline.incoming import Incoming, Unreadable, unpack
 from koppla.platform.spool.ports import LocalSpoolSource, SpoolSource
 from koppla.platform.spool.position import Position
 from koppla.xdm.arrow import arrow_schema, to_arrow
+from koppla.xdm.event_types import validate_event
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
-from koppla.xdm.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +200,13 @@ class Pipeline:
         candidates = [(p, e) for p, e in group.items if p > done]
         seen = dedupe.seen(e.event_id for _, e in candidates)
         for position, event in group.items:
-            outcome = validate(schema, event.xdm)
+            outcome = validate_event(schema, event.xdm)
             if outcome.issues:
                 problems = [(i.path, i.code, i.message) for i in outcome.issues]
-                rejected.append((position, _quarantined(event, dataset.id, batch_id, problems)))
+                event_type = outcome.record.get("eventType", event.xdm.get("eventType"))
+                rejected.append(
+                    (position, _quarantined(event, dataset.id, batch_id, problems, event_type))
+                )
                 continue
             if position <= done or event.event_id in seen:
                 continue
@@ -277,9 +280,13 @@ def _with_system_columns(table: pa.Table, rows: list[dict[str, Any]]) -> pa.Tabl
 
 
 def _quarantined(
-    event: Incoming, dataset_id: str, batch_id: str, problems: list[tuple[str, str, str]]
+    event: Incoming,
+    dataset_id: str,
+    batch_id: str,
+    problems: list[tuple[str, str, str]],
+    event_type: Any = None,
 ) -> quarantine.QuarantinedRecord:
-    event_type = event.xdm.get("eventType")
+    event_type = event_type or event.xdm.get("eventType")
     return quarantine.QuarantinedRecord(
         dataset_id=dataset_id,
         batch_id=batch_id,

@@ -19,7 +19,7 @@ from koppla.platform.catalog.models import Datastream
 from koppla.platform.spool.ports import SpoolSink
 from koppla.platform.spool.writer import SpoolClosed
 from koppla.web.auth import Caller, Svc
-from koppla.xdm.validation import validate
+from koppla.xdm.event_types import validate_event
 
 router = APIRouter(tags=["streaming ingestion"])
 
@@ -119,7 +119,7 @@ async def collect_one(
             raise HTTPException(400, detail=str(error)) from error
         entity = dict(message["body"]["xdmEntity"])
         entity.setdefault("_id", "sync-validation")
-        issues = validate(svc.registry.get(dataset.schema_id), entity).issues
+        issues = validate_event(svc.registry.get(dataset.schema_id), entity).issues
         if issues:
             raise HTTPException(
                 400,

@@ -1,0 +1,149 @@
+"""The storefront tag of a datastream (credentialed), and the public demo shop under `/demo/`."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from koppla.core.errors import NotFound
+from koppla.platform.catalog.demo import DEMO_DATASTREAM_ID
+from koppla.platform.catalog.models import Datastream
+from koppla.web.auth import Caller, Svc
+from koppla.web.storefront import bundle, catalogue
+from koppla.web.storefront.pages import Page, ShopSite, render_page
+from koppla.web.storefront.tag import host_without_port, render_tag
+
+router = APIRouter(tags=["storefront"])
+
+_STATIC = {"shop.js": "text/javascript", "shop.css": "text/css"}
+
+
+def _setting(request: Request, name: str) -> Any:
+    # Read through getattr so the storefront works before its settings exist on `Settings`.
+    return getattr(request.app.state.services.settings, name, None)
+
+
+def public_edge_domain(request: Request) -> str:
+    """The host name browsers reach the edge at: `public_edge_domain`, else this request's host."""
+    configured: str | None = _setting(request, "public_edge_domain")
+    return configured or host_without_port(request.headers.get("host", "localhost"))
+
+
+def alloy_file(request: Request) -> Path | None:
+    """The local Web SDK bundle to serve, if there is one (`alloy_path` or `node_modules`)."""
+    return bundle.find_alloy(_setting(request, "alloy_path"), (Path.cwd(), bundle.source_root()))
+
+
+def alloy_url(request: Request) -> str:
+    """Where pages load the Web SDK from when Koppla has no local copy (`alloy_url`)."""
+    return _setting(request, "alloy_url") or bundle.DEFAULT_ALLOY_URL
+
+
+@router.get("/api/v1/datastreams/{datastream_id}/tag")
+def datastream_tag(datastream_id: str, request: Request, svc: Svc, _: Caller) -> dict[str, str]:
+    """The HTML a merchant pastes into their shop to send its events to this datastream."""
+    try:
+        stream = svc.catalog.datastream(datastream_id)
+    except NotFound as error:
+        raise HTTPException(404, detail=str(error)) from error
+    edge_domain = public_edge_domain(request)
+    try:
+        html = render_tag(stream, edge_domain=edge_domain, alloy_src=alloy_url(request))
+    except ValueError as error:
+        raise HTTPException(
+            400, detail=f"{error}; set `public_edge_domain` to the edge's public host name"
+        ) from error
+    return {
+        "html": html,
+        "edgeDomain": edge_domain,
+        "datastreamId": stream.id,
+        "orgId": stream.org_id,
+    }
+
+
+def demo_datastream(svc: Svc) -> Datastream:
+    """The demo datastream; the demo shop is not served (404) without it."""
+    try:
+        return svc.catalog.datastream(DEMO_DATASTREAM_ID)
+    except NotFound as error:
+        raise HTTPException(
+            404, detail="the demo shop needs the demo datastream: run `koppla demo`"
+        ) from error
+
+
+DemoStream = Annotated[Datastream, Depends(demo_datastream)]
+
+
+def _page(page: Page, request: Request, stream: Datastream, sku: str | None = None) -> HTMLResponse:
+    product = catalogue.product(sku) if sku else None
+    if sku and product is None:
+        raise HTTPException(404, detail=f"the demo shop sells no product {sku!r}")
+    src = "/demo/static/alloy.js" if alloy_file(request) else alloy_url(request)
+    site = ShopSite(datastream=stream, edge_domain=public_edge_domain(request), alloy_src=src)
+    try:
+        return HTMLResponse(render_page(page, site, product))
+    except ValueError as error:
+        raise HTTPException(400, detail=str(error)) from error
+
+
+@router.get("/demo/shop/", response_class=HTMLResponse, include_in_schema=False)
+def shop_home(request: Request, stream: DemoStream) -> HTMLResponse:
+    """The demo shop's catalogue page."""
+    return _page("home", request, stream)
+
+
+@router.get("/demo/shop/product/{sku}", response_class=HTMLResponse, include_in_schema=False)
+def shop_product(sku: str, request: Request, stream: DemoStream) -> HTMLResponse:
+    """A product page."""
+    return _page("product", request, stream, sku)
+
+
+@router.get("/demo/shop/cart", response_class=HTMLResponse, include_in_schema=False)
+def shop_cart(request: Request, stream: DemoStream) -> HTMLResponse:
+    """The shopping cart."""
+    return _page("cart", request, stream)
+
+
+@router.get("/demo/shop/checkout", response_class=HTMLResponse, include_in_schema=False)
+def shop_checkout(request: Request, stream: DemoStream) -> HTMLResponse:
+    """The checkout page, where the order is placed."""
+    return _page("checkout", request, stream)
+
+
+@router.get("/demo/shop/signin", response_class=HTMLResponse, include_in_schema=False)
+def shop_signin(request: Request, stream: DemoStream) -> HTMLResponse:
+    """The customer login page."""
+    return _page("signin", request, stream)
+
+
+@router.get("/demo/shop/media/{sku}.svg", include_in_schema=False)
+def shop_image(sku: str, _: DemoStream) -> Response:
+    """A product's picture."""
+    product = catalogue.product(sku)
+    if product is None:
+        raise HTTPException(404, detail=f"the demo shop sells no product {sku!r}")
+    return Response(catalogue.product_image(product), media_type="image/svg+xml")
+
+
+@router.get("/demo/static/alloy.js", include_in_schema=False)
+def alloy_bundle(request: Request, _: DemoStream) -> FileResponse:
+    """The Web SDK bundle from `node_modules` (after `npm ci`) or `alloy_path`."""
+    path = alloy_file(request)
+    if path is None:
+        raise HTTPException(
+            404, detail="no local @adobe/alloy bundle: run `npm ci` or set `alloy_path`"
+        )
+    return FileResponse(path, media_type="text/javascript")
+
+
+@router.get("/demo/static/{name}", include_in_schema=False)
+def shop_static(name: str, _: DemoStream) -> Response:
+    """The shop's own script and style sheet."""
+    if name not in _STATIC:
+        raise HTTPException(404, detail=f"no demo file {name!r}")
+    text = resources.files("koppla.web.storefront").joinpath("static", name).read_bytes()
+    return Response(text, media_type=_STATIC[name])
