@@ -8,10 +8,11 @@ import os
 import threading
 
 import uvicorn
+import uvicorn.supervisors
 
 from koppla.core.settings import Settings
 from koppla.platform.pipeline import process as pipeline_process
-from koppla.web.app import create_app
+from koppla.web.app import KopplaApp, create_app
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,30 @@ class PipelineSupervisor:
             self._process.join(timeout=30)
 
 
+SETTINGS_ENV = "KOPPLA_SETTINGS_JSON"
+
+
+def app_from_environment() -> KopplaApp:
+    """The app of one HTTP worker process, from the settings its parent put in the environment."""
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
 def serve(settings: Settings) -> None:
-    """Run Koppla until interrupted."""
+    """Run Koppla until interrupted: `edge_workers` HTTP processes and one pipeline process.
+
+    With several workers each has its own spool stream; the live debugger of a worker shows the
+    requests that worker received.
+    """
     supervisor = PipelineSupervisor(settings)
     supervisor.start()
+    app: KopplaApp | str = create_app(settings)
+    if settings.edge_workers > 1:
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        app = "koppla.web.server:app_from_environment"
     config = uvicorn.Config(
-        create_app(settings),
+        app,
+        factory=settings.edge_workers > 1,
+        workers=settings.edge_workers,
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
@@ -74,6 +93,10 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=10,
     )
     try:
-        uvicorn.Server(config).run()
+        if settings.edge_workers > 1:
+            sock = config.bind_socket()
+            uvicorn.supervisors.Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run()
     finally:
         supervisor.stop()
