@@ -17,7 +17,7 @@ By default it starts its own `koppla up --demo` (temp home, free port) and stops
 `--url` and `--token` target a running Koppla instead. It prints a plain-text report and writes
 it as JSON to `bench/results/edge_throughput-<UTC timestamp>.json`. It asserts nothing.
 
-Run:  python bench/edge_throughput.py [--seconds 10] [--procs 1] [--conns 64] [--batch 10]
+Run:  python bench/edge_throughput.py [--seconds 10] [--procs 1] [--conns 16] [--batch 10]
       KOPPLA_SPOOL_FSYNC=false python bench/edge_throughput.py   # server inherits the variable
 """
 
@@ -397,7 +397,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token", help="API token for --url.")
     parser.add_argument("--datastream", default=DEMO_DATASTREAM, help="configId for --url.")
     parser.add_argument("--procs", type=int, default=1, help="Load-generator processes.")
-    parser.add_argument("--conns", type=int, default=64, help="Connections in total.")
+    parser.add_argument("--conns", type=int, default=16, help="Connections in total.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Measured seconds per phase.")
     parser.add_argument("--batch", type=int, default=10, help="Events per batched request.")
     parser.add_argument("--probes", type=int, default=20, help="Ack->queryable probe events.")

@@ -23,14 +23,6 @@ CDN = "https://cdn1.adobedc.net/alloy/2.33.1/alloy.min.js"
 PAGES = ("", "product/24-MB01", "product/MS10", "cart", "checkout", "signin")
 
 
-class StorefrontSettings(Settings):
-    """`Settings` with the storefront's fields (drop once `Settings` declares them)."""
-
-    public_edge_domain: str | None = None
-    alloy_path: Path | None = None
-    alloy_url: str | None = None
-
-
 STREAM = Datastream(
     id=DEMO_DATASTREAM_ID,
     org_id=DEMO_ORG_ID,
@@ -103,7 +95,7 @@ def make_client(tmp_path: Path) -> Callable[..., Any]:
     """An in-process Koppla with the given storefront settings, optionally without the demo."""
 
     def make(*, demo: bool = True, **fields: Any) -> tuple[httpx.AsyncClient, str, Any]:
-        settings = StorefrontSettings(home=tmp_path / "home", **fields)
+        settings = Settings(home=tmp_path / "home", **fields)
         services = build_services(settings)
         if demo:
             ensure_demo(services.catalog)

@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(default=None, description="PEM private key for `tls_cert`.")
     edge_workers: int = Field(default=1, ge=1, le=64, description="Edge HTTP processes.")
     location_hint: str = Field(default="local", description="Edge location hint for the SDK.")
+    public_edge_domain: str | None = Field(
+        default=None,
+        description="Host name browsers reach the edge at (the Web SDK's `edgeDomain`: no "
+        "scheme, port or path); default: the request's Host without its port.",
+    )
+    alloy_path: Path | None = Field(
+        default=None,
+        description="The @adobe/alloy bundle the demo shop serves at /demo/static/alloy.js; "
+        "default: node_modules/@adobe/alloy/dist/alloy.min.js under the working directory or the "
+        "source checkout.",
+    )
+    alloy_url: str = Field(
+        default="https://cdn1.adobedc.net/alloy/2.33.1/alloy.min.js",
+        description="Where pages load the Web SDK from when there is no local bundle; also the "
+        "storefront tag's script src.",
+    )
     spool_segment_bytes: int = Field(
         default=64 * 1024 * 1024, ge=4096, description="Size at which a spool segment rolls."
     )
