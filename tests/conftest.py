@@ -13,6 +13,7 @@ from koppla.core.settings import Settings
 from koppla.platform.catalog.demo import ensure_demo
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.datasets.tables import provision
 from koppla.platform.pipeline.runner import Pipeline
 from koppla.web.app import create_app
 from koppla.web.services import Services, build_services
@@ -35,9 +36,11 @@ def catalog(settings: Settings) -> Iterator[Catalog]:
 
 
 @pytest.fixture
-def demo(catalog: Catalog) -> Datastream:
-    """The demo datastream (and its dataset `demo_events`)."""
-    return ensure_demo(catalog)
+def demo(settings: Settings, catalog: Catalog) -> Datastream:
+    """The demo datastream (and its dataset `demo_events`, provisioned and empty)."""
+    stream = ensure_demo(catalog)
+    provision(Layout(settings.home), builtin_registry(), catalog.dataset(stream.event_dataset_id))
+    return stream
 
 
 @pytest.fixture

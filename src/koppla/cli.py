@@ -17,6 +17,8 @@ from koppla.core.settings import Settings
 from koppla.platform.catalog.demo import ensure_demo
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.datasets.tables import provision
+from koppla.xdm.registry import builtin_registry
 
 HomeOption = Annotated[
     Path | None,
@@ -36,6 +38,14 @@ def _settings(home: Path | None, **overrides: object) -> Settings:
 def _catalog(settings: Settings) -> Catalog:
     settings.home.mkdir(parents=True, exist_ok=True)
     return Catalog(Layout(settings.home).catalog)
+
+
+def _demo(settings: Settings, catalog: Catalog) -> Datastream:
+    """The demo datastream, with its dataset's table ready to query."""
+    stream = ensure_demo(catalog)
+    dataset = catalog.dataset(stream.event_dataset_id)
+    provision(Layout(settings.home), builtin_registry(), dataset)
+    return stream
 
 
 def _edge_hint(settings: Settings, stream: Datastream) -> str:
@@ -72,8 +82,7 @@ def build() -> typer.Typer:
             token = catalog.add_token("admin")
             console.print(f"[bold]Admin API token[/] (shown once, store it): {token}")
         if demo:
-            stream = ensure_demo(catalog)
-            _print_demo(settings, stream)
+            _print_demo(settings, _demo(settings, catalog))
         catalog.close()
         console.print(
             f"Koppla is up on {settings.scheme}://{settings.host}:{settings.port} "
@@ -86,7 +95,7 @@ def build() -> typer.Typer:
         """Create the demo dataset and datastream (idempotent) and say how to use them."""
         settings = _settings(home)
         catalog = _catalog(settings)
-        _print_demo(settings, ensure_demo(catalog))
+        _print_demo(settings, _demo(settings, catalog))
         catalog.close()
 
     def _print_demo(settings: Settings, stream: Datastream) -> None:
@@ -131,12 +140,14 @@ def build() -> typer.Typer:
         """Create a dataset of commerce ExperienceEvents."""
         from koppla.xdm.experience_event import commerce_experience_event
 
-        catalog = _catalog(_settings(home))
+        settings = _settings(home)
+        catalog = _catalog(settings)
         dataset = _run(
             lambda: catalog.create_dataset(
                 name, schema_id=commerce_experience_event().id, description=description
             )
         )
+        provision(Layout(settings.home), builtin_registry(), dataset)
         console.print(f"dataset {dataset.name} created with id {dataset.id}")
 
     @dataset_app.command("list")

@@ -201,3 +201,15 @@ async def test_location_hint_collect_acquire_and_server_paths(
     pipeline.step()
     rows = services.query.run("SELECT eventType, count(*) FROM demo_events GROUP BY 1 ORDER BY 1")
     assert rows.rows == [("commerce.productViews", 1), ("web.webpagedetails.pageViews", 1)]
+
+
+async def test_a_new_dataset_is_queryable_and_empty(
+    client: httpx.AsyncClient, demo: Datastream, services: Services
+) -> None:
+    token = services.catalog.add_token("t")
+    auth = {"authorization": f"Bearer {token}"}
+    created = await client.post("/api/v1/datasets", json={"name": "empty_events"}, headers=auth)
+    assert created.status_code == 201
+    result = services.query.run("SELECT count(*) FROM empty_events")
+    assert result.rows == [(0,)]
+    assert services.query.run("SELECT count(*) FROM demo_events").rows == [(0,)]

@@ -24,26 +24,16 @@ from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets import quarantine
 from koppla.platform.datasets.dedupe import DedupeIndex
 from koppla.platform.datasets.storage import DeltaStore
+from koppla.platform.datasets.tables import SYSTEM_COLUMNS, dataset_arrow_schema
 from koppla.platform.pipeline.cursor import Cursors
 from koppla.platform.pipeline.incoming import Incoming, Unreadable, unpack
 from koppla.platform.spool.ports import LocalSpoolSource, SpoolSource
 from koppla.platform.spool.position import Position
-from koppla.xdm.arrow import arrow_schema, to_arrow
+from koppla.xdm.arrow import to_arrow
 from koppla.xdm.event_types import validate_event
 from koppla.xdm.registry import SchemaRegistry
-from koppla.xdm.types import Schema
 
 log = logging.getLogger(__name__)
-
-SYSTEM_COLUMNS = [("_batch_id", pa.string()), ("_unknown", pa.string())]
-
-
-def dataset_arrow_schema(schema: Schema) -> pa.Schema:
-    """The Delta table schema of a dataset: its XDM fields plus Koppla's system columns."""
-    base = arrow_schema(schema)
-    for name, kind in SYSTEM_COLUMNS:
-        base = base.append(pa.field(name, kind))
-    return base
 
 
 @dataclass

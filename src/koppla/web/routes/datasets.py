@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from koppla.core.errors import Conflict, InvalidInput, NotFound
+from koppla.platform.datasets.tables import provision
 from koppla.web.auth import Caller, Svc
 from koppla.xdm.experience_event import commerce_experience_event
 
@@ -43,6 +44,7 @@ def create_dataset(body: DatasetCreate, svc: Svc, _: Caller) -> dict[str, Any]:
         raise HTTPException(400, detail=str(error)) from error
     except Conflict as error:
         raise HTTPException(409, detail=str(error)) from error
+    provision(svc.layout, svc.registry, dataset)
     return asdict(dataset)
 
 
