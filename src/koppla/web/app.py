@@ -15,7 +15,16 @@ from koppla.platform.edge.consent import ConsentBook
 from koppla.platform.edge.debug import DebugHub
 from koppla.platform.edge.directory import DatastreamDirectory
 from koppla.platform.spool.writer import SpoolWriter
-from koppla.web.routes import datasets, datastreams, debug, health, query, storefront, streaming
+from koppla.web.routes import (
+    aep_catalog,
+    datasets,
+    datastreams,
+    debug,
+    health,
+    query,
+    storefront,
+    streaming,
+)
 from koppla.web.services import build_services
 
 
@@ -60,6 +69,6 @@ def create_app(settings: Settings) -> KopplaApp:
 
     api = FastAPI(title="Koppla", version=__version__, lifespan=lifespan)
     api.state.services = services
-    for module in (health, query, datasets, datastreams, streaming, debug, storefront):
+    for module in (health, query, datasets, datastreams, streaming, debug, storefront, aep_catalog):
         api.include_router(module.router)
     return KopplaApp(api)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from koppla.core import codec
 from koppla.core.errors import Conflict, InvalidInput, NotFound
 from koppla.platform.datasets.tables import provision
 from koppla.web.auth import Caller, Svc
@@ -69,6 +70,37 @@ def list_batches(
     except NotFound as error:
         raise HTTPException(404, detail=str(error)) from error
     return [asdict(b) for b in svc.catalog.batches(dataset_id=dataset_id, limit=limit)]
+
+
+@router.get("/batches/{batch_id}/failed")
+def failed_records(batch_id: str, svc: Svc, _: Caller, limit: int = 1000) -> dict[str, Any]:
+    """The records of a batch that failed validation, each with every problem found."""
+    try:
+        svc.catalog.batch(batch_id)
+    except NotFound as error:
+        raise HTTPException(404, detail=str(error)) from error
+    if not all(c in "0123456789abcdef" for c in batch_id):
+        raise HTTPException(400, detail="batch ids are hexadecimal")
+    result = svc.query.run(
+        "SELECT event_id, event_type, received_at, errors, record FROM quarantine "
+        f"WHERE batch_id = '{batch_id}' ORDER BY received_at",
+        max_rows=limit,
+    )
+    rows = result.to_json()["rows"]
+    return {
+        "batchId": batch_id,
+        "records": [
+            {
+                "eventId": r[0],
+                "eventType": r[1],
+                "receivedAt": r[2],
+                "errors": r[3],
+                "record": codec.loads(r[4]),
+            }
+            for r in rows
+        ],
+        "truncated": result.truncated,
+    }
 
 
 @router.get("/batches/{batch_id}")
