@@ -27,8 +27,8 @@ HomeOption = Annotated[
 
 T = TypeVar("T")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings(home: Path | None, **overrides: object) -> Settings:
@@ -104,6 +104,9 @@ def build() -> typer.Typer:
             "lands events in dataset [bold]demo_events[/]."
         )
         console.print(f"  send events:  POST {_edge_hint(settings, stream)}")
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+        console.print(f"  demo shop:    {settings.scheme}://{host}:{settings.port}/demo/shop/")
+        console.print(f"  watch live:   koppla debug --datastream {stream.id}")
         console.print(
             '  query them:   koppla query "SELECT timestamp, eventType, '
             'web.webPageDetails.URL FROM demo_events ORDER BY timestamp DESC"'
