@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from koppla.core.errors import NotFound
+from koppla.core.settings import Settings
 from koppla.platform.catalog.demo import DEMO_DATASTREAM_ID
 from koppla.platform.catalog.models import Datastream
 from koppla.web.auth import Caller, Svc
@@ -22,25 +23,25 @@ router = APIRouter(tags=["storefront"])
 _STATIC = {"shop.js": "text/javascript", "shop.css": "text/css"}
 
 
-def _setting(request: Request, name: str) -> Any:
-    # Read through getattr so the storefront works before its settings exist on `Settings`.
-    return getattr(request.app.state.services.settings, name, None)
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.services.settings
+    return settings
 
 
 def public_edge_domain(request: Request) -> str:
     """The host name browsers reach the edge at: `public_edge_domain`, else this request's host."""
-    configured: str | None = _setting(request, "public_edge_domain")
+    configured = _settings(request).public_edge_domain
     return configured or host_without_port(request.headers.get("host", "localhost"))
 
 
 def alloy_file(request: Request) -> Path | None:
     """The local Web SDK bundle to serve, if there is one (`alloy_path` or `node_modules`)."""
-    return bundle.find_alloy(_setting(request, "alloy_path"), (Path.cwd(), bundle.source_root()))
+    return bundle.find_alloy(_settings(request).alloy_path, (Path.cwd(), bundle.source_root()))
 
 
 def alloy_url(request: Request) -> str:
     """Where pages load the Web SDK from when Koppla has no local copy (`alloy_url`)."""
-    return _setting(request, "alloy_url") or bundle.DEFAULT_ALLOY_URL
+    return _settings(request).alloy_url or bundle.DEFAULT_ALLOY_URL
 
 
 @router.get("/api/v1/datastreams/{datastream_id}/tag")
