@@ -183,6 +183,7 @@ def run_phase(target: Target, args: argparse.Namespace, phase: str, batch: int) 
             start_at,
             WARMUP_S,
             args.seconds,
+            args.mix == "all",
         )
         process = context.Process(target=worker_main, args=(spec, results), daemon=True)
         process.start()
@@ -401,6 +402,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="Measured seconds per phase.")
     parser.add_argument("--batch", type=int, default=10, help="Events per batched request.")
     parser.add_argument("--probes", type=int, default=20, help="Ack->queryable probe events.")
+    parser.add_argument(
+        "--mix",
+        choices=("common", "all"),
+        default="common",
+        help="Event types: the six commonest, or every storefront type of domain.md §4.1.",
+    )
     args = parser.parse_args(argv)
     if args.url and not args.token:
         parser.error("--url needs --token")
@@ -435,6 +442,7 @@ def benchmark(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "warmup_s": WARMUP_S,
         "batch": args.batch,
         "probes": args.probes,
+        "mix": args.mix,
         "server": "own" if target.pid else target.base_url,
         "server_pid": target.pid,
         **{k: v for k, v in sorted(os.environ.items()) if k.startswith("KOPPLA_")},

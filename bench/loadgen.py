@@ -68,6 +68,7 @@ class LoadSpec:
     start_at: float  # wall-clock time at which every worker starts sending
     warmup_s: float
     seconds: float
+    every_type: bool = False  # a mix of every storefront event type, not just the six commonest
 
 
 @dataclass
@@ -129,43 +130,110 @@ def xdm_event(kind: int, variant: int, name: str = "") -> dict[str, Any]:
         "currencyCode": "EUR",
     }
     cart = {"cartID": f"cart-{variant:05d}"}
-    if kind == 1:
-        xdm |= {
+    order = {
+        "purchaseID": f"order-{variant:06d}",
+        "currencyCode": "EUR",
+        "priceTotal": price * item["quantity"],
+        "orderType": "checkout",
+        "payments": [
+            {
+                "paymentType": "checkmo",
+                "paymentAmount": price * item["quantity"],
+                "currencyCode": "EUR",
+            }
+        ],
+    }
+    email = {"personalEmail": {"address": f"shopper{variant}@example.com"}}
+    requisition = {"ID": f"rl-{variant}", "name": "Office", "description": "weekly order"}
+    search = {
+        "query": "duffle",
+        "sort": [{"attribute": "price", "order": "ASC"}],
+        "refinements": [{"attribute": "color", "value": ["blue"], "isRange": False}],
+    }
+    both = [item, item | {"SKU": "24-MB01", "name": "Joust Duffle Bag"}]
+    extras: list[dict[str, Any]] = [
+        {},
+        {
             "eventType": "commerce.productViews",
             "productListItems": [item],
             "commerce": {"productViews": {"value": 1}},
-        }
-    elif kind == 2:
-        xdm |= {
+        },
+        {
             "eventType": "commerce.productListAdds",
             "productListItems": [item],
             "commerce": {"productListAdds": {"value": 1}, "cart": cart},
-        }
-    elif kind == 3:
-        items = [item, item | {"SKU": "24-MB01", "name": "Joust Duffle Bag"}]
-        xdm |= {
+        },
+        {
             "eventType": "commerce.checkouts",
-            "productListItems": items,
+            "productListItems": both,
             "commerce": {"checkouts": {"value": 1}, "cart": cart},
-        }
-    elif kind == 4:
-        order = {
-            "purchaseID": f"order-{variant:06d}",
-            "currencyCode": "EUR",
-            "priceTotal": price * item["quantity"],
-            "payments": [
-                {
-                    "paymentType": "credit_card",
-                    "paymentAmount": price * item["quantity"],
-                    "currencyCode": "EUR",
-                }
-            ],
-        }
-        xdm |= {
+        },
+        {
             "eventType": "commerce.purchases",
             "productListItems": [item],
+            **email,
             "commerce": {"purchases": {"value": 1}, "order": order, "cart": cart},
-        }
+        },
+        {},
+        {
+            "eventType": "commerce.productListOpens",
+            "productListItems": [item],
+            "commerce": {"productListOpens": {"value": 1}, "cart": cart},
+        },
+        {
+            "eventType": "commerce.productListRemovals",
+            "productListItems": [item],
+            "commerce": {"productListRemovals": {"value": 1}, "cart": cart},
+        },
+        {
+            "eventType": "commerce.productListViews",
+            "productListItems": both,
+            "commerce": {"productListViews": {"value": 1}, "cart": cart},
+        },
+        {
+            "eventType": "userAccount.login",
+            "userAccount": {"login": 1},
+            **email,
+            "person": {"accountID": f"c-{variant}"},
+        },
+        {"eventType": "userAccount.logout", "userAccount": {"logout": 1}},
+        {"eventType": "userAccount.createProfile", "userAccount": {"createProfile": 1}, **email},
+        {"eventType": "userAccount.updateProfile", "userAccount": {"updateProfile": 1}, **email},
+        {
+            "eventType": "searchRequest",
+            "searchRequest": {"id": f"s-{variant}", "value": 1},
+            "siteSearch": search,
+        },
+        {
+            "eventType": "searchResponse",
+            "searchResponse": {"id": f"s-{variant}", "value": 1},
+            "siteSearch": {"suggestions": ["duffle bag"], "numberOfResults": 1},
+            "productListItems": [{"SKU": sku, "name": title}],
+        },
+        {
+            "eventType": "commerce.requisitionListOpens",
+            **email,
+            "commerce": {"requisitionListOpens": {"value": 1}, "requisitionList": requisition},
+        },
+        {
+            "eventType": "commerce.requisitionListAdds",
+            "productListItems": [item],
+            **email,
+            "commerce": {"requisitionListAdds": {"value": 1}, "requisitionList": requisition},
+        },
+        {
+            "eventType": "commerce.requisitionListRemovals",
+            "productListItems": [item],
+            **email,
+            "commerce": {"requisitionListRemovals": {"value": 1}, "requisitionList": requisition},
+        },
+        {
+            "eventType": "commerce.requisitionListDeletes",
+            **email,
+            "commerce": {"requisitionListDeletes": {"value": 1}, "requisitionList": requisition},
+        },
+    ]
+    xdm |= extras[kind % len(extras)]
     return {"xdm": xdm, "query": PERSONALIZATION_QUERY}
 
 
@@ -186,13 +254,17 @@ def request_body(events: list[bytes]) -> bytes:
 class BodyFactory:
     """Unique request bodies from templates split around the sequence and timestamp slots."""
 
-    POOL = 60  # distinct event templates: 6 kinds x 10 variants
+    KINDS = 6  # page, product view, add to cart, checkout, purchase, category page
+    ALL_KINDS = 19  # every storefront event type (domain.md §4.1)
 
-    def __init__(self, batch: int, tag: str) -> None:
+    def __init__(self, batch: int, tag: str, *, every_type: bool = False) -> None:
         self._batch = batch
+        kinds = self.ALL_KINDS if every_type else self.KINDS
+        self._pool = kinds * 10
         self._tag = tag.encode()
         self._templates = [
-            self._split(orjson.dumps(xdm_event(i % 6, i // 6 * 7 + i))) for i in range(self.POOL)
+            self._split(orjson.dumps(xdm_event(i % kinds, i // kinds * 7 + i)))
+            for i in range(self._pool)
         ]
         prefix, _, tail = request_body([b"@@EVENTS@@"]).partition(b"@@EVENTS@@")
         self._prefix, self._tail = prefix, tail
@@ -227,7 +299,7 @@ class BodyFactory:
         for index in range(self._batch):
             self._seq += 1
             seq = self._tag + b"-%d" % self._seq
-            parts = self._templates[self._seq % self.POOL]
+            parts = self._templates[self._seq % self._pool]
             if index:
                 out.append(b",")
             for pos, part in enumerate(parts):
@@ -243,7 +315,9 @@ class Requests:
     """Whole HTTP/1.1 requests: head with a unique `requestId` plus a fresh body."""
 
     def __init__(self, spec: LoadSpec) -> None:
-        self._bodies = BodyFactory(spec.batch, f"{spec.run_tag}-{spec.phase}-w{spec.worker}")
+        self._bodies = BodyFactory(
+            spec.batch, f"{spec.run_tag}-{spec.phase}-w{spec.worker}", every_type=spec.every_type
+        )
         self._id_prefix = b"%08x-%04x-4%03x-8000-" % (
             int(spec.run_tag, 16) & 0xFFFFFFFF,
             spec.worker,
