@@ -69,6 +69,7 @@ class Platform:
                 "koppla",
                 "up",
                 "--demo",
+                "--no-demo-shop",
                 "--home",
                 str(home),
                 "--port",

@@ -121,6 +121,7 @@ def own_server() -> Iterator[Target]:
             "koppla",
             "up",
             "--demo",
+            "--no-demo-shop",
             "--home",
             home,
             "--port",

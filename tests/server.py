@@ -32,15 +32,19 @@ class Koppla:
         *extra: str,
         scheme: str = "http",
         verify: ssl.SSLContext | bool = True,
+        demo_shop: bool = False,
     ) -> None:
         self.home, self.port, self.extra = home, port, extra
         self.url = f"{scheme}://127.0.0.1:{port}"
         self.verify = verify
+        self.demo_shop = demo_shop
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the server and wait until it answers its health check."""
         command = [sys.executable, "-m", "koppla", "up", "--demo", "--home", str(self.home)]
+        if not self.demo_shop:
+            command.append("--no-demo-shop")
         command += ["--port", str(self.port), *self.extra]
         with (self.home.parent / "koppla.log").open("ab") as log:
             self.proc = subprocess.Popen(

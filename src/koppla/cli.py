@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from koppla.connector.commands import connector_app
 from koppla.core import codec
 from koppla.core.errors import KopplaError
 from koppla.core.layout import Layout
@@ -63,6 +64,7 @@ def build() -> typer.Typer:
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(stream_app, name="datastream")
     app.add_typer(token_app, name="token")
+    app.add_typer(connector_app, name="connector")
 
     @app.command()
     def up(
@@ -70,6 +72,12 @@ def build() -> typer.Typer:
         host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
         port: Annotated[int | None, typer.Option(help="Port.")] = None,
         demo: Annotated[bool, typer.Option(help="Create and print the demo datastream.")] = False,
+        demo_shop: Annotated[
+            bool,
+            typer.Option(
+                help="With --demo: run the demo shop's order simulator and its store connector."
+            ),
+        ] = True,
         tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS.")] = None,
         tls_key: Annotated[Path | None, typer.Option(help="PEM key for --tls-cert.")] = None,
     ) -> None:
@@ -88,7 +96,7 @@ def build() -> typer.Typer:
             f"Koppla is up on {settings.scheme}://{settings.host}:{settings.port} "
             f"with data in {settings.home.resolve()}  (Ctrl+C stops it)"
         )
-        serve(settings)
+        serve(settings, demo_shop=demo and demo_shop)
 
     @app.command()
     def demo(home: HomeOption = None) -> None:

@@ -6,26 +6,29 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 import uvicorn.supervisors
 
 from koppla.core.settings import Settings
 from koppla.platform.pipeline import process as pipeline_process
+from koppla.web import demo_process
 from koppla.web.app import KopplaApp, create_app
 
 log = logging.getLogger(__name__)
 
 
-class PipelineSupervisor:
-    """Keeps one pipeline child process running; restarts it if it dies."""
+class ChildSupervisor:
+    """Keeps one child process running (restarting it if it dies) until stopped."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings_json = settings.model_dump_json()
+    def __init__(self, name: str, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self._name, self._target, self._args = name, target, args
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="pipeline-supervisor", daemon=True)
+        self._thread = threading.Thread(target=self._watch, name=f"{name}-supervisor", daemon=True)
 
     def start(self) -> None:
         """Start the child and the watcher."""
@@ -34,21 +37,18 @@ class PipelineSupervisor:
 
     def _spawn(self) -> None:
         self._process = self._context.Process(
-            target=pipeline_process.main,
-            args=(self._settings_json, os.getpid()),
-            name="koppla-pipeline",
-            daemon=False,
+            target=self._target, args=self._args, name=self._name, daemon=False
         )
         self._process.start()
 
     def _watch(self) -> None:
         while not self._stop.wait(1.0):
             if self._process is not None and not self._process.is_alive():
-                log.error("pipeline exited with %s; restarting", self._process.exitcode)
+                log.error("%s exited with %s; restarting", self._name, self._process.exitcode)
                 self._spawn()
 
     def stop(self) -> None:
-        """Stop the child gracefully (it finishes its current commit)."""
+        """Stop the child gracefully (it finishes what it is writing)."""
         self._stop.set()
         if self._process is not None and self._process.is_alive():
             self._process.terminate()
@@ -63,14 +63,26 @@ def app_from_environment() -> KopplaApp:
     return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, demo_shop: bool = False) -> None:
     """Run Koppla until interrupted: `edge_workers` HTTP processes and one pipeline process.
 
     With several workers each has its own spool stream; the live debugger of a worker shows the
-    requests that worker received.
+    requests that worker received. `demo_shop` also runs the demo shop's simulator and the
+    store connector that sends its orders' back-office events to this platform.
     """
-    supervisor = PipelineSupervisor(settings)
-    supervisor.start()
+    children = [
+        ChildSupervisor(
+            "koppla-pipeline", pipeline_process.main, (settings.model_dump_json(), os.getpid())
+        )
+    ]
+    if demo_shop:
+        children.append(
+            ChildSupervisor(
+                "koppla-demo-shop", demo_process.main, (settings.model_dump_json(), os.getpid())
+            )
+        )
+    for child in children:
+        child.start()
     app: KopplaApp | str = create_app(settings)
     if settings.edge_workers > 1:
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
@@ -99,4 +111,5 @@ def serve(settings: Settings) -> None:
         else:
             uvicorn.Server(config).run()
     finally:
-        supervisor.stop()
+        for child in reversed(children):
+            child.stop()

@@ -1,0 +1,196 @@
+"""Change tracking: which orders changed since the last look ("Update by Schedule").
+
+Two modes. `triggers` (like Magento's mview): a changelog table `koppla_sales_order_cl`
+(`version_id` auto-increment, `entity_id` = the affected ORDER id) filled by AFTER INSERT/UPDATE/
+DELETE triggers on the order tables; the connector reads rows and deletes exactly the rows it
+processed (so a transaction that commits late with a lower version is never skipped). `poll`:
+no writes to the shop at all; scans `updated_at`/`created_at` of the same tables since a cursor,
+re-reading a small overlap (the feed's hashes drop what did not really change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Engine, column, delete, func, inspect, select, table, text
+
+from koppla.connector import schema as t
+from koppla.connector.schema import TRACKED_TABLES
+
+CHANGELOG = "koppla_sales_order_cl"
+POLL_OVERLAP = timedelta(seconds=2)
+_OPS = {"insert": "NEW", "update": "NEW", "delete": "OLD"}
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Orders touched since the last look, and what to remember once they are processed.
+
+    `more` says the tracker stopped at its batch limit: look again without waiting.
+    """
+
+    order_ids: list[int]
+    cursor: str
+    versions: tuple[int, ...] = ()
+    more: bool = False
+
+
+class ChangeTracker(Protocol):
+    """A way to learn which orders changed."""
+
+    cursor_name: str
+
+    def fetch(self, cursor: str | None) -> Changes:
+        """Orders changed since `cursor` (None: since the tracker began)."""
+
+    def ack(self, changes: Changes) -> None:
+        """Forget changes that were processed and committed."""
+
+
+def _trigger_name(table_name: str, op: str) -> str:
+    return f"koppla_trg_{table_name}_after_{op}"
+
+
+def trigger_ddl(dialect: str) -> list[str]:
+    """The statements creating the changelog table and triggers (`mysql` or `sqlite`)."""
+    statements: list[str] = []
+    if dialect == "sqlite":
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {CHANGELOG} (version_id INTEGER PRIMARY KEY "
+            "AUTOINCREMENT, entity_id INTEGER NOT NULL)"
+        )
+    else:
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {CHANGELOG} (version_id INT UNSIGNED NOT NULL "
+            "AUTO_INCREMENT PRIMARY KEY, entity_id INT UNSIGNED NOT NULL DEFAULT 0) ENGINE=InnoDB "
+            "COMMENT='Koppla connector changelog: orders touched'"
+        )
+    for table_name, col in TRACKED_TABLES.items():
+        for op, row in _OPS.items():
+            name = _trigger_name(table_name, op)
+            insert = f"INSERT INTO {CHANGELOG} (entity_id) VALUES ({row}.{col})"
+            if dialect == "sqlite":
+                statements.append(
+                    f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {op.upper()} ON {table_name} "
+                    f"BEGIN {insert}; END"
+                )
+            else:
+                statements.append(f"DROP TRIGGER IF EXISTS {name}")
+                statements.append(
+                    f"CREATE TRIGGER {name} AFTER {op.upper()} ON {table_name} "
+                    f"FOR EACH ROW {insert}"
+                )
+    return statements
+
+
+def drop_ddl(dialect: str) -> list[str]:
+    """The statements removing every object `trigger_ddl` creates."""
+    drops = [
+        f"DROP TRIGGER IF EXISTS {_trigger_name(name, op)}"
+        for name in TRACKED_TABLES
+        for op in _OPS
+    ]
+    return [*drops, f"DROP TABLE IF EXISTS {CHANGELOG}"]
+
+
+def _dialect(engine: Engine) -> str:
+    return "sqlite" if engine.dialect.name == "sqlite" else "mysql"
+
+
+def install_triggers(engine: Engine) -> int:
+    """Create (or re-create) the changelog table and triggers; return the statement count."""
+    statements = trigger_ddl(_dialect(engine))
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    return len(statements)
+
+
+def uninstall_triggers(engine: Engine) -> None:
+    """Remove the changelog table and triggers."""
+    with engine.begin() as conn:
+        for statement in drop_ddl(_dialect(engine)):
+            conn.execute(text(statement))
+
+
+def triggers_installed(engine: Engine) -> bool:
+    """True when the changelog table exists."""
+    return bool(inspect(engine).has_table(CHANGELOG))
+
+
+_cl = table(CHANGELOG, column("version_id"), column("entity_id"))
+
+
+class TriggerChanges:
+    """Reads the trigger-filled changelog."""
+
+    cursor_name = "changelog_version"
+
+    def __init__(self, engine: Engine, limit: int = 5000) -> None:
+        self._engine = engine
+        self._limit = limit
+
+    def fetch(self, cursor: str | None) -> Changes:
+        """The oldest unprocessed changelog rows (any version: late commits are included)."""
+        query = (
+            select(_cl.c.version_id, _cl.c.entity_id).order_by(_cl.c.version_id).limit(self._limit)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        versions = tuple(int(r[0]) for r in rows)
+        ids = list(dict.fromkeys(int(r[1]) for r in rows))
+        last = max(versions, default=int(cursor or 0))
+        more = len(versions) >= self._limit
+        return Changes(ids, str(max(last, int(cursor or 0))), versions, more)
+
+    def ack(self, changes: Changes) -> None:
+        """Delete the processed changelog rows."""
+        versions = list(changes.versions)
+        with self._engine.begin() as conn:
+            for start in range(0, len(versions), 1000):
+                chunk = versions[start : start + 1000]
+                conn.execute(delete(_cl).where(_cl.c.version_id.in_(chunk)))
+
+
+_POLLED = (
+    (t.sales_order, "entity_id", "updated_at"),
+    (t.sales_invoice, "order_id", "updated_at"),
+    (t.sales_shipment, "order_id", "updated_at"),
+    (t.sales_shipment_track, "order_id", "updated_at"),
+    (t.sales_creditmemo, "order_id", "updated_at"),
+    (t.sales_payment_transaction, "order_id", "created_at"),
+)
+
+
+class PollChanges:
+    """Scans timestamps: no triggers, no writes to the shop database."""
+
+    cursor_name = "poll_timestamp"
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def now(self) -> datetime:
+        """The shop database's current time (UTC)."""
+        with self._engine.connect() as conn:
+            value = conn.execute(select(func.current_timestamp())).scalar_one()
+        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+    def fetch(self, cursor: str | None) -> Changes:
+        """Orders with a row stamped at or after `cursor` minus a small overlap."""
+        since = datetime.fromisoformat(cursor) - POLL_OVERLAP if cursor else datetime(1970, 1, 1)
+        ids: dict[int, None] = {}
+        newest = datetime.fromisoformat(cursor) if cursor else since
+        with self._engine.connect() as conn:
+            for tbl, id_col, ts_col in _POLLED:
+                query = select(tbl.c[id_col], tbl.c[ts_col]).where(tbl.c[ts_col] >= since)
+                for oid, stamp in conn.execute(query):
+                    ids[int(oid)] = None
+                    if isinstance(stamp, datetime) and stamp.replace(tzinfo=None) > newest:
+                        newest = stamp.replace(tzinfo=None)
+        return Changes(list(ids), newest.isoformat())
+
+    def ack(self, changes: Changes) -> None:
+        """Nothing to forget: the cursor is the state."""

@@ -1,0 +1,244 @@
+"""`koppla connector ...`: the store side's commands (mounted by the lead's CLI).
+
+Named after Magento's own commands where they do the same job: `index:reindex
+sales_order_data_exporter_v2` rebuilds the orders feed, `saas:resync --feed orders` sends
+everything again.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from koppla.connector.changelog import install_triggers, triggers_installed, uninstall_triggers
+from koppla.connector.demo_store import DemoShop, create_demo_schema
+from koppla.connector.runner import INITIAL_SYNC, LAST_CHANGE_MS, Connector
+from koppla.connector.settings import ConnectorSettings, load_settings
+from koppla.connector.source import connect
+from koppla.core import clock, codec
+from koppla.core.errors import KopplaError
+
+FEED = "sales_order_data_exporter_v2"
+
+HomeOption = Annotated[
+    Path,
+    typer.Option("--home", envvar="KOPPLA_HOME", help="Koppla home (holds connector.toml)."),
+]
+
+T = TypeVar("T")
+console = Console()
+err = Console(stderr=True)
+
+connector_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="The store-side connector: Magento orders → back-office XDM events → the platform.",
+)
+
+
+def _guard(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except KopplaError as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+def _settings(home: Path) -> ConnectorSettings:
+    return _guard(lambda: load_settings(home))
+
+
+@contextmanager
+def _connector(home: Path) -> Iterator[Connector]:
+    connector = Connector(_settings(home))
+    try:
+        yield connector
+    finally:
+        connector.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _reindex(connector: Connector, label: str, *, resend: bool) -> None:
+    total = connector.source.count_orders(connector.feed.websites())
+    with _progress() as bar:
+        task = bar.add_task(label, total=total)
+        report = connector.reindex(lambda n: bar.advance(task, n), resend=resend)
+    console.print(
+        f"{report.read} orders read, {report.changed} changed, {report.events} events queued, "
+        f"{report.errors} orders with errors"
+    )
+
+
+@connector_app.command("index:reindex")
+def reindex(
+    indexer: Annotated[str, typer.Argument(help=f"The indexer: {FEED}.")],
+    home: HomeOption = Path("koppla-data"),
+) -> None:
+    """Rebuild the orders feed snapshots; queue events for real changes only (sends nothing)."""
+    if indexer != FEED:
+        err.print(f"[red]error:[/] unknown indexer {indexer!r}; the orders feed is {FEED}")
+        raise typer.Exit(2)
+    with _connector(home) as connector:
+        _reindex(connector, "Reindexing orders", resend=False)
+
+
+@connector_app.command("saas:resync")
+def resync(
+    feed: Annotated[str, typer.Option("--feed", help="The feed to resend: orders.")],
+    home: HomeOption = Path("koppla-data"),
+) -> None:
+    """Send every order's whole history again; the platform drops duplicates by event id."""
+    if feed != "orders":
+        err.print(f"[red]error:[/] unknown feed {feed!r}; only 'orders' exists")
+        raise typer.Exit(2)
+    with _connector(home) as connector:
+        _reindex(connector, "Resyncing orders", resend=True)
+        result = connector.sender.drain(max_rounds=1_000_000)
+        console.print(f"{result.sent} events sent, {result.failed} refused")
+        if result.waiting:
+            err.print("[yellow]the platform is not taking events now; `run` will deliver them[/]")
+
+
+@connector_app.command("run")
+def run(home: HomeOption = Path("koppla-data")) -> None:
+    """Run the scheduled loop: changes → orders feed → outbox → delivery, until Ctrl+C."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with _connector(home) as connector:
+        _guard(connector.check)
+        console.print(
+            f"connector running: {connector.settings.change_tracking} change tracking every "
+            f"{connector.settings.poll_interval_s} s → {connector.settings.platform_url}"
+        )
+        with _stop_on_signals() as stop:
+            connector.loop(stop)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM while inside (the previous handlers come back after)."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@connector_app.command("status")
+def status(
+    home: HomeOption = Path("koppla-data"),
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the backlog, the last change seen, the last delivery and the delivery lag."""
+    settings = _settings(home)
+    from koppla.connector.state import State
+
+    state = State(settings.state_path)
+    try:
+        backlog = state.backlog()
+        now = clock.now_ms()
+        report = {
+            "pending": backlog.pending,
+            "sent": backlog.sent,
+            "failed": backlog.failed,
+            "initialSyncDone": state.cursor(INITIAL_SYNC) is not None,
+            "changeTracking": settings.change_tracking,
+            "lastChangeCursor": state.cursor(
+                "changelog_version" if settings.change_tracking == "triggers" else "poll_timestamp"
+            ),
+            "lastChangeMs": _int(state.cursor(LAST_CHANGE_MS)),
+            "lastDeliveryMs": backlog.last_sent_ms,
+            "deliveryLagS": (now - backlog.oldest_pending_ms) / 1000
+            if backlog.oldest_pending_ms
+            else 0.0,
+            "ordersWithErrors": [
+                {"orderId": oid, "field": fld, "message": msg}
+                for oid, fld, msg in state.order_errors()
+            ],
+        }
+    finally:
+        state.close()
+    if json:
+        sys.stdout.write(codec.dumps_pretty(report) + "\n")
+        return
+    for key, value in report.items():
+        console.print(f"[bold]{key}[/]: {value}")
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None else int(value)
+
+
+@connector_app.command("install-triggers")
+def install(
+    home: HomeOption = Path("koppla-data"),
+    remove: Annotated[bool, typer.Option("--remove", help="Drop them instead.")] = False,
+) -> None:
+    """Create the changelog table and triggers in the shop database (Update by Schedule)."""
+    settings = _settings(home)
+    engine = connect(settings.dsn)
+    try:
+        if remove:
+            uninstall_triggers(engine)
+            console.print("changelog triggers removed")
+        else:
+            count = install_triggers(engine)
+            console.print(f"changelog table and triggers installed ({count} statements)")
+    finally:
+        engine.dispose()
+
+
+@connector_app.command("demo-store")
+def demo_store(
+    home: HomeOption = Path("koppla-data"),
+    orders: Annotated[int, typer.Option(help="Orders to generate.")] = 200,
+    simulate: Annotated[bool, typer.Option(help="Keep placing and moving orders.")] = False,
+    every: Annotated[float, typer.Option(help="Seconds between simulated actions.")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Create and populate the SQLite demo shop (with triggers); `--simulate` keeps it busy."""
+    settings = _settings(home)
+    if not settings.dsn.startswith("sqlite"):
+        err.print("[red]error:[/] demo-store only writes to a SQLite source_dsn")
+        raise typer.Exit(2)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = connect(settings.dsn)
+    try:
+        create_demo_schema(engine)
+        if not triggers_installed(engine):
+            install_triggers(engine)
+        shop = DemoShop(engine, seed)
+        with _progress() as bar:
+            task = bar.add_task("Generating orders", total=orders)
+            shop.generate(orders, lambda n: bar.advance(task, n))
+        console.print(f"demo shop at {settings.dsn} with {orders} new orders")
+        if simulate:
+            console.print("simulating shop activity (Ctrl+C stops)")
+            with _stop_on_signals() as stop:
+                actions = shop.simulate(stop, every)
+            console.print(f"{actions} actions simulated")
+    finally:
+        engine.dispose()

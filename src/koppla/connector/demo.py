@@ -1,0 +1,99 @@
+"""The demo, in-process: the SQLite demo shop, its simulator and the connector loop.
+
+`koppla up --demo` calls `run_demo(home, stop, platform_url=..., token=..., dataset_id=...)` in a
+thread once the platform listens; it returns when `stop` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from koppla.connector import schema as t
+from koppla.connector.changelog import install_triggers, triggers_installed
+from koppla.connector.demo_store import DemoShop, create_demo_schema
+from koppla.connector.runner import run_connector
+from koppla.connector.settings import ConnectorSettings, load_settings
+from koppla.connector.source import connect
+
+log = logging.getLogger("koppla.connector.demo")
+
+DEMO_ORG_ID = "KOPPLADEMO00000000000000@AdobeOrg"
+DEMO_DATASTREAM_ID = "6d3b1f0e-8c2a-4e7b-9a41-0d2f6a1c5e90"
+
+
+def demo_settings(
+    home: Path,
+    *,
+    platform_url: str,
+    token: str,
+    dataset_id: str,
+    environment_id: str = "koppla-demo",
+    **extra: object,
+) -> ConnectorSettings:
+    """Settings sending the demo shop's `base` website to the demo datastream."""
+    site = {
+        "website_code": "base",
+        "org_id": DEMO_ORG_ID,
+        "datastream_id": DEMO_DATASTREAM_ID,
+        "dataset_id": dataset_id,
+        "environment_id": environment_id,
+    }
+    return load_settings(home, platform_url=platform_url, token=token, websites=[site], **extra)
+
+
+def prepare_demo_shop(
+    settings: ConnectorSettings, orders: int = 200, seed: int | None = None
+) -> None:
+    """Create the demo shop with triggers, and `orders` historical orders if it has none."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = connect(settings.dsn)
+    try:
+        create_demo_schema(engine)
+        if not triggers_installed(engine):
+            install_triggers(engine)
+        with engine.connect() as conn:
+            existing = conn.execute(select(func.count()).select_from(t.sales_order)).scalar_one()
+        if not existing:
+            DemoShop(engine, seed).generate(orders)
+    finally:
+        engine.dispose()
+
+
+def run_demo(
+    home: Path,
+    stop: threading.Event,
+    *,
+    platform_url: str,
+    token: str,
+    dataset_id: str,
+    orders: int = 200,
+    simulate_every_s: float = 2.0,
+    platform_ca_file: Path | None = None,
+) -> None:
+    """Prepare the demo shop, keep it busy, and run the connector until `stop` is set."""
+    settings = demo_settings(
+        home,
+        platform_url=platform_url,
+        token=token,
+        dataset_id=dataset_id,
+        platform_ca_file=platform_ca_file,
+    )
+    prepare_demo_shop(settings, orders)
+    engine = connect(settings.dsn)
+    simulator = threading.Thread(
+        target=DemoShop(engine).simulate,
+        args=(stop, simulate_every_s),
+        name="koppla-demo-shop",
+        daemon=True,
+    )
+    simulator.start()
+    try:
+        run_connector(home, stop, settings)
+    finally:
+        stop.set()
+        simulator.join(timeout=10)
+        engine.dispose()

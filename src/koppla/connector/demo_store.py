@@ -1,0 +1,670 @@
+"""The demo store: a Magento-shaped shop on SQLite, its generator and its simulator.
+
+`DemoShop` writes rows the way Magento does (order + items + addresses + payment; invoice rows;
+shipment + items + track; credit memo; state/status updates with `updated_at`), each business
+action in one transaction. It works on any engine whose tables have at least the columns of
+`koppla.connector.schema` (the SQLite demo store, or a real Magento schema in tests).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy.engine import Connection
+
+from koppla.connector import schema as t
+from koppla.core import clock, codec
+
+Row = dict[str, Any]
+
+FIRST = (
+    "Ana",
+    "Ben",
+    "Chloe",
+    "David",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Hugo",
+    "Iris",
+    "Jonas",
+    "Katja",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Olga",
+    "Paul",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Ulla",
+)
+LAST = (
+    "Andersson",
+    "Berg",
+    "Chen",
+    "Dubois",
+    "Eriksson",
+    "Fischer",
+    "Garcia",
+    "Hansen",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Müller",
+    "Nilsson",
+    "Olsen",
+    "Petrov",
+)
+CITIES = (
+    ("Stockholm", "SE", "Stockholms län", "111 22"),
+    ("Austin", "US", "Texas", "78701"),
+    ("Berlin", "DE", "Berlin", "10115"),
+    ("Lyon", "FR", "Rhône", "69001"),
+    ("Oslo", "NO", "Oslo", "0150"),
+    ("Denver", "US", "Colorado", "80202"),
+)
+PRODUCTS = (
+    ("WJ01", "Stellar Solar Jacket", 75.0, True),
+    ("MH02", "Teton Pullover Hoodie", 70.0, True),
+    ("WT09", "Breathe-Easy Tank", 34.0, True),
+    ("MP03", "Geo Insulated Jogging Pant", 51.0, True),
+    ("24-MB01", "Joust Duffle Bag", 34.0, False),
+    ("24-WG02", "Didi Sport Watch", 92.0, False),
+    ("24-UG06", "Affirm Water Bottle", 7.0, False),
+    ("24-MG04", "Aim Analog Watch", 45.0, False),
+    ("24-WB04", "Overnight Duffle", 45.0, False),
+    ("24-UG01", "Quest Lumaflex Band", 19.0, False),
+)
+COLORS = ("Black", "Blue", "Green", "Red")
+SIZES = ("XS", "S", "M", "L", "XL")
+CARRIERS = (("ups", "United Parcel Service"), ("fedex", "Federal Express"), ("usps", "USPS"))
+WEBSITE_CODE = "base"
+TAX_RATE = 0.08
+SHIPPING = 5.0
+
+
+def create_demo_schema(engine: Engine) -> None:
+    """Create the demo store's tables (idempotent) and its website, store and store view."""
+    t.metadata.create_all(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name != "sqlite":  # ids 0 (admin scope) are real ids, as in Magento
+            mode = "CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')"
+            conn.exec_driver_sql(f"SET SESSION sql_mode = {mode}")
+        if conn.execute(select(func.count()).select_from(t.store_website)).scalar_one():
+            return
+        conn.execute(
+            t.store_website.insert(),
+            [
+                {"website_id": 0, "code": "admin", "name": "Admin", "default_group_id": 0},
+                {
+                    "website_id": 1,
+                    "code": WEBSITE_CODE,
+                    "name": "Main Website",
+                    "default_group_id": 1,
+                },
+            ],
+        )
+        conn.execute(
+            t.store_group.insert(),
+            [
+                {"group_id": 0, "website_id": 0, "name": "Default", "code": "default"},
+                {
+                    "group_id": 1,
+                    "website_id": 1,
+                    "name": "Main Website Store",
+                    "code": "main_website_store",
+                },
+            ],
+        )
+        conn.execute(
+            t.store.insert(),
+            [
+                {
+                    "store_id": 0,
+                    "code": "admin",
+                    "website_id": 0,
+                    "group_id": 0,
+                    "name": "Admin",
+                    "is_active": 1,
+                },
+                {
+                    "store_id": 1,
+                    "code": "default",
+                    "website_id": 1,
+                    "group_id": 1,
+                    "name": "Default Store View",
+                    "is_active": 1,
+                },
+            ],
+        )
+
+
+@dataclass(slots=True)
+class Draft:
+    """One order in memory: its rows, and the new rows an action adds."""
+
+    order: Row
+    items: list[Row]
+    payment: Row
+    new: dict[str, list[Row]] = field(default_factory=dict)
+
+    def add(self, table: Table, row: Row) -> None:
+        """Queue a new row for `table`."""
+        self.new.setdefault(table.name, []).append(row)
+
+
+class Ids:
+    """Hands out entity ids per table (from the current maximum)."""
+
+    def __init__(self, start: dict[str, int] | None = None) -> None:
+        self._next = dict(start or {})
+
+    def take(self, table: Table) -> int:
+        """The next id of `table`."""
+        value = self._next.get(table.name, 1)
+        self._next[table.name] = value + 1
+        return value
+
+    @classmethod
+    def from_db(cls, conn: Connection) -> Ids:
+        """Continue after the largest id of each table."""
+        start = {}
+        for table in t.metadata.sorted_tables:
+            pk = next(iter(table.primary_key.columns))
+            start[table.name] = int(conn.execute(select(func.max(pk))).scalar() or 0) + 1
+        return cls(start)
+
+
+def new_order(rng: random.Random, ids: Ids, when: datetime, store_id: int = 1) -> Draft:
+    """A freshly placed order (state `new`, status `pending`) with items, addresses, payment."""
+    oid = ids.take(t.sales_order)
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    guest = rng.random() < 0.3
+    email = f"{first}.{last}{rng.randrange(1000)}@example.com".lower()
+    items, subtotal, discount = _lines(rng, ids, oid, store_id, when)
+    tax = round((subtotal - discount) * TAX_RATE, 2)
+    grand = round(subtotal - discount + tax + SHIPPING, 2)
+    order: Row = {
+        "entity_id": oid,
+        "increment_id": f"{oid:09d}",
+        "state": "new",
+        "status": "pending",
+        "store_id": store_id,
+        "customer_id": None if guest else rng.randrange(1, 500),
+        "customer_is_guest": int(guest),
+        "customer_email": email,
+        "customer_firstname": first,
+        "customer_lastname": last,
+        "is_virtual": 0,
+        "base_currency_code": "USD",
+        "order_currency_code": "USD",
+        "base_grand_total": grand,
+        "base_subtotal": subtotal,
+        "base_tax_amount": tax,
+        "base_discount_amount": -discount,
+        "base_shipping_amount": SHIPPING,
+        "base_shipping_tax_amount": 0.0,
+        "base_total_invoiced": None,
+        "base_total_paid": None,
+        "base_total_refunded": None,
+        "base_total_canceled": None,
+        "total_qty_ordered": sum(i["qty_ordered"] for i in items if i["parent_item_id"] is None),
+        "shipping_method": "flatrate_flatrate",
+        "shipping_description": "Flat Rate - Fixed",
+        "coupon_code": "SAVE10" if discount else None,
+        "created_at": when,
+        "updated_at": when,
+    }
+    payment: Row = {
+        "entity_id": ids.take(t.sales_order_payment),
+        "parent_id": oid,
+        "method": rng.choice(("checkmo", "banktransfer", "braintree")),
+        "po_number": f"PO-{oid}" if rng.random() < 0.1 else None,
+        "last_trans_id": None,
+        "base_amount_ordered": grand,
+        "base_amount_paid": None,
+        "base_amount_refunded": None,
+        "base_shipping_amount": SHIPPING,
+        "additional_information": '{"method_title":"Payment"}',
+    }
+    draft = Draft(order, items, payment)
+    draft.add(t.sales_order, order)
+    for item in items:
+        draft.add(t.sales_order_item, item)
+    draft.add(t.sales_order_payment, payment)
+    city, country, region, postcode = rng.choice(CITIES)
+    street = f"{rng.randrange(1, 200)} Main Street" + ("\nApt 4" if rng.random() < 0.3 else "")
+    for kind in ("billing", "shipping"):
+        draft.add(
+            t.sales_order_address,
+            {
+                "entity_id": ids.take(t.sales_order_address),
+                "parent_id": oid,
+                "address_type": kind,
+                "firstname": first,
+                "lastname": last,
+                "street": street,
+                "city": city,
+                "region": region,
+                "postcode": postcode,
+                "country_id": country,
+                "telephone": f"+1555{rng.randrange(10**6):06d}",
+                "email": email,
+            },
+        )
+    return draft
+
+
+def _lines(
+    rng: random.Random, ids: Ids, oid: int, store_id: int, when: datetime
+) -> tuple[list[Row], float, float]:
+    items: list[Row] = []
+    subtotal = 0.0
+    discount_rate = 0.1 if rng.random() < 0.25 else 0.0
+    for sku, name, price, configurable in rng.sample(PRODUCTS, rng.randint(1, 3)):
+        qty = float(rng.randint(1, 3))
+        row_total = round(price * qty, 2)
+        discount = round(row_total * discount_rate, 2)
+        subtotal += row_total
+        base = {
+            "order_id": oid,
+            "store_id": store_id,
+            "qty_ordered": qty,
+            "qty_invoiced": 0.0,
+            "qty_shipped": 0.0,
+            "qty_refunded": 0.0,
+            "qty_canceled": 0.0,
+            "is_virtual": 0,
+            "created_at": when,
+            "updated_at": when,
+        }
+        item_id = ids.take(t.sales_order_item)
+        options = None
+        full_sku = sku
+        if configurable:
+            color, size = rng.choice(COLORS), rng.choice(SIZES)
+            full_sku = f"{sku}-{size}-{color}"
+            options = codec.dumps(
+                {
+                    "attributes_info": [
+                        {"label": "Color", "value": color},
+                        {"label": "Size", "value": size},
+                    ]
+                }
+            ).decode()
+        items.append(
+            {
+                **base,
+                "item_id": item_id,
+                "parent_item_id": None,
+                "product_id": item_id,
+                "product_type": "configurable" if configurable else "simple",
+                "product_options": options,
+                "sku": full_sku,
+                "name": name,
+                "base_price": price,
+                "base_row_total": row_total,
+                "base_tax_amount": round((row_total - discount) * TAX_RATE, 2),
+                "base_discount_amount": discount,
+            }
+        )
+        if configurable:
+            items.append(
+                {
+                    **base,
+                    "item_id": ids.take(t.sales_order_item),
+                    "parent_item_id": item_id,
+                    "product_id": item_id + 1,
+                    "product_type": "simple",
+                    "product_options": None,
+                    "sku": full_sku,
+                    "name": f"{name}-{full_sku}",
+                    "base_price": 0.0,
+                    "base_row_total": 0.0,
+                    "base_tax_amount": 0.0,
+                    "base_discount_amount": 0.0,
+                }
+            )
+    return items, round(subtotal, 2), round(subtotal * discount_rate, 2)
+
+
+def _touch(draft: Draft, when: datetime, state: str, status: str) -> None:
+    draft.order.update(state=state, status=status, updated_at=when)
+
+
+def _top(draft: Draft) -> list[Row]:
+    return [i for i in draft.items if i["parent_item_id"] is None]
+
+
+def _settle(draft: Draft, when: datetime) -> None:
+    """Magento's state handler: complete once fully invoiced and shipped, else processing."""
+    top = _top(draft)
+    invoiced = all(i["qty_invoiced"] >= i["qty_ordered"] for i in top)
+    shipped = all(i["qty_shipped"] >= i["qty_ordered"] for i in top)
+    if invoiced and shipped:
+        _touch(draft, when, "complete", "complete")
+    else:
+        _touch(draft, when, "processing", "processing")
+
+
+def invoice(draft: Draft, ids: Ids, when: datetime) -> None:
+    """Invoice and capture everything not yet invoiced (one `sales_invoice`, paid)."""
+    inv_id = ids.take(t.sales_invoice)
+    order = draft.order
+    total = order["base_grand_total"]
+    draft.add(
+        t.sales_invoice,
+        {
+            "entity_id": inv_id,
+            "order_id": order["entity_id"],
+            "store_id": order["store_id"],
+            "increment_id": f"{inv_id:09d}",
+            "state": 2,
+            "base_grand_total": total,
+            "base_tax_amount": order["base_tax_amount"],
+            "base_shipping_amount": SHIPPING,
+            "base_discount_amount": order["base_discount_amount"],
+            "base_currency_code": "USD",
+            "transaction_id": None,
+            "created_at": when,
+            "updated_at": when,
+        },
+    )
+    for item in _top(draft):
+        draft.add(
+            t.sales_invoice_item,
+            {
+                "entity_id": ids.take(t.sales_invoice_item),
+                "parent_id": inv_id,
+                "order_item_id": item["item_id"],
+                "sku": item["sku"],
+                "name": item["name"],
+                "qty": item["qty_ordered"],
+                "base_price": item["base_price"],
+                "base_row_total": item["base_row_total"],
+                "base_discount_amount": item["base_discount_amount"],
+            },
+        )
+    for item in draft.items:
+        item.update(qty_invoiced=item["qty_ordered"], updated_at=when)
+    order.update(base_total_invoiced=total, base_total_paid=total)
+    draft.payment.update(base_amount_paid=total, last_trans_id=f"txn-{inv_id}")
+    draft.add(
+        t.sales_payment_transaction,
+        {
+            "transaction_id": ids.take(t.sales_payment_transaction),
+            "order_id": order["entity_id"],
+            "payment_id": draft.payment["entity_id"],
+            "txn_id": f"txn-{inv_id}",
+            "txn_type": "capture",
+            "is_closed": 1,
+            "created_at": when,
+        },
+    )
+    _settle(draft, when)
+
+
+def ship(draft: Draft, ids: Ids, when: datetime, rng: random.Random) -> None:
+    """Ship everything not yet shipped (`sales_shipment` + items + one track)."""
+    ship_id = ids.take(t.sales_shipment)
+    order = draft.order
+    top = [i for i in _top(draft) if i["qty_shipped"] < i["qty_ordered"]]
+    draft.add(
+        t.sales_shipment,
+        {
+            "entity_id": ship_id,
+            "order_id": order["entity_id"],
+            "store_id": order["store_id"],
+            "increment_id": f"{ship_id:09d}",
+            "total_qty": sum(i["qty_ordered"] for i in top),
+            "created_at": when,
+            "updated_at": when,
+        },
+    )
+    for item in top:
+        draft.add(
+            t.sales_shipment_item,
+            {
+                "entity_id": ids.take(t.sales_shipment_item),
+                "parent_id": ship_id,
+                "order_item_id": item["item_id"],
+                "sku": item["sku"],
+                "name": item["name"],
+                "qty": item["qty_ordered"] - item["qty_shipped"],
+                "price": item["base_price"],
+            },
+        )
+    carrier, title = rng.choice(CARRIERS)
+    draft.add(
+        t.sales_shipment_track,
+        {
+            "entity_id": ids.take(t.sales_shipment_track),
+            "parent_id": ship_id,
+            "order_id": order["entity_id"],
+            "track_number": f"1Z{rng.randrange(10**12):012d}",
+            "title": title,
+            "carrier_code": carrier,
+            "created_at": when,
+            "updated_at": when,
+        },
+    )
+    for item in draft.items:
+        item.update(qty_shipped=item["qty_ordered"], updated_at=when)
+    _settle(draft, when)
+
+
+def refund(draft: Draft, ids: Ids, when: datetime) -> None:
+    """Refund the whole order offline (`sales_creditmemo`); the order closes."""
+    memo_id = ids.take(t.sales_creditmemo)
+    order = draft.order
+    total = order["base_total_paid"] or order["base_grand_total"]
+    draft.add(
+        t.sales_creditmemo,
+        {
+            "entity_id": memo_id,
+            "order_id": order["entity_id"],
+            "store_id": order["store_id"],
+            "increment_id": f"{memo_id:09d}",
+            "state": 2,
+            "base_grand_total": total,
+            "base_shipping_amount": SHIPPING,
+            "base_adjustment": 0.0,
+            "base_tax_amount": order["base_tax_amount"],
+            "base_currency_code": "USD",
+            "transaction_id": None,
+            "created_at": when,
+            "updated_at": when,
+        },
+    )
+    for item in _top(draft):
+        draft.add(
+            t.sales_creditmemo_item,
+            {
+                "entity_id": ids.take(t.sales_creditmemo_item),
+                "parent_id": memo_id,
+                "order_item_id": item["item_id"],
+                "sku": item["sku"],
+                "name": item["name"],
+                "qty": item["qty_invoiced"],
+                "base_price": item["base_price"],
+                "base_row_total": item["base_row_total"],
+                "base_discount_amount": item["base_discount_amount"],
+            },
+        )
+    for item in draft.items:
+        item.update(qty_refunded=item["qty_invoiced"], updated_at=when)
+    order.update(base_total_refunded=total)
+    draft.payment.update(base_amount_refunded=total)
+    _touch(draft, when, "closed", "closed")
+
+
+def cancel(draft: Draft, when: datetime) -> None:
+    """Cancel an order nothing of which was invoiced."""
+    for item in draft.items:
+        item.update(qty_canceled=item["qty_ordered"] - item["qty_invoiced"], updated_at=when)
+    draft.order.update(base_total_canceled=draft.order["base_grand_total"])
+    _touch(draft, when, "canceled", "canceled")
+
+
+def hold(draft: Draft, when: datetime) -> None:
+    """Put the order on hold."""
+    _touch(draft, when, "holded", "holded")
+
+
+LIFECYCLES = ("new", "processing", "complete", "closed", "canceled", "holded")
+
+
+def live(draft: Draft, ids: Ids, when: datetime, rng: random.Random, end: str) -> None:
+    """Take a new order through the actions that lead to state `end`."""
+    step = timedelta(hours=rng.randint(1, 48))
+    if end == "canceled":
+        cancel(draft, when + step)
+    elif end == "holded":
+        hold(draft, when + step)
+    elif end in ("processing", "complete", "closed"):
+        invoice(draft, ids, when + step)
+        if end != "processing":
+            ship(draft, ids, when + 2 * step, rng)
+        if end == "closed":
+            refund(draft, ids, when + 3 * step)
+
+
+class DemoShop:
+    """Writes orders into a shop database the way Magento does."""
+
+    def __init__(self, engine: Engine, seed: int | None = None) -> None:
+        self.engine = engine
+        self.rng = random.Random(seed)
+
+    def generate(
+        self, orders: int, progress: Callable[[int], None] | None = None, chunk: int = 2000
+    ) -> None:
+        """Add `orders` orders placed over the last 90 days, in every state, in bulk."""
+        now = clock.now().replace(tzinfo=None, microsecond=0)
+        done = 0
+        while done < orders:
+            count = min(chunk, orders - done)
+            with self.engine.begin() as conn:
+                ids = Ids.from_db(conn)
+                rows: dict[str, list[Row]] = {}
+                for _ in range(count):
+                    when = (
+                        now - timedelta(days=90) + timedelta(seconds=self.rng.randrange(80 * 86400))
+                    )
+                    draft = new_order(self.rng, ids, when)
+                    live(draft, ids, when, self.rng, self.rng.choice(LIFECYCLES))
+                    for name, new in draft.new.items():
+                        rows.setdefault(name, []).extend(new)
+                for table in t.metadata.sorted_tables:
+                    if rows.get(table.name):
+                        conn.execute(table.insert(), rows[table.name])
+            done += count
+            if progress is not None:
+                progress(count)
+
+    def place(self) -> int:
+        """Place one order now; return its entity id."""
+        when = clock.now().replace(tzinfo=None, microsecond=0)
+        with self.engine.begin() as conn:
+            draft = new_order(self.rng, Ids.from_db(conn), when)
+            _write(conn, draft)
+        return int(draft.order["entity_id"])
+
+    def act(self, order_id: int, action: str) -> None:
+        """Apply `invoice`, `ship`, `refund`, `cancel` or `hold` to an order now."""
+        when = clock.now().replace(tzinfo=None, microsecond=0)
+        with self.engine.begin() as conn:
+            draft = _load(conn, order_id)
+            ids = Ids.from_db(conn)
+            if action == "invoice":
+                invoice(draft, ids, when)
+            elif action == "ship":
+                ship(draft, ids, when, self.rng)
+            elif action == "refund":
+                refund(draft, ids, when)
+            elif action == "cancel":
+                cancel(draft, when)
+            elif action == "hold":
+                hold(draft, when)
+            else:
+                raise ValueError(f"unknown action {action!r}")
+            _write(conn, draft, existing=True)
+
+    def simulate_once(self) -> tuple[str, int]:
+        """One random business action on the shop (mostly moving orders forward)."""
+        with self.engine.connect() as conn:
+            open_orders = conn.execute(
+                select(t.sales_order.c.entity_id, t.sales_order.c.state)
+                .where(t.sales_order.c.state.in_(("new", "processing", "complete")))
+                .order_by(t.sales_order.c.entity_id.desc())
+                .limit(50)
+            ).all()
+        choice = self.rng.random()
+        if choice < 0.35 or not open_orders:
+            return "place", self.place()
+        oid, state = self.rng.choice(open_orders)
+        action = {
+            "new": "invoice" if choice < 0.85 else "cancel",
+            "processing": "ship",
+            "complete": "refund",
+        }[state]
+        if state == "complete" and choice < 0.8:
+            return "place", self.place()
+        self.act(int(oid), action)
+        return action, int(oid)
+
+    def simulate(self, stop: threading.Event, every_s: float = 1.0) -> int:
+        """Keep the shop busy until `stop` is set; return the number of actions taken."""
+        actions = 0
+        while not stop.wait(every_s):
+            self.simulate_once()
+            actions += 1
+        return actions
+
+
+def _load(conn: Connection, order_id: int) -> Draft:
+    order = conn.execute(select(t.sales_order).where(t.sales_order.c.entity_id == order_id)).one()
+    items = conn.execute(
+        select(t.sales_order_item)
+        .where(t.sales_order_item.c.order_id == order_id)
+        .order_by(t.sales_order_item.c.item_id)
+    ).all()
+    payment = conn.execute(
+        select(t.sales_order_payment).where(t.sales_order_payment.c.parent_id == order_id)
+    ).one()
+    return Draft(dict(order._mapping), [dict(i._mapping) for i in items], dict(payment._mapping))
+
+
+def _write(conn: Connection, draft: Draft, *, existing: bool = False) -> None:
+    if existing:
+        o, p, i = t.sales_order, t.sales_order_payment, t.sales_order_item
+        conn.execute(
+            update(o)
+            .where(o.c.entity_id == draft.order["entity_id"])
+            .values(**_without(draft.order, "entity_id"))
+        )
+        conn.execute(
+            update(p)
+            .where(p.c.entity_id == draft.payment["entity_id"])
+            .values(**_without(draft.payment, "entity_id"))
+        )
+        for item in draft.items:
+            conn.execute(
+                update(i).where(i.c.item_id == item["item_id"]).values(**_without(item, "item_id"))
+            )
+    for table in t.metadata.sorted_tables:
+        rows = draft.new.get(table.name)
+        if rows:
+            conn.execute(table.insert(), rows)
+
+
+def _without(row: Row, key: str) -> Row:
+    return {k: v for k, v in row.items() if k != key}

@@ -1,0 +1,281 @@
+"""Koppla's own definition of the Magento 2 tables and columns the connector reads.
+
+Written from the facts in Magento's declarative schema (`Sales`, `Store` modules' db_schema.xml);
+only the subset Koppla reads. The demo store creates exactly these tables on SQLite. Amounts are
+read as floats (`asdecimal=False`): events carry JSON numbers anyway.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+metadata = MetaData()
+
+
+def _money(name: str) -> Column[float]:
+    return Column(name, Numeric(20, 4, asdecimal=False))
+
+
+def _qty(name: str) -> Column[float]:
+    return Column(name, Numeric(12, 4, asdecimal=False))
+
+
+def _stamp(name: str) -> Column[object]:
+    return Column(name, DateTime, nullable=False, server_default=func.current_timestamp())
+
+
+store_website = Table(
+    "store_website",
+    metadata,
+    Column("website_id", SmallInteger, primary_key=True, autoincrement=True),
+    Column("code", String(32)),
+    Column("name", String(64)),
+    Column("default_group_id", SmallInteger, nullable=False, server_default="0"),
+)
+
+store_group = Table(
+    "store_group",
+    metadata,
+    Column("group_id", SmallInteger, primary_key=True, autoincrement=True),
+    Column("website_id", SmallInteger, nullable=False, server_default="0"),
+    Column("name", String(255), nullable=False),
+    Column("code", String(32)),
+)
+
+store = Table(
+    "store",
+    metadata,
+    Column("store_id", SmallInteger, primary_key=True, autoincrement=True),
+    Column("code", String(32)),
+    Column("website_id", SmallInteger, nullable=False, server_default="0"),
+    Column("group_id", SmallInteger, nullable=False, server_default="0"),
+    Column("name", String(255), nullable=False),
+    Column("is_active", SmallInteger, nullable=False, server_default="0"),
+)
+
+sales_order = Table(
+    "sales_order",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("increment_id", String(50)),
+    Column("state", String(32)),
+    Column("status", String(32)),
+    Column("store_id", SmallInteger),
+    Column("customer_id", Integer),
+    Column("customer_is_guest", SmallInteger),
+    Column("customer_email", String(128)),
+    Column("customer_firstname", String(128)),
+    Column("customer_lastname", String(128)),
+    Column("customer_note", Text),
+    Column("is_virtual", SmallInteger),
+    Column("base_currency_code", String(3)),
+    Column("order_currency_code", String(3)),
+    _money("base_grand_total"),
+    _money("base_subtotal"),
+    _money("base_tax_amount"),
+    _money("base_discount_amount"),
+    _money("base_shipping_amount"),
+    _money("base_shipping_tax_amount"),
+    _money("base_total_invoiced"),
+    _money("base_total_paid"),
+    _money("base_total_refunded"),
+    _money("base_total_canceled"),
+    _qty("total_qty_ordered"),
+    Column("shipping_method", String(120)),
+    Column("shipping_description", String(255)),
+    Column("coupon_code", String(255)),
+    _stamp("created_at"),
+    _stamp("updated_at"),
+)
+
+sales_order_item = Table(
+    "sales_order_item",
+    metadata,
+    Column("item_id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", Integer, nullable=False, server_default="0"),
+    Column("parent_item_id", Integer),
+    Column("store_id", SmallInteger),
+    Column("product_id", Integer),
+    Column("product_type", String(255)),
+    Column("product_options", Text),
+    Column("sku", String(255)),
+    Column("name", String(255)),
+    Column("is_virtual", SmallInteger),
+    _qty("qty_ordered"),
+    _qty("qty_invoiced"),
+    _qty("qty_shipped"),
+    _qty("qty_refunded"),
+    _qty("qty_canceled"),
+    Column("base_price", Numeric(20, 4, asdecimal=False), nullable=False, server_default="0"),
+    Column("base_row_total", Numeric(20, 4, asdecimal=False), nullable=False, server_default="0"),
+    _money("base_tax_amount"),
+    _money("base_discount_amount"),
+    _stamp("created_at"),
+    _stamp("updated_at"),
+)
+
+sales_order_address = Table(
+    "sales_order_address",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer),
+    Column("address_type", String(255)),
+    Column("firstname", String(255)),
+    Column("lastname", String(255)),
+    Column("street", String(255)),
+    Column("city", String(255)),
+    Column("region", String(255)),
+    Column("postcode", String(255)),
+    Column("country_id", String(2)),
+    Column("telephone", String(255)),
+    Column("email", String(255)),
+)
+
+sales_order_payment = Table(
+    "sales_order_payment",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, nullable=False),
+    Column("method", String(128)),
+    Column("po_number", String(32)),
+    Column("last_trans_id", String(255)),
+    _money("base_amount_ordered"),
+    _money("base_amount_paid"),
+    _money("base_amount_refunded"),
+    _money("base_shipping_amount"),
+    Column("additional_information", Text),
+)
+
+sales_invoice = Table(
+    "sales_invoice",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", Integer, nullable=False),
+    Column("store_id", SmallInteger),
+    Column("increment_id", String(50)),
+    Column("state", Integer),
+    _money("base_grand_total"),
+    _money("base_tax_amount"),
+    _money("base_shipping_amount"),
+    _money("base_discount_amount"),
+    Column("base_currency_code", String(3)),
+    Column("transaction_id", String(255)),
+    _stamp("created_at"),
+    _stamp("updated_at"),
+)
+
+sales_invoice_item = Table(
+    "sales_invoice_item",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, nullable=False),
+    Column("order_item_id", Integer),
+    Column("sku", String(255)),
+    Column("name", String(255)),
+    _qty("qty"),
+    _money("base_price"),
+    _money("base_row_total"),
+    _money("base_discount_amount"),
+)
+
+sales_shipment = Table(
+    "sales_shipment",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", Integer, nullable=False),
+    Column("store_id", SmallInteger),
+    Column("increment_id", String(50)),
+    _qty("total_qty"),
+    _stamp("created_at"),
+    _stamp("updated_at"),
+)
+
+sales_shipment_item = Table(
+    "sales_shipment_item",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, nullable=False),
+    Column("order_item_id", Integer),
+    Column("sku", String(255)),
+    Column("name", String(255)),
+    _qty("qty"),
+    _money("price"),
+)
+
+sales_shipment_track = Table(
+    "sales_shipment_track",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, nullable=False),
+    Column("order_id", Integer, nullable=False),
+    Column("track_number", Text),
+    Column("title", String(255)),
+    Column("carrier_code", String(32)),
+    _stamp("created_at"),
+    _stamp("updated_at"),
+)
+
+sales_creditmemo = Table(
+    "sales_creditmemo",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", Integer, nullable=False),
+    Column("store_id", SmallInteger),
+    Column("increment_id", String(50)),
+    Column("state", Integer),
+    _money("base_grand_total"),
+    _money("base_shipping_amount"),
+    _money("base_adjustment"),
+    _money("base_tax_amount"),
+    Column("base_currency_code", String(3)),
+    Column("transaction_id", String(255)),
+    _stamp("created_at"),
+    _stamp("updated_at"),
+)
+
+sales_creditmemo_item = Table(
+    "sales_creditmemo_item",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, nullable=False),
+    Column("order_item_id", Integer),
+    Column("sku", String(255)),
+    Column("name", String(255)),
+    _qty("qty"),
+    _money("base_price"),
+    _money("base_row_total"),
+    _money("base_discount_amount"),
+)
+
+sales_payment_transaction = Table(
+    "sales_payment_transaction",
+    metadata,
+    Column("transaction_id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", Integer, nullable=False, server_default="0"),
+    Column("payment_id", Integer, nullable=False, server_default="0"),
+    Column("txn_id", String(100)),
+    Column("txn_type", String(15)),
+    Column("is_closed", SmallInteger, nullable=False, server_default="1"),
+    Column("created_at", DateTime, nullable=False, server_default=func.current_timestamp()),
+)
+
+TRACKED_TABLES: dict[str, str] = {
+    "sales_order": "entity_id",
+    "sales_invoice": "order_id",
+    "sales_shipment": "order_id",
+    "sales_shipment_track": "order_id",
+    "sales_creditmemo": "order_id",
+    "sales_payment_transaction": "order_id",
+}
+"""Each table whose changes touch an order, and the column holding the affected order id."""

@@ -1,0 +1,171 @@
+"""The connector's one settings object: `<home>/connector.toml` plus `KOPPLA_CONNECTOR_*` env.
+
+The API token comes from the environment (`KOPPLA_CONNECTOR_TOKEN`) only: it is never read from
+or written to disk, never logged, and shown redacted in reprs. Rules from the Data Connection
+admin (domain.md §2.1) apply per website: the organization id is 24 letters or digits followed by
+`@AdobeOrg`, a dataset id is required while back-office events are on.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from koppla.core.errors import InvalidInput
+
+SETTINGS_FILE = "connector.toml"
+TOKEN_ENV = "KOPPLA_CONNECTOR_TOKEN"
+
+
+class WebsiteSettings(BaseModel):
+    """Where the back-office events of one Magento website go (website-scope admin settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    website_code: str = Field(
+        pattern=r"^[a-z0-9_]{1,32}$", description="Magento `store_website.code`, e.g. `base`."
+    )
+    org_id: str = Field(
+        pattern=r"^[A-Za-z0-9]{24}@AdobeOrg$",
+        description="Organization id: 24 letters or digits followed by `@AdobeOrg`.",
+    )
+    datastream_id: str = Field(min_length=1, description="Datastream id (the connection id).")
+    dataset_id: str = Field(default="", description="Dataset the events go to.")
+    environment_id: str = Field(
+        default="koppla",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Data space id, sent as `commerce.commerceScope.environmentID`.",
+    )
+    back_office_events: bool = Field(default=True, description="Send back-office events.")
+
+    @model_validator(mode="after")
+    def _dataset_required(self) -> WebsiteSettings:
+        if self.back_office_events and not self.dataset_id:
+            raise ValueError("dataset_id is required while back_office_events is on")
+        return self
+
+
+class ConnectorSettings(BaseSettings):
+    """Every setting the connector reads; documented in `docs/connector.md`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KOPPLA_CONNECTOR_", extra="forbid", frozen=True, hide_input_in_errors=True
+    )
+
+    home: Path = Field(default=Path("koppla-data"), description="Koppla home (state lives here).")
+    source_dsn: str = Field(
+        default="",
+        description="Shop database URL, e.g. `mysql+pymysql://user@host/magento`; "
+        "default: the demo store `sqlite:///<home>/demo-shop.sqlite`.",
+    )
+    platform_url: str = Field(
+        default="http://127.0.0.1:8080",
+        pattern=r"^https?://",
+        description="Base URL of the platform.",
+    )
+    platform_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA (or self-signed certificate) to trust for an https "
+        "platform_url; default: the system's trust store.",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Platform API token (env KOPPLA_CONNECTOR_TOKEN only)."
+    )
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, le=3600, description="Seconds between two looks for changes."
+    )
+    change_tracking: Literal["triggers", "poll"] = Field(
+        default="triggers",
+        description="`triggers`: changelog tables filled by triggers; `poll`: scan updated_at.",
+    )
+    redact: bool = Field(default=False, description="Hash emails, drop addresses.")
+    batch_max_messages: int = Field(default=500, ge=1, le=500)
+    batch_max_bytes: int = Field(default=1_000_000, ge=10_000, le=1_000_000)
+    websites: tuple[WebsiteSettings, ...] = Field(
+        default=(), description="The websites whose orders are sent."
+    )
+
+    @model_validator(mode="after")
+    def _unique_websites(self) -> ConnectorSettings:
+        codes = [w.website_code for w in self.websites]
+        if len(codes) != len(set(codes)):
+            raise ValueError("websites: each website_code may appear once")
+        return self
+
+    @property
+    def dsn(self) -> str:
+        """The source DSN, defaulting to the demo store under the home."""
+        return self.source_dsn or f"sqlite:///{(self.home / 'demo-shop.sqlite').resolve()}"
+
+    @property
+    def state_path(self) -> Path:
+        """The connector's own state database."""
+        return self.home / "connector" / "state.sqlite"
+
+    def website(self, code: str) -> WebsiteSettings | None:
+        """The settings of a configured website, or None."""
+        return next((w for w in self.websites if w.website_code == code), None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: explicit arguments, then environment, then `<home>/connector.toml`."""
+        home = Path(getattr(init_settings, "init_kwargs", {}).get("home") or "koppla-data")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / SETTINGS_FILE)
+        return (init_settings, env_settings, toml)
+
+
+def load_settings(home: Path, **overrides: object) -> ConnectorSettings:
+    """Read the settings of `home`; raises `InvalidInput` naming the first bad field."""
+    _refuse_token_on_disk(home / SETTINGS_FILE)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return ConnectorSettings(home=home, **given)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise settings_error(error) from None
+
+
+def settings_error(error: ValidationError) -> InvalidInput:
+    """One clear message per problem, each naming its field (`websites[0].org_id: ...`)."""
+    problems = []
+    first_field = None
+    for issue in error.errors():
+        path = _path(issue["loc"])
+        first_field = first_field or path
+        message = issue["msg"].removeprefix("Value error, ")
+        problems.append(f"{path}: {message}" if path else message)
+    return InvalidInput("invalid connector settings: " + "; ".join(problems), field=first_field)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _refuse_token_on_disk(path: Path) -> None:
+    if not path.is_file():
+        return
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    if "token" in data:
+        raise InvalidInput(
+            f"token: not allowed in {path}; set the environment variable {TOKEN_ENV}",
+            field="token",
+        )

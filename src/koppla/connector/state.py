@@ -1,0 +1,247 @@
+"""The connector's own state: cursors, feed snapshots and the outbox, in one SQLite file.
+
+Lives at `<home>/connector/state.sqlite`, never in the shop database. A feed step writes the new
+snapshots, the events they imply and the advanced cursor in ONE transaction (`FeedCommit`), so a
+crash either keeps all of it or none. The sender drains the outbox in `seq` order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from koppla.core import clock, codec
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursor (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot (
+  order_id INTEGER PRIMARY KEY, website TEXT NOT NULL, hash TEXT NOT NULL, doc BLOB NOT NULL,
+  synced_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, order_id INTEGER NOT NULL,
+  website TEXT NOT NULL, event_type TEXT NOT NULL, body BLOB NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+  created_ms INTEGER NOT NULL, sent_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, seq);
+CREATE TABLE IF NOT EXISTS order_error (
+  order_id INTEGER PRIMARY KEY, field TEXT, message TEXT NOT NULL, seen_ms INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One event waiting in (or sent from) the outbox."""
+
+    seq: int
+    event_id: str
+    order_id: int
+    website: str
+    event_type: str
+    body: dict[str, Any]
+
+
+@dataclass(slots=True)
+class FeedCommit:
+    """What one feed step changes: snapshots, events, cursors; applied atomically."""
+
+    snapshots: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    cursors: dict[str, str] = field(default_factory=dict)
+    errors: list[tuple[int, str | None, str]] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The outbox by status, and delivery times (ms since epoch)."""
+
+    pending: int
+    sent: int
+    failed: int
+    oldest_pending_ms: int | None
+    last_sent_ms: int | None
+
+
+class State:
+    """The state database (one connection, guarded by a lock; safe across threads)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def cursor(self, name: str) -> str | None:
+        """A cursor's value, or None before the first commit."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM cursor WHERE name=?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def snapshots(self, order_ids: Iterable[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+        """The stored (hash, snapshot) of each of `order_ids` that has one."""
+        ids = list(order_ids)
+        found: dict[int, tuple[str, dict[str, Any]]] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT order_id, hash, doc FROM snapshot WHERE order_id IN ({marks})"
+                for oid, digest, doc in self._db.execute(query, chunk):
+                    found[int(oid)] = (str(digest), codec.loads(doc))
+        return found
+
+    def all_snapshots(self, batch: int = 1000) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """Every stored snapshot as (order id, website, snapshot), in order id order."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT order_id, website, doc FROM snapshot WHERE order_id > ? "
+                    "ORDER BY order_id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for oid, website, doc in rows:
+                yield int(oid), str(website), codec.loads(doc)
+            last = int(rows[-1][0])
+
+    def commit(self, change: FeedCommit, *, resend: bool = False) -> int:
+        """Apply one feed step atomically; return how many events entered the outbox.
+
+        With `resend`, events already in the outbox are queued again (a resync).
+        """
+        now = clock.now_ms()
+        added = 0
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO snapshot (order_id, website, hash, doc, synced_ms) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(order_id) DO UPDATE SET website=excluded.website, "
+                "hash=excluded.hash, doc=excluded.doc, synced_ms=excluded.synced_ms",
+                [
+                    (oid, web, digest, codec.dumps(doc), now)
+                    for oid, web, digest, doc in change.snapshots
+                ],
+            )
+            conflict = (
+                "DO UPDATE SET status='pending', body=excluded.body, attempts=0, error=NULL"
+                if resend
+                else "DO NOTHING"
+            )
+            for oid, website, event in change.events:
+                cur = db.execute(
+                    "INSERT INTO outbox (event_id, order_id, website, event_type, body, created_ms)"
+                    f" VALUES (?,?,?,?,?,?) ON CONFLICT(event_id) {conflict}",
+                    (event["_id"], oid, website, event["eventType"], codec.dumps(event), now),
+                )
+                added += cur.rowcount
+            db.executemany(
+                "INSERT INTO cursor (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                list(change.cursors.items()),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO order_error (order_id, field, message, seen_ms) "
+                "VALUES (?,?,?,?)",
+                [(oid, fld, msg, now) for oid, fld, msg in change.errors],
+            )
+            db.executemany(
+                "DELETE FROM order_error WHERE order_id=?", [(oid,) for oid in change.resolved]
+            )
+        return added
+
+    def pending(self, limit: int) -> list[OutboxEvent]:
+        """The oldest pending events, in outbox order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, event_id, order_id, website, event_type, body FROM outbox "
+                "WHERE status='pending' ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [OutboxEvent(r[0], r[1], r[2], r[3], r[4], codec.loads(r[5])) for r in rows]
+
+    def mark_sent(self, seqs: Iterable[int]) -> None:
+        """Record that the platform durably accepted these events."""
+        now = clock.now_ms()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE outbox SET status='sent', sent_ms=?, attempts=attempts+1 WHERE seq=?",
+                [(now, s) for s in seqs],
+            )
+
+    def mark_failed(self, seqs: Iterable[int], reason: str) -> None:
+        """Give up on these events (the platform refused them for good), keeping the reason."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE outbox SET status='failed', error=?, attempts=attempts+1 WHERE seq=?",
+                [(reason, s) for s in seqs],
+            )
+
+    def note_attempt(self, seqs: Iterable[int], reason: str) -> None:
+        """Record a failed, retryable attempt (the events stay pending)."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE outbox SET error=?, attempts=attempts+1 WHERE seq=?",
+                [(reason, s) for s in seqs],
+            )
+
+    def prune_sent(self, before_ms: int) -> int:
+        """Forget events delivered before `before_ms`; return how many were removed."""
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM outbox WHERE status='sent' AND sent_ms < ?", (before_ms,))
+        return cur.rowcount
+
+    def backlog(self) -> Backlog:
+        """Counts by status and delivery times, for `status`."""
+        with self._lock:
+            counts = dict(self._db.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
+            oldest = self._db.execute(
+                "SELECT min(created_ms) FROM outbox WHERE status='pending'"
+            ).fetchone()[0]
+            last = self._db.execute("SELECT max(sent_ms) FROM outbox").fetchone()[0]
+        return Backlog(
+            counts.get("pending", 0), counts.get("sent", 0), counts.get("failed", 0), oldest, last
+        )
+
+    def order_errors(self) -> list[tuple[int, str | None, str]]:
+        """Orders the feed could not read, with the field and the message."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT order_id, field, message FROM order_error ORDER BY order_id"
+            ).fetchall()
+        return [(int(r[0]), r[1], str(r[2])) for r in rows]
+
+    def failed(self) -> list[tuple[str, str, str]]:
+        """Events the platform refused for good: (event id, event type, reason)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event_id, event_type, error FROM outbox WHERE status='failed' ORDER BY seq"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]

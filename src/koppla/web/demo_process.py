@@ -1,0 +1,80 @@
+"""The demo shop as a child process of `koppla up --demo`: simulator plus store connector.
+
+It talks to the platform only over the platform's HTTP API (streaming ingestion), as a real
+connector on another machine would, with a token it creates on start and revokes on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+import httpx
+
+from koppla.connector.demo import run_demo
+from koppla.core.layout import Layout
+from koppla.core.settings import Settings
+from koppla.platform.catalog.demo import DEMO_DATASET
+from koppla.platform.catalog.store import Catalog
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0
+
+
+def platform_url(settings: Settings) -> str:
+    """Where the connector reaches this machine's platform."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"{settings.scheme}://{host}:{settings.port}"
+
+
+def _wait_until_up(url: str, stop: threading.Event) -> bool:
+    """True once the platform answers its health check (loopback: the certificate is ours)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=2, verify=False).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        stop.wait(0.2)
+    return False
+
+
+def main(settings_json: str, parent_pid: int) -> None:
+    """Run the demo shop and its connector until the parent goes or a signal arrives."""
+    settings = Settings.model_validate_json(settings_json)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s demo-shop %(levelname)s %(message)s"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def watch_parent() -> None:
+        while not stop.wait(0.5):
+            if os.getppid() != parent_pid:
+                stop.set()
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    url = platform_url(settings)
+    if not _wait_until_up(url, stop):
+        log.error("the platform did not come up at %s; the demo shop is not running", url)
+        return
+    catalog = Catalog(Layout(settings.home).catalog)
+    token = catalog.add_token("demo shop connector")
+    try:
+        run_demo(
+            settings.home,
+            stop,
+            platform_url=url,
+            token=token,
+            dataset_id=catalog.dataset(DEMO_DATASET).id,
+            platform_ca_file=settings.tls_cert,
+        )
+    finally:
+        catalog.remove_token(token)
+        catalog.close()

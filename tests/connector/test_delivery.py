@@ -1,0 +1,188 @@
+"""The sender against a fake platform (httpx.MockTransport): batching, retries, giving up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from koppla.connector.delivery import Sender, batches
+from koppla.connector.events import history
+from koppla.connector.settings import ConnectorSettings, load_settings
+from koppla.connector.state import FeedCommit, OutboxEvent, State
+from koppla.core import codec
+from tests.connector.samples import CTX, Order
+
+ORG = "KOPPLADEMO00000000000000@AdobeOrg"
+
+
+def make_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **extra: Any
+) -> ConnectorSettings:
+    monkeypatch.setenv("KOPPLA_CONNECTOR_TOKEN", "kpl_secret")
+    site = {"website_code": "base", "org_id": ORG, "datastream_id": "ds-1", "dataset_id": "set-1"}
+    return load_settings(tmp_path, platform_url="http://platform.test", websites=[site], **extra)
+
+
+def fill(state: State, orders: int) -> int:
+    change = FeedCommit()
+    for seed in range(orders):
+        snap = Order(seed=seed).invoice().snapshot()
+        change.events += [(seed, "base", e) for e in history(snap, CTX)]
+    return state.commit(change)
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def sender_with(settings: ConnectorSettings, state: State, handler: Handler) -> Sender:
+    return Sender(settings, state, httpx.Client(transport=httpx.MockTransport(handler)))
+
+
+def test_events_go_in_outbox_order_as_aep_streaming_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    queued = fill(state, 3)
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/collection/batch/ds-1"
+        assert request.headers["authorization"] == "Bearer kpl_secret"
+        seen.extend(codec.loads(request.content)["messages"])
+        return httpx.Response(207, json={"responses": []})
+
+    result = sender_with(settings, state, handler).drain()
+    assert (result.sent, result.failed) == (queued, 0)
+    header = seen[0]["header"]
+    assert header["imsOrgId"] == ORG and header["datasetId"] == "set-1"
+    assert header["schemaRef"]["id"] == "https://ns.koppla.dev/xdm/commerce-experienceevent"
+    assert header["source"] == {"name": "koppla-connector"}
+    assert seen[0]["body"]["xdmMeta"]["schemaRef"] == header["schemaRef"]
+    ids = [m["body"]["xdmEntity"]["_id"] for m in seen]
+    assert ids == [e.event_id for e in _all(state)]
+    assert state.backlog().pending == 0 and state.backlog().sent == queued
+
+
+def _all(state: State) -> list[OutboxEvent]:
+    with state._lock:
+        rows = state._db.execute("SELECT seq, event_id FROM outbox ORDER BY seq").fetchall()
+    return [OutboxEvent(r[0], r[1], 0, "", "", {}) for r in rows]
+
+
+def test_429_with_retry_after_keeps_events_pending_and_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    queued = fill(state, 2)
+    answers = [httpx.Response(429, headers={"Retry-After": "60"}), httpx.Response(207, json={})]
+    sender = sender_with(settings, state, lambda request: answers.pop(0))
+    first = sender.drain()
+    assert first.waiting and first.sent == 0
+    assert state.backlog().pending == queued
+    assert sender.backoff.delay() < 60 <= sender.backoff.not_before - _now()
+    assert sender.drain().waiting  # not before Retry-After
+    sender.backoff.not_before = 0.0
+    assert sender.drain().sent == queued
+
+
+def _now() -> float:
+    from koppla.core import clock
+
+    return clock.monotonic() - 1
+
+
+def test_a_network_error_is_retried_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    fill(state, 1)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    result = sender_with(settings, state, handler).drain()
+    assert result.waiting and state.backlog().pending > 0
+
+
+def test_a_400_marks_the_batch_failed_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    queued = fill(state, 1)
+    sender = sender_with(
+        settings, state, lambda r: httpx.Response(400, json={"detail": "messages[0] is wrong"})
+    )
+    result = sender.drain()
+    assert (result.sent, result.failed) == (0, queued)
+    failures = state.failed()
+    assert len(failures) == queued and "400" in failures[0][2] and "is wrong" in failures[0][2]
+
+
+def test_a_401_keeps_events_pending(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    queued = fill(state, 1)
+    result = sender_with(settings, state, lambda r: httpx.Response(401)).drain()
+    assert result.waiting and state.backlog().pending == queued and state.failed() == []
+
+
+def test_a_413_splits_the_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    queued = fill(state, 2)
+    sizes: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        count = len(codec.loads(request.content)["messages"])
+        sizes.append(count)
+        return httpx.Response(413 if count > 1 else 207, json={})
+
+    assert sender_with(settings, state, handler).drain().sent == queued
+    assert sizes[0] == queued and sizes.count(1) == queued
+
+
+def test_batches_close_by_count_and_by_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    fill(state, 30)
+    events = state.pending(1000)
+    sites = {w.website_code: w for w in settings.websites}
+    by_count = batches(events, sites, max_messages=7, max_bytes=1_000_000)
+    assert [len(b[1]) for b in by_count][:-1] == [7] * (len(by_count) - 1)
+    by_bytes = batches(events, sites, max_messages=500, max_bytes=20_000)
+    for _, chunk, bodies in by_bytes:
+        assert len(b'{"messages":[') + sum(len(b) + 1 for b in bodies) + 2 <= 20_000
+        assert chunk
+    assert [e.seq for b in by_bytes for e in b[1]] == [e.seq for e in events]
+
+
+def test_events_of_a_website_no_longer_configured_fail_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    snap = Order(seed=1).snapshot()
+    state.commit(FeedCommit(events=[(1, "gone", e) for e in history(snap, CTX)]))
+    result = sender_with(settings, state, lambda r: httpx.Response(207, json={})).drain()
+    assert (result.sent, result.failed) == (0, 1)
+    assert state.failed()[0][2] == "the website is no longer configured"
+
+
+def test_delivered_events_are_pruned_after_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    queued = fill(state, 2)
+    sender_with(settings, state, lambda r: httpx.Response(207, json={})).drain()
+    assert state.prune_sent(0) == 0
+    assert state.prune_sent(2**62) == queued
+    assert state.backlog().sent == 0
