@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +21,7 @@ from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.source import connect
 from tests.connector.magento_ddl import create_table, load_tables
 from tests.reference import reference_dir
+from tests.server import Koppla, free_port
 
 MARIADB_URL = os.environ.get("KOPPLA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 DEMO_ORG = "KOPPLADEMO00000000000000@AdobeOrg"
@@ -106,74 +103,30 @@ def shop_engine(shop_dsn: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Platform:
-    """`koppla up --demo` as a child process."""
+    """`koppla up --demo --no-demo-shop` as a child process, with the calls the tests make."""
 
     def __init__(self, home: Path, port: int) -> None:
         self.home, self.port = home, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._server = Koppla(home, port)
+        self.url = self._server.url
         self._token: str | None = None
         self._dataset: str | None = None
 
     def start(self) -> None:
         """Start it and wait until healthy."""
         self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home.parent / "koppla.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "koppla",
-                    "up",
-                    "--demo",
-                    "--no-demo-shop",
-                    "--home",
-                    str(self.home),
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("koppla up did not become healthy in 30 s")
+        self._server.start()
 
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        self._server.stop()
 
     @property
     def token(self) -> str:
         """An API token (created once)."""
         if self._token is None:
-            out = subprocess.run(
-                [sys.executable, "-m", "koppla", "token", "create", "--home", str(self.home)],
-                check=True,
-                capture_output=True,
-            )
-            self._token = out.stdout.decode().strip()
+            self._token = self._server.token()
         return self._token
 
     @property

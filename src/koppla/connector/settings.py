@@ -17,10 +17,10 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from koppla.core.errors import InvalidInput
+from koppla.core.settings import sources_with_home_file
 
 SETTINGS_FILE = "connector.toml"
 TOKEN_ENV = "KOPPLA_CONNECTOR_TOKEN"
@@ -125,9 +125,7 @@ class ConnectorSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Precedence: explicit arguments, then environment, then `<home>/connector.toml`."""
-        home = Path(getattr(init_settings, "init_kwargs", {}).get("home") or "koppla-data")
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / SETTINGS_FILE)
-        return (init_settings, env_settings, toml)
+        return sources_with_home_file(settings_cls, init_settings, env_settings, SETTINGS_FILE)
 
 
 def load_settings(home: Path, **overrides: object) -> ConnectorSettings:

@@ -20,6 +20,22 @@ from pydantic_settings import (
 SETTINGS_FILE = "koppla.toml"
 
 
+def sources_with_home_file(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+    file_name: str,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Arguments, then environment, then the TOML file `file_name` in the home directory.
+
+    The home is the `home` argument if given, else `KOPPLA_HOME`, else `./koppla-data`.
+    """
+    given_home = getattr(init_settings, "init_kwargs", {}).get("home")
+    home = Path(given_home or os.environ.get("KOPPLA_HOME", "koppla-data"))
+    toml = TomlConfigSettingsSource(settings_cls, toml_file=home / file_name)
+    return (init_settings, env_settings, toml)
+
+
 class Settings(BaseSettings):
     """Every setting Koppla reads. Each field is documented in `docs/settings.md`."""
 
@@ -77,10 +93,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Precedence: explicit arguments, then environment, then `<home>/koppla.toml`."""
-        given_home = getattr(init_settings, "init_kwargs", {}).get("home")
-        home = Path(given_home or os.environ.get("KOPPLA_HOME", "koppla-data"))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / SETTINGS_FILE)
-        return (init_settings, env_settings, toml)
+        return sources_with_home_file(settings_cls, init_settings, env_settings, SETTINGS_FILE)
 
     @classmethod
     def load(cls, **overrides: object) -> Settings:

@@ -7,8 +7,6 @@ connector on another machine would, with a token it creates on start and revokes
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 
@@ -16,6 +14,7 @@ import httpx
 
 from koppla.connector.demo import run_demo
 from koppla.core.layout import Layout
+from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
 from koppla.platform.catalog.demo import DEMO_DATASET
 from koppla.platform.catalog.store import Catalog
@@ -50,16 +49,7 @@ def main(settings_json: str, parent_pid: int) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s demo-shop %(levelname)s %(message)s"
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    def watch_parent() -> None:
-        while not stop.wait(0.5):
-            if os.getppid() != parent_pid:
-                stop.set()
-
-    threading.Thread(target=watch_parent, daemon=True).start()
+    stop = child_stop_event(parent_pid, "demo shop")
     url = platform_url(settings)
     if not _wait_until_up(url, stop):
         log.error("the platform did not come up at %s; the demo shop is not running", url)

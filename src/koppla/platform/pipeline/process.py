@@ -5,11 +5,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import signal
 import threading
 from pathlib import Path
 
 from koppla.core.layout import Layout
+from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.pipeline.runner import Pipeline
@@ -53,15 +53,5 @@ def main(settings_json: str, parent_pid: int) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s pipeline %(levelname)s %(message)s"
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    def watch_parent() -> None:
-        while not stop.wait(0.5):
-            if os.getppid() != parent_pid:
-                log.warning("parent process is gone; pipeline stopping")
-                stop.set()
-
-    threading.Thread(target=watch_parent, daemon=True).start()
+    stop = child_stop_event(parent_pid, "pipeline")
     run(settings, stop)
