@@ -38,7 +38,7 @@ CART_EVENTS = (
     "commerce.checkouts",
 )
 SQL = """
-SELECT eventType, identityMap['ECID'][1].id AS ecid, identityMap['email'] AS email,
+SELECT eventType, identityMap['ECID'][1].id AS ecid, identityMap['Email'] AS email,
        productListItems AS items, commerce.cart.cartID AS cart_id,
        commerce.order.purchaseID AS purchase_id, commerce.order.priceTotal AS order_total,
        commerce.commerceScope.storeViewCode AS store_view, web.webPageDetails.URL AS url

@@ -104,7 +104,7 @@ CART_FIELDS = {
 }
 EMAIL_FIELDS = {
     "personalEmail.address": sb.EMAIL,
-    "identityMap['email'][1].id": sb.EMAIL,
+    "identityMap['Email'][1].id": sb.EMAIL,
     "identityMap['ECID'][1].id": sb.ECID,
 }
 REQUISITION_FIELDS = {

@@ -50,7 +50,7 @@ def test_the_edge_ecid_becomes_the_primary_identity_unless_one_is_given() -> Non
 def test_an_email_becomes_a_secondary_identity() -> None:
     xdm = {"personalEmail": {"address": "a@example.com"}}
     (event,) = unpack(record({"events": [{"xdm": xdm}]}))
-    assert event.xdm["identityMap"]["email"] == [{"id": "a@example.com", "primary": False}]
+    assert event.xdm["identityMap"]["Email"] == [{"id": "a@example.com", "primary": False}]
     assert event.xdm["identityMap"]["ECID"][0]["primary"] is True
 
 
@@ -71,3 +71,14 @@ def test_a_dataset_override_in_meta_is_read() -> None:
     (event,) = unpack(record({"events": [{"xdm": {}}], "meta": meta}))
     assert event.dataset_override == "other"
     assert not event.authenticated
+
+
+def test_standard_namespaces_are_spelled_one_way() -> None:
+    xdm = {
+        "identityMap": {"email": [{"id": "a@x"}], "EMAIL": [{"id": "b@x"}], "crm": [{"id": "c"}]}
+    }
+    (event,) = unpack(record({"events": [{"xdm": xdm}]}))
+    identity_map = event.xdm["identityMap"]
+    assert identity_map["Email"] == [{"id": "a@x"}, {"id": "b@x"}]
+    assert identity_map["crm"] == [{"id": "c"}]
+    assert "email" not in identity_map

@@ -51,6 +51,7 @@ def unpack(record: EdgeRecord) -> list[Incoming]:
                 record.datastream_id, str(index), codec.dumps(event, sort_keys=True)
             )
             xdm["_id"] = event_id
+        _canonical_namespaces(xdm)
         if record.ecid:
             _attach_ecid(xdm, record.ecid)
         _attach_email(xdm)
@@ -114,6 +115,31 @@ def _attach_ecid(xdm: dict[str, Any], ecid: str) -> None:
     xdm["identityMap"] = identity_map
 
 
+# AEP's standard identity namespace symbols; senders spell them in any case (the storefront
+# collector writes `email`, back-office senders `Email`) and AEP matches them case-insensitively.
+STANDARD_NAMESPACES = {
+    name.lower(): name
+    for name in ("ECID", "Email", "Phone", "Email_LC_SHA256", "Phone_SHA256", "CustomerId")
+}
+
+
+def _canonical_namespaces(xdm: dict[str, Any]) -> None:
+    """Spell standard namespaces in `identityMap` one way (`email` → `Email`), merging lists."""
+    identity_map = xdm.get("identityMap")
+    if not isinstance(identity_map, dict):
+        return
+    if all(STANDARD_NAMESPACES.get(k.lower(), k) == k for k in identity_map):
+        return
+    merged: dict[str, Any] = {}
+    for key, items in identity_map.items():
+        name = STANDARD_NAMESPACES.get(key.lower(), key)
+        if name in merged and isinstance(merged[name], list) and isinstance(items, list):
+            merged[name] = merged[name] + items
+        else:
+            merged[name] = items
+    xdm["identityMap"] = merged
+
+
 def _attach_email(xdm: dict[str, Any]) -> None:
     """Add `personalEmail.address` to `identityMap` as a non-primary `email` identity (§3.3).
 
@@ -125,9 +151,9 @@ def _attach_email(xdm: dict[str, Any]) -> None:
     identity_map = xdm.get("identityMap", {})
     if not isinstance(address, str) or not address or not isinstance(identity_map, dict):
         return
-    if any(key.lower() in ("email", "email_lc_sha256") for key in identity_map):
+    if "Email" in identity_map or "Email_LC_SHA256" in identity_map:
         return
-    xdm["identityMap"] = {**identity_map, "email": [{"id": address, "primary": False}]}
+    xdm["identityMap"] = {**identity_map, "Email": [{"id": address, "primary": False}]}
 
 
 def _dataset_override(meta: Any) -> str | None:
