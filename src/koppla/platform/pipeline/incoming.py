@@ -132,7 +132,7 @@ def _canonical_namespaces(xdm: dict[str, Any]) -> None:
         return
     merged: dict[str, Any] = {}
     for key, items in identity_map.items():
-        name = STANDARD_NAMESPACES.get(key.lower(), key)
+        name: str = STANDARD_NAMESPACES.get(str(key).lower(), str(key))
         if name in merged and isinstance(merged[name], list) and isinstance(items, list):
             merged[name] = merged[name] + items
         else:

@@ -32,6 +32,7 @@ from koppla.platform.spool.position import Position
 from koppla.xdm.arrow import to_arrow
 from koppla.xdm.event_types import validate_event
 from koppla.xdm.registry import SchemaRegistry
+from koppla.xdm.types import Schema
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class Pipeline:
         replayed = [event.event_id for position, event in group.items if position <= done]
         if replayed:
             dedupe.add(replayed)
-        rows: list[dict[str, Any]] = []
+        accepted: list[tuple[int, Incoming, dict[str, Any]]] = []
         rejected: list[tuple[int, quarantine.QuarantinedRecord]] = []
         candidates = [(p, e) for p, e in group.items if p > done]
         seen = dedupe.seen(e.event_id for _, e in candidates)
@@ -204,10 +205,13 @@ class Pipeline:
             row = dict(outcome.record)
             row["_batch_id"] = batch_id
             row["_unknown"] = codec.dumps(outcome.unknown).decode() if outcome.unknown else None
-            rows.append(row)
+            accepted.append((position, event, row))
+        table, rows, unstorable = _to_table(schema, accepted)
+        for position, event, reason in unstorable:
+            problem = [("", "storage", f"the record could not be stored: {reason}")]
+            rejected.append((position, _quarantined(event, dataset.id, batch_id, problem)))
         fresh_failed = sum(1 for position, _ in rejected if position > done)
-        if rows:
-            table = _with_system_columns(to_arrow(schema, rows), rows)
+        if table is not None and rows:
             self._store.append(
                 path,
                 table,
@@ -261,6 +265,38 @@ def _target(
         return None
     own = {stream.event_dataset_id, stream.profile_dataset_id}
     return chosen if event.authenticated or chosen.id in own else default
+
+
+_CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
+
+
+def _to_table(
+    schema: Schema, accepted: list[tuple[int, Incoming, dict[str, Any]]]
+) -> tuple[pa.Table | None, list[dict[str, Any]], list[tuple[int, Incoming, str]]]:
+    """The Arrow table of the accepted rows, the rows in it, and the rows that cannot be converted.
+
+    Validation should make every row convertible; if one still is not, it is found by
+    converting rows one at a time and handed back for the quarantine, so one bad record never
+    stops the valid ones (nor, by crashing the pipeline on every retry, everything after it).
+    """
+    rows = [row for _, _, row in accepted]
+    if not rows:
+        return None, [], []
+    try:
+        return _with_system_columns(to_arrow(schema, rows), rows), rows, []
+    except _CONVERSION_ERRORS:
+        log.exception("a chunk could not be converted to Arrow; isolating the bad records")
+    good: list[dict[str, Any]] = []
+    bad: list[tuple[int, Incoming, str]] = []
+    for position, event, row in accepted:
+        try:
+            _with_system_columns(to_arrow(schema, [row]), [row])
+        except _CONVERSION_ERRORS as error:
+            bad.append((position, event, f"{type(error).__name__}: {error}"))
+        else:
+            good.append(row)
+    table = _with_system_columns(to_arrow(schema, good), good) if good else None
+    return table, good, bad
 
 
 def _with_system_columns(table: pa.Table, rows: list[dict[str, Any]]) -> pa.Table:
