@@ -6,9 +6,11 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
 from koppla.platform.spool.position import Position, segment_name
 from koppla.platform.spool.reader import SpoolReader, list_streams
-from koppla.platform.spool.writer import SpoolWriter, stream_segments
+from koppla.platform.spool.writer import SpoolClosed, SpoolWriter, stream_segments
 
 
 async def _write_all(writer: SpoolWriter, payloads: list[bytes]) -> list[Position]:
@@ -87,3 +89,27 @@ def test_release_deletes_only_finished_segments(tmp_path: Path) -> None:
     after = stream_segments(tmp_path / writer.stream)
     assert removed == len(before) - len(after) > 0
     assert after[0] == result.next.segment
+
+
+def test_a_failed_disk_write_refuses_that_group_and_the_spool_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = SpoolWriter(tmp_path, segment_bytes=1 << 20)
+    real_write = os.write
+    calls = {"n": 0}
+
+    def flaky_write(fd: int, data: bytes | memoryview) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second group: half written, then the disk is full
+            real_write(fd, bytes(data)[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", flaky_write)
+    asyncio.run(_write_all(writer, [b"first"]))
+    with pytest.raises(SpoolClosed):
+        asyncio.run(_write_all(writer, [b"refused"]))
+    asyncio.run(_write_all(writer, [b"third"]))
+    writer.close()
+    result = SpoolReader(tmp_path, writer.stream).read(Position(0, 0))
+    assert [r.payload for r in result.records] == [b"first", b"third"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from koppla.platform.spool import frame
 from koppla.platform.spool.position import Position, segment_name, segment_number
 
 LOCK_FILE = "lock"
+
+log = logging.getLogger(__name__)
 
 
 class SpoolClosed(TransientError):
@@ -131,11 +134,33 @@ class SpoolWriter:
                 group, self._pending = self._pending, _Pending()
             try:
                 end = self._write_group(group)
-            except BaseException as error:  # the disk failed: nothing in the group is acked
+            except OSError as error:  # disk full, I/O error: this group is not acknowledged
+                log.error(
+                    "spool %s: write failed, %d requests refused: %s",
+                    self.stream,
+                    len(group.waiters),
+                    error,
+                )
+                self._fail(group, error)
+                self._recover()
+                continue
+            except BaseException as error:  # a bug: stop accepting rather than guess
                 self._failure = error
                 self._fail(group, error)
                 return
             self._resolve(group, end)
+
+    def _recover(self) -> None:
+        """After a failed write, cut the segment back to its last durable end, or roll over."""
+        try:
+            os.ftruncate(self._fd, self._offset)
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError:
+            try:
+                self._roll()
+            except OSError as error:
+                log.error("spool %s: cannot open a new segment: %s", self.stream, error)
 
     def _write_group(self, group: _Pending) -> Position:
         if self._offset > 0 and self._offset + group.size > self._segment_bytes:
