@@ -6,9 +6,11 @@ SQLite in WAL mode: one writer at a time, any number of readers, safe across pro
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from koppla.core import clock, codec, ids
 from koppla.core.errors import Conflict, NotFound
@@ -58,20 +60,33 @@ class Catalog:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
 
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
+            return row
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        # One connection serves the event loop and the API's worker threads: one transaction
+        # at a time on it (other processes are kept apart by SQLite's own locking).
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # datasets
     def create_dataset(
@@ -97,18 +112,18 @@ class Catalog:
 
     def datasets(self) -> list[Dataset]:
         """Every dataset, by name."""
-        rows = self._db.execute(
+        rows = self._all(
             "SELECT id, name, schema_id, created_ms, description FROM datasets ORDER BY name"
-        ).fetchall()
+        )
         return [Dataset(*row) for row in rows]
 
     def dataset(self, key: str) -> Dataset:
         """The dataset with id or name `key`; `NotFound` otherwise."""
-        row = self._db.execute(
+        row = self._one(
             "SELECT id, name, schema_id, created_ms, description FROM datasets "
             "WHERE id = ? OR name = ?",
             (key, key),
-        ).fetchone()
+        )
         if row is None:
             raise NotFound(f"no dataset with id or name {key!r}")
         return Dataset(*row)
@@ -158,19 +173,19 @@ class Catalog:
 
     def datastreams(self) -> list[Datastream]:
         """Every datastream."""
-        rows = self._db.execute(
+        rows = self._all(
             "SELECT id, org_id, name, event_dataset_id, profile_dataset_id, allowed_origins, "
             "created_ms FROM datastreams ORDER BY created_ms"
-        ).fetchall()
+        )
         return [_datastream(row) for row in rows]
 
     def datastream(self, datastream_id: str) -> Datastream:
         """The datastream `datastream_id`; `NotFound` otherwise."""
-        row = self._db.execute(
+        row = self._one(
             "SELECT id, org_id, name, event_dataset_id, profile_dataset_id, allowed_origins, "
             "created_ms FROM datastreams WHERE id = ?",
             (datastream_id,),
-        ).fetchone()
+        )
         if row is None:
             raise NotFound(f"no datastream with id {datastream_id!r}")
         return _datastream(row)
@@ -201,12 +216,12 @@ class Catalog:
             query += " WHERE dataset_id = ?"
             args = (dataset_id,)
         query += " ORDER BY created_ms DESC, id LIMIT ?"
-        rows = self._db.execute(query, (*args, limit)).fetchall()
+        rows = self._all(query, (*args, limit))
         return [_batch(row) for row in rows]
 
     def batch(self, batch_id: str) -> Batch:
         """The batch `batch_id`; `NotFound` otherwise."""
-        row = self._db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        row = self._one("SELECT * FROM batches WHERE id = ?", (batch_id,))
         if row is None:
             raise NotFound(f"no batch with id {batch_id!r}")
         return _batch(row)
@@ -223,8 +238,8 @@ class Catalog:
 
     def consents_out(self) -> set[tuple[str, str]]:
         """Every `(org_id, ecid)` whose consent is `out`."""
-        rows = self._db.execute("SELECT org_id, ecid FROM consents WHERE general = 'out'")
-        return {(str(org), str(ecid)) for org, ecid in rows.fetchall()}
+        rows = self._all("SELECT org_id, ecid FROM consents WHERE general = 'out'")
+        return {(str(org), str(ecid)) for org, ecid in rows}
 
     def add_to_counter(self, datastream_id: str, name: str, amount: int) -> None:
         """Add `amount` to a datastream's counter `name`."""
@@ -237,9 +252,9 @@ class Catalog:
 
     def counters(self, datastream_id: str) -> dict[str, int]:
         """A datastream's counters by name."""
-        rows = self._db.execute(
+        rows = self._all(
             "SELECT name, value FROM counters WHERE datastream_id = ?", (datastream_id,)
-        ).fetchall()
+        )
         return {str(name): int(value) for name, value in rows}
 
     # API tokens
@@ -260,14 +275,12 @@ class Catalog:
 
     def token_name(self, token: str) -> str | None:
         """The name of the holder of `token`, or None when it is not a valid token."""
-        row = self._db.execute(
-            "SELECT name FROM api_tokens WHERE digest = ?", (ids.token_digest(token),)
-        ).fetchone()
+        row = self._one("SELECT name FROM api_tokens WHERE digest = ?", (ids.token_digest(token),))
         return None if row is None else str(row[0])
 
     def has_tokens(self) -> bool:
         """True once any API token exists."""
-        return self._db.execute("SELECT 1 FROM api_tokens LIMIT 1").fetchone() is not None
+        return self._one("SELECT 1 FROM api_tokens LIMIT 1") is not None
 
 
 def _datastream(row: tuple[object, ...]) -> Datastream:
