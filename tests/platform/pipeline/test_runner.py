@@ -90,3 +90,36 @@ def test_a_replayed_chunk_after_a_crash_is_not_written_twice(
     again.close()
     rows = services.query.run("SELECT web.webPageDetails.name FROM demo_events ORDER BY 1").rows
     assert rows == [("x",), ("y",)]
+
+
+def test_a_crash_after_the_commit_leaves_the_batch_loading_until_the_replay(
+    settings: Settings, demo: Datastream, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from koppla.platform.catalog.store import Catalog
+    from koppla.xdm.registry import builtin_registry
+
+    class Crash(Exception):
+        pass
+
+    def crash(self: Pipeline, batch_id: str) -> None:
+        raise Crash
+
+    spool(settings, demo, [page("p"), page("q")])
+    first = Pipeline(Layout(settings.home), services.catalog, builtin_registry())
+    with monkeypatch.context() as patch:
+        patch.setattr(Pipeline, "_finish_batch", crash)
+        with pytest.raises(Crash):
+            first.step()
+    first.close()
+    (batch,) = services.catalog.batches()
+    assert (batch.status, batch.records) == ("loading", 2)
+
+    again = Pipeline(
+        Layout(settings.home), Catalog(Layout(settings.home).catalog), builtin_registry()
+    )
+    again.step()
+    again.close()
+    (batch,) = services.catalog.batches()
+    assert (batch.status, batch.records) == ("success", 2)
+    rows = services.query.run("SELECT count(*) FROM demo_events").rows
+    assert rows == [(2,)]

@@ -8,6 +8,7 @@ what was missing. The stream cursor moves only after every commit of the chunk.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import defaultdict
@@ -18,8 +19,9 @@ import msgspec
 import pyarrow as pa
 
 from koppla.core import clock, codec, envelope, ids
+from koppla.core.errors import NotFound
 from koppla.core.layout import Layout
-from koppla.platform.catalog.models import Batch, Dataset, Datastream
+from koppla.platform.catalog.models import Batch, BatchStatus, Dataset, Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets import quarantine
 from koppla.platform.datasets.dedupe import DedupeIndex
@@ -163,41 +165,69 @@ class Pipeline:
     def _store_group(
         self, dataset_id: str, group: _Routed, app_id: str, version: int, source: str
     ) -> list[tuple[int, quarantine.QuarantinedRecord]]:
+        """Store one dataset's share of a chunk; returns what goes to the quarantine."""
         batch_id = ids.derived_uuid("batch", dataset_id, app_id, str(version)).replace("-", "")
-        if group.dataset is None:
-            return [
-                (
-                    position,
-                    _quarantined(
-                        event,
-                        "",
-                        batch_id,
-                        [("", "routing", "the datastream or its dataset no longer exists")],
-                    ),
-                )
-                for position, event in group.items
-            ]
         dataset = group.dataset
+        if dataset is None:
+            gone = [("", "routing", "the datastream or its dataset no longer exists")]
+            return [(p, _quarantined(e, "", batch_id, gone)) for p, e in group.items]
         schema = self._registry.get(dataset.schema_id)
         path = self._layout.dataset(dataset.id)
         self._store.ensure(path, dataset_arrow_schema(schema))
         dedupe = self._dedupe_index(dataset.id)
         done = self._store.committed_version(path, app_id)
         replayed = [event.event_id for position, event in group.items if position <= done]
-        if replayed:
+        if replayed:  # a crash came between the Delta commit and what follows it
             dedupe.add(replayed)
+            self._finish_batch(batch_id)
+        accepted, rejected = self._check(schema, dataset, group, batch_id, done, dedupe)
+        table, rows, unstorable = _to_table(schema, accepted)
+        for position, event, reason in unstorable:
+            problem = [("", "storage", f"the record could not be stored: {reason}")]
+            rejected.append((position, _quarantined(event, dataset.id, batch_id, problem)))
+        failed = sum(1 for position, _ in rejected if position > done)
+        if not rows and not failed:
+            return rejected
+        batch = Batch(
+            id=batch_id,
+            dataset_id=dataset.id,
+            status="loading",
+            records=len(rows),
+            failed_records=failed,
+            created_ms=clock.now_ms(),
+            completed_ms=None,
+            source=source,
+        )
+        self._catalog.record_batch(batch)
+        if table is not None and rows:
+            metadata = {"koppla.batchId": batch_id, "koppla.source": source}
+            self._store.append(path, table, app_id=app_id, version=version, metadata=metadata)
+            dedupe.add(row["_id"] for row in rows)
+        self._finish_batch(batch_id)
+        return rejected
+
+    def _check(
+        self,
+        schema: Schema,
+        dataset: Dataset,
+        group: _Routed,
+        batch_id: str,
+        done: int,
+        dedupe: DedupeIndex,
+    ) -> tuple[
+        list[tuple[int, Incoming, dict[str, Any]]], list[tuple[int, quarantine.QuarantinedRecord]]
+    ]:
+        """Validate every event: the new, unseen valid ones as rows, the invalid ones held."""
         accepted: list[tuple[int, Incoming, dict[str, Any]]] = []
         rejected: list[tuple[int, quarantine.QuarantinedRecord]] = []
-        candidates = [(p, e) for p, e in group.items if p > done]
-        seen = dedupe.seen(e.event_id for _, e in candidates)
+        seen = dedupe.seen(e.event_id for p, e in group.items if p > done)
         for position, event in group.items:
             outcome = validate_event(schema, event.xdm)
             if outcome.issues:
                 problems = [(i.path, i.code, i.message) for i in outcome.issues]
                 event_type = outcome.record.get("eventType", event.xdm.get("eventType"))
-                rejected.append(
-                    (position, _quarantined(event, dataset.id, batch_id, problems, event_type))
-                )
+                held = _quarantined(event, dataset.id, batch_id, problems, event_type)
+                rejected.append((position, held))
                 continue
             if position <= done or event.event_id in seen:
                 continue
@@ -206,35 +236,21 @@ class Pipeline:
             row["_batch_id"] = batch_id
             row["_unknown"] = codec.dumps(outcome.unknown).decode() if outcome.unknown else None
             accepted.append((position, event, row))
-        table, rows, unstorable = _to_table(schema, accepted)
-        for position, event, reason in unstorable:
-            problem = [("", "storage", f"the record could not be stored: {reason}")]
-            rejected.append((position, _quarantined(event, dataset.id, batch_id, problem)))
-        fresh_failed = sum(1 for position, _ in rejected if position > done)
-        if table is not None and rows:
-            self._store.append(
-                path,
-                table,
-                app_id=app_id,
-                version=version,
-                metadata={"koppla.batchId": batch_id, "koppla.source": source},
+        return accepted, rejected
+
+    def _finish_batch(self, batch_id: str) -> None:
+        """Mark a `loading` batch as done: `success` if any record landed, else `failed`."""
+        try:
+            batch = self._catalog.batch(batch_id)
+        except NotFound:
+            return
+        if batch.status == "loading":
+            status: BatchStatus = (
+                "success" if batch.records or not batch.failed_records else "failed"
             )
-            dedupe.add(row["_id"] for row in rows)
-        if rows or fresh_failed:
-            now = clock.now_ms()
             self._catalog.record_batch(
-                Batch(
-                    id=batch_id,
-                    dataset_id=dataset.id,
-                    status="success" if rows or not fresh_failed else "failed",
-                    records=len(rows),
-                    failed_records=fresh_failed,
-                    created_ms=now,
-                    completed_ms=now,
-                    source=source,
-                )
+                dataclasses.replace(batch, status=status, completed_ms=clock.now_ms())
             )
-        return rejected
 
     def _dedupe_index(self, dataset_id: str) -> DedupeIndex:
         index = self._dedupe.get(dataset_id)
