@@ -36,7 +36,11 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def magento_url() -> Iterator[str]:
-    """A fresh database `koppla_test_<random>` with tables built from Magento's db_schema.xml."""
+    """A fresh database `koppla_test_<random>` with tables built from Magento's db_schema.xml.
+
+    The `Eav` module's tables are not in the reference: `eav_entity_type` and `eav_attribute`
+    come from Koppla's own minimal definitions (`schema.eav_metadata`).
+    """
     tables = load_tables(reference_dir())
     admin = create_engine(MARIADB_URL)
     try:
@@ -53,6 +57,7 @@ def magento_url() -> Iterator[str]:
     with engine.begin() as conn:
         for table in schema.metadata.sorted_tables:
             conn.execute(text(create_table(tables[table.name])))
+    schema.eav_metadata.create_all(engine)
     engine.dispose()
     try:
         yield url

@@ -6,13 +6,41 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from koppla.connector.demo_store import Draft, Ids, cancel, invoice, new_order, refund, ship
+from koppla.connector.demo_store import (
+    CATEGORIES,
+    PRODUCT_CATEGORIES,
+    PRODUCT_IDS,
+    Draft,
+    Ids,
+    cancel,
+    invoice,
+    new_order,
+    refund,
+    ship,
+)
 from koppla.connector.events import EventContext
 from koppla.connector.snapshot import OrderRows, Scope, build_snapshot
+from koppla.connector.source import product_categories
 
 SCOPE = Scope("base", "main_website_store", "default")
 CTX = EventContext("base", "env-1")
 PLACED_AT = datetime(2026, 11, 2, 9, 30, 0)
+
+
+def demo_categories(*, names: bool = True) -> dict[int, list[dict[str, Any]]]:
+    """The demo catalog's product categories, as the store source reads them."""
+    parents = {cid: parent for cid, parent, _name in CATEGORIES}
+
+    def path(cid: int) -> str:
+        return f"{path(parents[cid])}/{cid}" if parents[cid] else str(cid)
+
+    links = [
+        {"product_id": PRODUCT_IDS[sku], "category_id": cid, "path": path(cid)}
+        for sku, ids in PRODUCT_CATEGORIES.items()
+        for cid in ids
+    ]
+    known = {cid: name for cid, _parent, name in CATEGORIES} if names else None
+    return product_categories(links, known)
 
 
 class Order:
@@ -53,7 +81,7 @@ class Order:
         self._absorb()
         return self
 
-    def order_rows(self) -> OrderRows:
+    def order_rows(self, categories: dict[int, list[dict[str, Any]]] | None = None) -> OrderRows:
         get = self.rows.get
         return OrderRows(
             order=dict(self.draft.order),
@@ -69,7 +97,8 @@ class Order:
             creditmemos=get("sales_creditmemo", []),
             creditmemo_items=get("sales_creditmemo_item", []),
             transactions=get("sales_payment_transaction", []),
+            categories=categories or {},
         )
 
-    def snapshot(self) -> dict[str, Any]:
-        return build_snapshot(self.order_rows())
+    def snapshot(self, categories: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        return build_snapshot(self.order_rows(categories))

@@ -22,6 +22,7 @@ from koppla.connector.demo_store import DemoShop
 from koppla.connector.runner import Connector, run_connector
 from koppla.connector.settings import ConnectorSettings
 from tests.connector.conftest import Platform, free_port, settings_for, wait_for
+from tests.connector.samples import demo_categories
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -99,18 +100,33 @@ def test_order_life_lands_once_with_its_fields(
                 t.sales_shipment_track.c.order_id == order
             )
         ).scalar_one()
-        skus = {
-            r[0]
-            for r in conn.execute(
-                select(t.sales_order_item.c.sku).where(
+        products = dict(
+            conn.execute(
+                select(t.sales_order_item.c.sku, t.sales_order_item.c.product_id).where(
                     t.sales_order_item.c.order_id == order,
                     t.sales_order_item.c.parent_item_id.is_(None),
                 )
-            )
-        }
+            ).all()
+        )
+    skus = set(products)
     placed = rows["commerce.backofficeOrderPlaced"]
     assert placed[2] == pytest.approx(grand)
     assert {item["SKU"] for item in placed[5]} == skus  # type: ignore[union-attr]
+    for item in placed[5]:  # type: ignore[union-attr]
+        categories = [
+            (c["categoryID"], c["categoryName"], c["categoryPath"])
+            for c in item["productCategories"]
+        ]
+        expected = demo_categories()[products[item["SKU"]]]
+        assert categories == [(str(c["id"]), c["name"], c["path"]) for c in expected]
+    first = placed[5][0]  # type: ignore[index]
+    first_category = demo_categories()[products[first["SKU"]]][0]
+    assert platform.query(
+        "SELECT productListItems[1].productCategories[1].categoryName, "
+        "productListItems[1].productCategories[1].categoryPath FROM demo_events "
+        f"WHERE eventType = 'commerce.backofficeOrderPlaced' "
+        f"AND commerce.order.purchaseID = '{purchase}'"
+    ) == [[first_category["name"], first_category["path"]]]
     assert placed[7]  # billing city
     assert "Email" in str(placed[8]) and email in str(placed[8])
     assert placed[9] == "test-env"

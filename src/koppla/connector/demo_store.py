@@ -83,6 +83,44 @@ PRODUCTS = (
     ("24-WB04", "Overnight Duffle", 45.0, False),
     ("24-UG01", "Quest Lumaflex Band", 19.0, False),
 )
+PRODUCT_IDS: dict[str, int] = {sku: n for n, (sku, *_) in enumerate(PRODUCTS, start=1)}
+"""Catalog product id of each demo product (configurable parents; variants get their own ids)."""
+CATEGORIES: tuple[tuple[int, int, str], ...] = (
+    (1, 0, "Root Catalog"),
+    (2, 1, "Default Category"),
+    (3, 2, "Gear"),
+    (4, 3, "Bags"),
+    (5, 3, "Watches"),
+    (6, 3, "Fitness Equipment"),
+    (7, 2, "Men"),
+    (8, 7, "Tops"),
+    (9, 8, "Hoodies & Sweatshirts"),
+    (10, 7, "Bottoms"),
+    (11, 10, "Pants"),
+    (12, 2, "Women"),
+    (13, 12, "Tops"),
+    (14, 13, "Jackets"),
+    (15, 13, "Tanks"),
+    (16, 2, "Sale"),
+)
+"""The demo category tree: (id, parent id, admin name), as in Magento's sample data."""
+PRODUCT_CATEGORIES: dict[str, tuple[int, ...]] = {
+    "WJ01": (14,),
+    "MH02": (9,),
+    "WT09": (15, 16),
+    "MP03": (11,),
+    "24-MB01": (4,),
+    "24-WG02": (5,),
+    "24-UG06": (6,),
+    "24-MG04": (5, 16),
+    "24-WB04": (4, 16),
+    "24-UG01": (6,),
+}
+"""The categories each demo product is in (one or two each)."""
+STORE_VIEW_NAMES = {4: "Taschen"}
+"""Store-view (store 1) name overrides; events carry the admin (store 0) names."""
+CATEGORY_ENTITY_TYPE_ID = 3
+NAME_ATTRIBUTE_ID = 45
 COLORS = ("Black", "Blue", "Green", "Red")
 SIZES = ("XS", "S", "M", "L", "XL")
 CARRIERS = (("ups", "United Parcel Service"), ("fedex", "Federal Express"), ("usps", "USPS"))
@@ -92,59 +130,129 @@ SHIPPING = 5.0
 
 
 def create_demo_schema(engine: Engine) -> None:
-    """Create the demo store's tables (idempotent) and its website, store and store view."""
+    """Create the demo store's tables (idempotent), its website, store and store view, and its
+    catalog categories (with the EAV `name` attribute)."""
     t.metadata.create_all(engine)
+    t.eav_metadata.create_all(engine)
     with engine.begin() as conn:
         if engine.dialect.name != "sqlite":  # ids 0 (admin scope) are real ids, as in Magento
             mode = "CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')"
             conn.exec_driver_sql(f"SET SESSION sql_mode = {mode}")
-        if conn.execute(select(func.count()).select_from(t.store_website)).scalar_one():
-            return
+        _create_stores(conn)
+        _create_categories(conn)
+
+
+def _empty(conn: Connection, table: Table) -> bool:
+    return not conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _create_categories(conn: Connection) -> None:
+    if _empty(conn, t.eav_entity_type):
         conn.execute(
-            t.store_website.insert(),
+            t.eav_entity_type.insert(),
             [
-                {"website_id": 0, "code": "admin", "name": "Admin", "default_group_id": 0},
-                {
-                    "website_id": 1,
-                    "code": WEBSITE_CODE,
-                    "name": "Main Website",
-                    "default_group_id": 1,
-                },
+                {"entity_type_id": 1, "entity_type_code": "customer"},
+                {"entity_type_id": CATEGORY_ENTITY_TYPE_ID, "entity_type_code": "catalog_category"},
+                {"entity_type_id": 4, "entity_type_code": "catalog_product"},
             ],
         )
+    if _empty(conn, t.eav_attribute):
         conn.execute(
-            t.store_group.insert(),
+            t.eav_attribute.insert(),
             [
-                {"group_id": 0, "website_id": 0, "name": "Default", "code": "default"},
+                {"attribute_id": 5, "entity_type_id": 1, "attribute_code": "firstname"},
                 {
-                    "group_id": 1,
-                    "website_id": 1,
-                    "name": "Main Website Store",
-                    "code": "main_website_store",
+                    "attribute_id": NAME_ATTRIBUTE_ID,
+                    "entity_type_id": CATEGORY_ENTITY_TYPE_ID,
+                    "attribute_code": "name",
                 },
+                {"attribute_id": 73, "entity_type_id": 4, "attribute_code": "name"},
             ],
         )
-        conn.execute(
-            t.store.insert(),
-            [
-                {
-                    "store_id": 0,
-                    "code": "admin",
-                    "website_id": 0,
-                    "group_id": 0,
-                    "name": "Admin",
-                    "is_active": 1,
-                },
-                {
-                    "store_id": 1,
-                    "code": "default",
-                    "website_id": 1,
-                    "group_id": 1,
-                    "name": "Default Store View",
-                    "is_active": 1,
-                },
-            ],
+    if not _empty(conn, t.catalog_category_entity):
+        return
+    paths: dict[int, str] = {0: ""}
+    rows = []
+    for position, (cid, parent, _name) in enumerate(CATEGORIES):
+        paths[cid] = f"{paths[parent]}/{cid}".lstrip("/")
+        rows.append(
+            {
+                "entity_id": cid,
+                "parent_id": parent,
+                "path": paths[cid],
+                "position": position,
+                "level": paths[cid].count("/"),
+                "children_count": sum(1 for _c, p, _n in CATEGORIES if p == cid),
+            }
         )
+    conn.execute(t.catalog_category_entity.insert(), rows)
+    names = [
+        {"attribute_id": NAME_ATTRIBUTE_ID, "store_id": 0, "entity_id": cid, "value": name}
+        for cid, _parent, name in CATEGORIES
+    ]
+    names += [
+        {"attribute_id": NAME_ATTRIBUTE_ID, "store_id": 1, "entity_id": cid, "value": name}
+        for cid, name in STORE_VIEW_NAMES.items()
+    ]
+    conn.execute(t.catalog_category_entity_varchar.insert(), names)
+    conn.execute(
+        t.catalog_category_product.insert(),
+        [
+            {"category_id": cid, "product_id": PRODUCT_IDS[sku]}
+            for sku, categories in PRODUCT_CATEGORIES.items()
+            for cid in categories
+        ],
+    )
+
+
+def _create_stores(conn: Connection) -> None:
+    if not _empty(conn, t.store_website):
+        return
+    conn.execute(
+        t.store_website.insert(),
+        [
+            {"website_id": 0, "code": "admin", "name": "Admin", "default_group_id": 0},
+            {
+                "website_id": 1,
+                "code": WEBSITE_CODE,
+                "name": "Main Website",
+                "default_group_id": 1,
+            },
+        ],
+    )
+    conn.execute(
+        t.store_group.insert(),
+        [
+            {"group_id": 0, "website_id": 0, "name": "Default", "code": "default"},
+            {
+                "group_id": 1,
+                "website_id": 1,
+                "name": "Main Website Store",
+                "code": "main_website_store",
+            },
+        ],
+    )
+    conn.execute(
+        t.store.insert(),
+        [
+            {
+                "store_id": 0,
+                "code": "admin",
+                "website_id": 0,
+                "group_id": 0,
+                "name": "Admin",
+                "is_active": 1,
+            },
+            {
+                "store_id": 1,
+                "code": "default",
+                "website_id": 1,
+                "group_id": 1,
+                "name": "Default Store View",
+                "is_active": 1,
+            },
+        ],
+    )
 
 
 @dataclass(slots=True)
@@ -289,9 +397,11 @@ def _lines(
         item_id = ids.take(t.sales_order_item)
         options = None
         full_sku = sku
+        variant = None
         if configurable:
             color, size = rng.choice(COLORS), rng.choice(SIZES)
             full_sku = f"{sku}-{size}-{color}"
+            variant = 1000 + 100 * PRODUCT_IDS[sku] + 10 * COLORS.index(color) + SIZES.index(size)
             options = codec.dumps(
                 {
                     "attributes_info": [
@@ -305,7 +415,7 @@ def _lines(
                 **base,
                 "item_id": item_id,
                 "parent_item_id": None,
-                "product_id": item_id,
+                "product_id": PRODUCT_IDS[sku],
                 "product_type": "configurable" if configurable else "simple",
                 "product_options": options,
                 "sku": full_sku,
@@ -322,7 +432,7 @@ def _lines(
                     **base,
                     "item_id": ids.take(t.sales_order_item),
                     "parent_item_id": item_id,
-                    "product_id": item_id + 1,
+                    "product_id": variant,
                     "product_type": "simple",
                     "product_options": None,
                     "sku": full_sku,

@@ -173,8 +173,21 @@ def _line(item: Mapping[str, Any], snap: Snapshot, **extra: Any) -> dict[str, An
         "discountAmount": item.get("discountAmount"),
         "currencyCode": snap["currency"],
         "selectedOptions": item.get("productOptions") or None,
+        "productCategories": _categories(item),
         **extra,
     }
+
+
+def _categories(item: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The feed item's categories as XDM `productCategories` (None when it has none)."""
+    return [
+        {
+            "categoryID": str(c["id"]),
+            "categoryName": c.get("name"),
+            "categoryPath": c.get("path"),
+        }
+        for c in item.get("categories") or ()
+    ] or None
 
 
 def _visible_items(snap: Snapshot) -> list[Mapping[str, Any]]:
@@ -198,6 +211,7 @@ def _doc_lines(snap: Snapshot, lines: list[Mapping[str, Any]], qty: str) -> list
                 "discountAmount": line.get("discountAmount"),
                 "currencyCode": snap["currency"],
                 "selectedOptions": item.get("productOptions") or None,
+                "productCategories": _categories(item),
                 "lineItemId": line["orderItemId"]["id"],
             }
         )

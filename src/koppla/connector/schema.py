@@ -1,8 +1,13 @@
 """Koppla's own definition of the Magento 2 tables and columns the connector reads.
 
-Written from the facts in Magento's declarative schema (`Sales`, `Store` modules' db_schema.xml);
-only the subset Koppla reads. The demo store creates exactly these tables on SQLite. Amounts are
-read as floats (`asdecimal=False`): events carry JSON numbers anyway.
+Written from the facts in Magento's declarative schema (`Sales`, `Store`, `Catalog` modules'
+db_schema.xml); only the subset Koppla reads (plus the NOT NULL columns without a default the demo
+store must write). The demo store creates exactly these tables on SQLite. Amounts are read as
+floats (`asdecimal=False`): events carry JSON numbers anyway.
+
+`eav_metadata` holds the two tables of Magento's `Eav` module Koppla reads to find the category
+`name` attribute. They are not in the reference schema, so their minimal columns are written from
+Magento's well-known shape; reading them is optional (see `source.StoreSource`).
 """
 
 from __future__ import annotations
@@ -268,6 +273,52 @@ sales_payment_transaction = Table(
     Column("txn_type", String(15)),
     Column("is_closed", SmallInteger, nullable=False, server_default="1"),
     Column("created_at", DateTime, nullable=False, server_default=func.current_timestamp()),
+)
+
+catalog_category_entity = Table(
+    "catalog_category_entity",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, nullable=False, server_default="0"),
+    Column("path", String(255), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("level", Integer, nullable=False, server_default="0"),
+    Column("children_count", Integer, nullable=False),
+)
+
+catalog_category_entity_varchar = Table(
+    "catalog_category_entity_varchar",
+    metadata,
+    Column("value_id", Integer, primary_key=True, autoincrement=True),
+    Column("attribute_id", SmallInteger, nullable=False, server_default="0"),
+    Column("store_id", SmallInteger, nullable=False, server_default="0"),
+    Column("entity_id", Integer, nullable=False, server_default="0"),
+    Column("value", String(255)),
+)
+
+catalog_category_product = Table(
+    "catalog_category_product",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("category_id", Integer, nullable=False, server_default="0"),
+    Column("product_id", Integer, nullable=False, server_default="0"),
+)
+
+eav_metadata = MetaData()
+
+eav_entity_type = Table(
+    "eav_entity_type",
+    eav_metadata,
+    Column("entity_type_id", SmallInteger, primary_key=True, autoincrement=True),
+    Column("entity_type_code", String(50), nullable=False),
+)
+
+eav_attribute = Table(
+    "eav_attribute",
+    eav_metadata,
+    Column("attribute_id", SmallInteger, primary_key=True, autoincrement=True),
+    Column("entity_type_id", SmallInteger, nullable=False, server_default="0"),
+    Column("attribute_code", String(255), nullable=False),
 )
 
 TRACKED_TABLES: dict[str, str] = {

@@ -31,7 +31,14 @@ ORDER_STATES: dict[str, int] = {
 }
 """Magento's order states and the integers the orders feed encodes them as (`State.php`)."""
 
-EXCLUDED_FROM_HASH = frozenset({"updatedAt", "modifiedAt"})
+EXCLUDED_FROM_HASH = frozenset({"updatedAt", "modifiedAt", "categories"})
+"""Keys the hash ignores, at the top level and in every element of the top-level lists.
+
+`items[].categories` is left out on purpose: Adobe's feed has no categories, and re-categorising
+a product in the catalog must not make every old order containing it look changed (nor make the
+first run after an upgrade re-process every order). Events built after an order really changes
+carry the categories the product has at that time.
+"""
 
 
 class MalformedOrder(InvalidInput):
@@ -68,6 +75,8 @@ class OrderRows:
     creditmemos: Sequence[Row] = ()
     creditmemo_items: Sequence[Row] = ()
     transactions: Sequence[Row] = field(default_factory=tuple)
+    categories: Mapping[int, Sequence[Row]] = field(default_factory=dict)
+    """Each product id's categories (`{id, name, path}`; `name` may be None), see `source`."""
 
 
 def order_uuid(entity_id: int) -> str:
@@ -89,10 +98,11 @@ def stamp(value: object) -> str | None:
 
 
 def snapshot_hash(snapshot: Mapping[str, Any]) -> str:
-    """SHA-1 of the canonical JSON of `snapshot` without `updatedAt`/`modifiedAt`.
+    """SHA-1 of the canonical JSON of `snapshot` without `updatedAt`/`modifiedAt`/`categories`.
 
     Those fields are dropped at the top level and in every element of the top-level lists
-    (`items[].updatedAt`, `shipments[].updatedAt`), where the feed carries them.
+    (`items[].updatedAt`, `shipments[].updatedAt`, `items[].categories`), where the feed carries
+    them.
     """
     return hashlib.sha1(codec.dumps(_strip(snapshot), sort_keys=True)).hexdigest()
 
@@ -149,7 +159,10 @@ def build_snapshot(rows: OrderRows) -> dict[str, Any]:
         "couponCode": order.get("coupon_code"),
         "payment": _payment(rows),
         "shipping": _shipping(rows),
-        "items": [_item(_checked(item, oid, "sales_order_item", "sku")) for item in rows.items],
+        "items": [
+            _item(_checked(item, oid, "sales_order_item", "sku"), rows.categories)
+            for item in rows.items
+        ],
         "invoices": _invoices(rows),
         "shipments": _shipments(rows),
         "creditMemos": _creditmemos(rows),
@@ -215,7 +228,8 @@ def _shipping(rows: OrderRows) -> dict[str, Any]:
     }
 
 
-def _item(item: Row) -> dict[str, Any]:
+def _item(item: Row, categories: Mapping[int, Sequence[Row]]) -> dict[str, Any]:
+    product = item.get("product_id")
     return {
         "itemId": {"id": str(item.get("item_id"))},
         "entityId": item.get("item_id"),
@@ -235,6 +249,10 @@ def _item(item: Row) -> dict[str, Any]:
         "discountAmount": item.get("base_discount_amount") or 0.0,
         "taxAmount": item.get("base_tax_amount") or 0.0,
         "updatedAt": stamp(item.get("updated_at")),
+        "categories": [
+            {"id": c["id"], "name": c.get("name"), "path": c["path"]}
+            for c in (categories.get(int(product), ()) if product is not None else ())
+        ],
     }
 
 

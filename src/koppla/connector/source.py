@@ -3,21 +3,36 @@
 Both speak SQL through SQLAlchemy Core over the tables in `koppla.connector.schema`; the only
 difference is the URL. `StoreSource.read(order_ids)` returns each order's rows, ready for
 `snapshot.build_snapshot`.
+
+Product categories come from the catalog (`catalog_category_product` → `catalog_category_entity`),
+their names from the EAV table `catalog_category_entity_varchar` (admin store 0 values) for the
+`name` attribute of the `catalog_category` entity type (`eav_attribute`/`eav_entity_type`). The
+name lookup is optional: without those tables or that attribute, categories carry no name and
+their path is Magento's id path. Without the catalog tables, items carry no categories.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, select
+from sqlalchemy import Engine, Table, create_engine, event, inspect, select
 from sqlalchemy.engine import Connection
 
 from koppla.connector import schema as t
 from koppla.connector.snapshot import OrderRows, Row, Scope
 
 CHUNK = 500
+ADMIN_STORE = 0
+"""Store id of the admin (default) scope, whose category names the events carry."""
+CATEGORY_ROOT_LEVELS = 2
+"""Path entries left out of a named category path: the tree root (level 0) and the store's root
+category (level 1, "Default Category"), as Magento's breadcrumbs do."""
+
+log = logging.getLogger("koppla.connector.source")
 
 
 def connect(dsn: str) -> Engine:
@@ -58,12 +73,111 @@ def _group(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
     return grouped
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogAccess:
+    """What the shop database offers for categories (probed once per source)."""
+
+    categories: bool
+    name_attribute_id: int | None = None
+
+
+def probe_catalog(conn: Connection) -> CatalogAccess:
+    """Whether the category tables exist, and the id of the category `name` attribute if known."""
+    present = set(inspect(conn).get_table_names())
+    needed = {t.catalog_category_product.name, t.catalog_category_entity.name}
+    if not needed <= present:
+        log.info("store source: no catalog category tables; events carry no categories")
+        return CatalogAccess(categories=False)
+    eav = {t.eav_attribute.name, t.eav_entity_type.name, t.catalog_category_entity_varchar.name}
+    attribute = None
+    if eav <= present:
+        attr, kind = t.eav_attribute, t.eav_entity_type
+        attribute = conn.execute(
+            select(attr.c.attribute_id)
+            .join(kind, kind.c.entity_type_id == attr.c.entity_type_id)
+            .where(kind.c.entity_type_code == "catalog_category", attr.c.attribute_code == "name")
+            .limit(1)
+        ).scalar()
+    if attribute is None:
+        log.info("store source: category name attribute not found; categories carry ids only")
+        return CatalogAccess(categories=True)
+    return CatalogAccess(categories=True, name_attribute_id=int(attribute))
+
+
+def product_categories(
+    links: Iterable[Row], names: Mapping[int, str] | None = None
+) -> dict[int, list[Row]]:
+    """Each product's categories as `{id, name, path}`, from link rows and category names.
+
+    `links` are rows of `product_id`, `category_id` and the category's id `path` (`1/2/3/4`);
+    `names` maps category ids to their names (None: names unknown). `path` is the names along
+    the path below the root levels joined with `/` (`Gear/Bags`) when every one is known, else
+    Magento's id path. `name` is None when unknown.
+    """
+    known = names or {}
+    out: dict[int, list[Row]] = defaultdict(list)
+    for link in sorted(links, key=lambda r: (int(r["product_id"]), int(r["category_id"]))):
+        category = int(link["category_id"])
+        path = str(link["path"])
+        parts = [p for p in path.split("/") if p]
+        shown = parts[CATEGORY_ROOT_LEVELS:] or parts[-1:]
+        labels = [known.get(int(p)) if p.isdigit() else None for p in shown]
+        named = "/".join(str(x) for x in labels) if labels and all(labels) else path
+        out[int(link["product_id"])].append(
+            {"id": category, "name": known.get(category), "path": named}
+        )
+    return dict(out)
+
+
+def read_categories(
+    conn: Connection, access: CatalogAccess, product_ids: Sequence[int]
+) -> dict[int, list[Row]]:
+    """The categories of `product_ids`: one query for the links, one for the names (if known)."""
+    if not access.categories or not product_ids:
+        return {}
+    link, category = t.catalog_category_product, t.catalog_category_entity
+    links = [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(link.c.product_id, link.c.category_id, category.c.path)
+            .join(category, category.c.entity_id == link.c.category_id)
+            .where(link.c.product_id.in_(product_ids))
+        )
+    ]
+    if not links or access.name_attribute_id is None:
+        return product_categories(links)
+    ids = sorted(
+        {int(p) for r in links for p in str(r["path"]).split("/") if p.isdigit()}
+        | {int(r["category_id"]) for r in links}
+    )
+    value = t.catalog_category_entity_varchar
+    names = {
+        int(entity): str(name)
+        for entity, name in conn.execute(
+            select(value.c.entity_id, value.c.value).where(
+                value.c.attribute_id == access.name_attribute_id,
+                value.c.store_id == ADMIN_STORE,
+                value.c.entity_id.in_(ids),
+            )
+        )
+        if name
+    }
+    return product_categories(links, names)
+
+
 class StoreSource:
     """Reads orders and store scopes from one shop database."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._scopes: dict[int, Scope] | None = None
+        self._catalog: CatalogAccess | None = None
+
+    def catalog(self, conn: Connection) -> CatalogAccess:
+        """What the database offers for categories (probed on first use, then cached)."""
+        if self._catalog is None:
+            self._catalog = probe_catalog(conn)
+        return self._catalog
 
     def scopes(self, *, refresh: bool = False) -> dict[int, Scope]:
         """Each store view id and its website/store/view codes (cached; `refresh` re-reads)."""
@@ -131,7 +245,10 @@ class StoreSource:
         orders = _rows(conn, t.sales_order, "entity_id", ids)
         if any(o.get("store_id") not in scopes for o in orders if o.get("store_id") is not None):
             scopes = self.scopes(refresh=True)
-        items = _group(_rows(conn, t.sales_order_item, "order_id", ids), "order_id")
+        item_rows = _rows(conn, t.sales_order_item, "order_id", ids)
+        items = _group(item_rows, "order_id")
+        products = sorted({int(i["product_id"]) for i in item_rows if i["product_id"] is not None})
+        categories = read_categories(conn, self.catalog(conn), products)
         addresses = _group(_rows(conn, t.sales_order_address, "parent_id", ids), "parent_id")
         payments = _group(_rows(conn, t.sales_order_payment, "parent_id", ids), "parent_id")
         txns = _group(_rows(conn, t.sales_payment_transaction, "order_id", ids), "order_id")
@@ -181,5 +298,6 @@ class StoreSource:
                 creditmemos=memo_by.get(oid, []),
                 creditmemo_items=memo_items_by.get(oid, []),
                 transactions=sorted(txns.get(oid, []), key=lambda r: r["transaction_id"]),
+                categories=categories,
             )
         return out
