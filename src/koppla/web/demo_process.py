@@ -49,6 +49,7 @@ def main(settings_json: str, parent_pid: int) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s demo-shop %(levelname)s %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     stop = child_stop_event(parent_pid, "demo shop")
     url = platform_url(settings)
     if not _wait_until_up(url, stop):
