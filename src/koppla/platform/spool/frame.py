@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 HEADER = struct.Struct(">II")
@@ -50,10 +49,3 @@ def decode_all(buffer: bytes, start: int = 0) -> tuple[list[Frame], int, bool]:
         frames.append(Frame(payload, end))
         offset = end
     return frames, offset, False
-
-
-def iter_frames(buffer: bytes) -> Iterator[bytes]:
-    """The payloads of the intact frames at the start of `buffer`."""
-    frames, _, _ = decode_all(buffer)
-    for frame in frames:
-        yield frame.payload
