@@ -117,22 +117,6 @@ class State:
                     found[int(oid)] = (str(digest), codec.loads(doc))
         return found
 
-    def all_snapshots(self, batch: int = 1000) -> Iterator[tuple[int, str, dict[str, Any]]]:
-        """Every stored snapshot as (order id, website, snapshot), in order id order."""
-        last = -1
-        while True:
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT order_id, website, doc FROM snapshot WHERE order_id > ? "
-                    "ORDER BY order_id LIMIT ?",
-                    (last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            for oid, website, doc in rows:
-                yield int(oid), str(website), codec.loads(doc)
-            last = int(rows[-1][0])
-
     def commit(self, change: FeedCommit, *, resend: bool = False) -> int:
         """Apply one feed step atomically; return how many events entered the outbox.
 
