@@ -249,6 +249,36 @@ def build() -> typer.Typer:
             if temporary is not None:
                 _catalog(settings).remove_token(temporary)
 
+    @app.command()
+    def status(
+        home: HomeOption = None,
+        json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Datasets with rows and last batch, quarantined records, spool backlog, counters."""
+        from koppla.web.services import build_services
+        from koppla.web.status import status as home_status
+
+        report = home_status(build_services(_settings(home)))
+        if json:
+            sys.stdout.write(codec.dumps(report).decode() + "\n")
+            return
+        for d in report["datasets"]:
+            last = d["lastBatch"]
+            seen = (
+                "no batch yet"
+                if last is None
+                else (
+                    f"last batch {last['status']} at {last['at']} "
+                    f"({last['records']} stored, {last['failedRecords']} failed)"
+                )
+            )
+            console.print(f"dataset [bold]{d['name']}[/]: {d['rows']} rows; {seen}")
+        console.print(f"quarantine: {report['quarantinedRecords']} records")
+        for s in report["spool"]:
+            console.print(f"spool {s['stream']}: {s['backlogBytes']} bytes waiting to be stored")
+        for s in report["datastreams"]:
+            console.print(f"datastream {s['id']}: {s['counters'] or 'no counters'}")
+
     @token_app.command("create")
     def token_create(
         home: HomeOption = None,

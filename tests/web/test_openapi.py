@@ -15,6 +15,7 @@ def anyio_backend() -> str:
 
 PUBLIC_PATHS = {
     "/api/v1/health",
+    "/api/v1/status",
     "/api/v1/query",
     "/api/v1/datasets",
     "/api/v1/datasets/{key}",

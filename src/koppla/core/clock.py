@@ -21,6 +21,11 @@ def monotonic() -> float:
     return time.monotonic()
 
 
+def from_ms(epoch_ms: int) -> datetime:
+    """The UTC moment `epoch_ms` milliseconds after the Unix epoch."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
 def iso(moment: datetime) -> str:
     """RFC 3339 text with milliseconds and a `Z` suffix, as XDM writes timestamps."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
