@@ -21,6 +21,12 @@ from koppla.xdm.registry import builtin_registry
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (uvicorn's loop in production is uvloop, also asyncio)."""
+    return "asyncio"
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for a fresh home under the test's temporary directory."""
     return Settings.load(home=tmp_path / "home")

@@ -31,11 +31,6 @@ ECID = "12345678901234567890123456789012345678"
 SCOPE = ("env-1", "base", "main_website_store", "default")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def captured_interacts() -> list[dict[str, Any]]:
     """The captured requests whose path contains `/interact`, in the order they were sent."""
     path = reference_dir() / "edge-captures" / "collector-capture.json"

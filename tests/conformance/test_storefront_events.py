@@ -27,11 +27,6 @@ pytestmark = pytest.mark.anyio
 Body = dict[str, Any]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def post(client: httpx.AsyncClient, stream: Datastream, body: Any) -> httpx.Response:
     return await client.post(
         f"/ee/v1/interact?configId={stream.id}",

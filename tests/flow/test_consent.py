@@ -16,11 +16,6 @@ from koppla.web.services import Services
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def page_view(name: str) -> bytes:
     event = {
         "eventType": "web.webpagedetails.pageViews",

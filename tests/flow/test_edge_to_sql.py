@@ -18,11 +18,6 @@ from tests.reference import reference_dir
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def alloy_sample() -> dict[str, Any]:
     path = reference_dir() / "edge-captures" / "alloy-request-sample.json"
     body: dict[str, Any] = codec.loads(path.read_bytes())

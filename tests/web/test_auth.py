@@ -10,11 +10,6 @@ from koppla.web.services import Services
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -13,11 +13,6 @@ from koppla.web.services import Services
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_a_partly_failed_batch_shows_its_counts_and_failed_records(
     client: httpx.AsyncClient, demo: Datastream, pipeline: Pipeline, services: Services
 ) -> None:

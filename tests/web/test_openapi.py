@@ -8,11 +8,6 @@ import pytest
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 PUBLIC_PATHS = {
     "/api/v1/health",
     "/api/v1/status",

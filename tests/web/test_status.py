@@ -13,11 +13,6 @@ from koppla.web.services import Services
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_status_shows_the_backlog_until_the_pipeline_stores_it(
     client: httpx.AsyncClient, demo: Datastream, pipeline: Pipeline, services: Services
 ) -> None:

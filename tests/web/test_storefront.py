@@ -86,11 +86,6 @@ def test_find_alloy_prefers_the_configured_file_then_node_modules(tmp_path: Path
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def make_client(tmp_path: Path) -> Callable[..., Any]:
     """An in-process Koppla with the given storefront settings, optionally without the demo."""
 

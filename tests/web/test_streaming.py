@@ -20,11 +20,6 @@ SCHEMA_REF = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def message(stream: Datastream, dataset_id: str, entity: dict[str, Any]) -> dict[str, Any]:
     return {
         "header": {
