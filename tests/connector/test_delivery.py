@@ -69,8 +69,7 @@ def test_events_go_in_outbox_order_as_aep_streaming_messages(
 
 
 def _all(state: State) -> list[OutboxEvent]:
-    with state._lock:
-        rows = state._db.execute("SELECT seq, event_id FROM outbox ORDER BY seq").fetchall()
+    rows = state._file.all("SELECT seq, event_id FROM outbox ORDER BY seq")
     return [OutboxEvent(r[0], r[1], 0, "", "", {}) for r in rows]
 
 

@@ -7,15 +7,13 @@ crash either keeps all of it or none. The sender drains the outbox in `seq` orde
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from koppla.core import clock, codec
+from koppla.core.sqlite import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursor (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,47 +72,28 @@ class State:
     """The state database (one connection, guarded by a lock; safe across threads)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
+        self._file = SqliteFile(path, _SCHEMA)
+        self._tx = self._file.transaction
 
     def close(self) -> None:
         """Close the database."""
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._file.close()
 
     def cursor(self, name: str) -> str | None:
         """A cursor's value, or None before the first commit."""
-        with self._lock:
-            row = self._db.execute("SELECT value FROM cursor WHERE name=?", (name,)).fetchone()
+        row = self._file.one("SELECT value FROM cursor WHERE name=?", (name,))
         return None if row is None else str(row[0])
 
     def snapshots(self, order_ids: Iterable[int]) -> dict[int, tuple[str, dict[str, Any]]]:
         """The stored (hash, snapshot) of each of `order_ids` that has one."""
         ids = list(order_ids)
         found: dict[int, tuple[str, dict[str, Any]]] = {}
-        with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT order_id, hash, doc FROM snapshot WHERE order_id IN ({marks})"
-                for oid, digest, doc in self._db.execute(query, chunk):
-                    found[int(oid)] = (str(digest), codec.loads(doc))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT order_id, hash, doc FROM snapshot WHERE order_id IN ({marks})"
+            for oid, digest, doc in self._file.all(query, chunk):
+                found[int(oid)] = (str(digest), codec.loads(doc))
         return found
 
     def commit(self, change: FeedCommit, *, resend: bool = False) -> int:
@@ -163,12 +142,11 @@ class State:
 
     def pending(self, limit: int) -> list[OutboxEvent]:
         """The oldest pending events, in outbox order."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, event_id, order_id, website, event_type, body FROM outbox "
-                "WHERE status='pending' ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
+        rows = self._file.all(
+            "SELECT seq, event_id, order_id, website, event_type, body FROM outbox "
+            "WHERE status='pending' ORDER BY seq LIMIT ?",
+            (limit,),
+        )
         return [OutboxEvent(r[0], r[1], r[2], r[3], r[4], codec.loads(r[5])) for r in rows]
 
     def mark_sent(self, seqs: Iterable[int]) -> None:
@@ -204,28 +182,23 @@ class State:
 
     def backlog(self) -> Backlog:
         """Counts by status and delivery times, for `status`."""
-        with self._lock:
-            counts = dict(self._db.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
-            oldest = self._db.execute(
-                "SELECT min(created_ms) FROM outbox WHERE status='pending'"
-            ).fetchone()[0]
-            last = self._db.execute("SELECT max(sent_ms) FROM outbox").fetchone()[0]
+        counts = dict(self._file.all("SELECT status, count(*) FROM outbox GROUP BY status"))
+        oldest_row = self._file.one("SELECT min(created_ms) FROM outbox WHERE status='pending'")
+        last_row = self._file.one("SELECT max(sent_ms) FROM outbox")
+        oldest = oldest_row[0] if oldest_row else None
+        last = last_row[0] if last_row else None
         return Backlog(
             counts.get("pending", 0), counts.get("sent", 0), counts.get("failed", 0), oldest, last
         )
 
     def order_errors(self) -> list[tuple[int, str | None, str]]:
         """Orders the feed could not read, with the field and the message."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT order_id, field, message FROM order_error ORDER BY order_id"
-            ).fetchall()
+        rows = self._file.all("SELECT order_id, field, message FROM order_error ORDER BY order_id")
         return [(int(r[0]), r[1], str(r[2])) for r in rows]
 
     def failed(self) -> list[tuple[str, str, str]]:
         """Events the platform refused for good: (event id, event type, reason)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT event_id, event_type, error FROM outbox WHERE status='failed' ORDER BY seq"
-            ).fetchall()
+        rows = self._file.all(
+            "SELECT event_id, event_type, error FROM outbox WHERE status='failed' ORDER BY seq"
+        )
         return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]

@@ -6,14 +6,13 @@ SQLite in WAL mode: one writer at a time, any number of readers, safe across pro
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from koppla.core import clock, codec, ids
 from koppla.core.errors import Conflict, NotFound
+from koppla.core.sqlite import SqliteFile
 from koppla.platform.catalog.models import (
     Batch,
     BatchStatus,
@@ -54,39 +53,20 @@ class Catalog:
     """Read and change the catalog; every method is one short transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.RLock()
+        self._file = SqliteFile(path, _SCHEMA, foreign_keys=True)
 
     def close(self) -> None:
         """Close the connection."""
-        self._db.close()
+        self._file.close()
 
     def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self._file.all(sql, args)
 
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
-        with self._lock:
-            row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
-            return row
+        return self._file.one(sql, args)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # One connection serves the event loop and the API's worker threads: one transaction
-        # at a time on it (other processes are kept apart by SQLite's own locking).
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._file.transaction()
 
     # datasets
     def create_dataset(
