@@ -28,6 +28,16 @@ class Layout:
         return self.home / "pipeline"
 
     @property
+    def pipeline_health(self) -> Path:
+        """The pipeline's heartbeat: last progress and last error (read by health and status)."""
+        return self.home / "pipeline" / "health.json"
+
+    @property
+    def query_tmp(self) -> Path:
+        """Where the query engine may spill; out of reach of user SQL."""
+        return self.home / "query-tmp"
+
+    @property
     def quarantine(self) -> Path:
         """The Delta table of records that failed validation."""
         return self.home / "datasets" / "_quarantine"

@@ -77,8 +77,89 @@ class Settings(BaseSettings):
     compact_every_commits: int = Field(
         default=200, ge=1, description="Compact a dataset's small files after this many commits."
     )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Comma-separated addresses of trusted proxies whose X-Forwarded-For names "
+        "the client (rate limits then apply per real client); default: trust none.",
+    )
+    max_body_edge_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest body of an Edge Network request."
+    )
+    max_body_streaming_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest body of a streaming ingestion request (`/collection/...`).",
+    )
+    max_body_api_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest body of any other API request."
+    )
+    edge_max_depth: int = Field(
+        default=32,
+        ge=8,
+        le=200,
+        description="Deepest JSON nesting an edge or streaming request may have; deeper bodies "
+        "are refused with 400 before anything is stored.",
+    )
+    edge_max_events: int = Field(
+        default=1000,
+        ge=1,
+        description="Most events in one edge request or messages in one streaming batch.",
+    )
+    edge_client_rate: float = Field(
+        default=200.0,
+        ge=0,
+        description="Edge requests per second one client address may send (token bucket, burst "
+        "of two seconds' worth); past it, 429 with Retry-After. 0 turns the limit off.",
+    )
+    edge_datastream_rate: float = Field(
+        default=50_000.0,
+        ge=0,
+        description="Events per second one datastream may receive (token bucket, burst of two "
+        "seconds' worth); past it, 429 with Retry-After. 0 turns the limit off.",
+    )
+    edge_rate_exempt: list[str] = Field(
+        default=["127.0.0.0/8", "::1/128"],
+        description="Client networks the per-client rate limit does not apply to (a local "
+        "proxy or load test); the per-datastream limit still applies.",
+    )
+    quarantine_hourly_limit: int = Field(
+        default=10_000,
+        ge=0,
+        description="Invalid records one datastream may add to the quarantine per hour; past "
+        "it, the edge validates requests itself and refuses invalid ones with 400. 0: no limit.",
+    )
+    consent_max_opt_outs: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most opt-outs the consent table keeps (oldest dropped first; the visitor's "
+        "consent cookie still holds the choice).",
+    )
+    pipeline_stall_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Health answers 503 when the pipeline has had work waiting and made no "
+        "progress for this long.",
+    )
+    dedupe_window_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="How long event ids are held in each dataset's fast dedupe index; older ids "
+        "are checked against the dataset itself.",
+    )
     query_timeout_s: float = Field(default=30.0, gt=0, description="Longest a SQL query may run.")
     query_max_rows: int = Field(default=10_000, ge=1, description="Most rows a query returns.")
+    query_memory_limit: str = Field(
+        default="1GB", description="Memory one query engine may use (DuckDB `memory_limit`)."
+    )
+    query_threads: int = Field(default=2, ge=1, le=64, description="Threads per query engine.")
+    query_temp_limit: str = Field(
+        default="1GB",
+        description="Disk a query may spill to, in `<home>/query-tmp` (DuckDB "
+        "`max_temp_directory_size`); `0` turns spilling off.",
+    )
+    query_max_concurrent: int = Field(
+        default=4, ge=1, description="Queries that may run at once; more wait, then get 503."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Least severe log level written."
     )
