@@ -137,6 +137,9 @@ def build() -> typer.Typer:
         except KopplaError as error:
             err.print(f"[red]error:[/] {error}")
             raise typer.Exit(2) from error
+        finally:
+            services.query.close()
+            services.catalog.close()
         if json:
             sys.stdout.write(codec.dumps(result.to_json()).decode() + "\n")
         else:
@@ -254,14 +257,22 @@ def build() -> typer.Typer:
         home: HomeOption = None,
         json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Datasets with rows and last batch, quarantined records, spool backlog, counters."""
+        """Pipeline (running, last error, restarts), datasets, quarantine, spool, counters."""
         from koppla.web.services import build_services
+        from koppla.web.status import describe_pipeline
         from koppla.web.status import status as home_status
 
-        report = home_status(build_services(_settings(home)))
+        services = build_services(_settings(home))
+        try:
+            report = home_status(services)
+        finally:
+            services.query.close()
+            services.catalog.close()
         if json:
             sys.stdout.write(codec.dumps(report).decode() + "\n")
             return
+        for line in describe_pipeline(report["pipeline"]):
+            console.print(line, markup=False, highlight=False)
         for d in report["datasets"]:
             last = d["lastBatch"]
             seen = (

@@ -6,7 +6,6 @@ whole path: the SDK's consent and identity handshake, the edge, the spool, the p
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.browser.shop import (
     visit,
     wait_for_rows,
 )
+from tests.require import require
 
 pytestmark = pytest.mark.slow
 
@@ -48,11 +48,7 @@ FROM demo_events
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ShopServer]:
-    reason = missing_requirement()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require(missing_requirement())
     with shop_server(tmp_path) as running:
         yield running
 

@@ -21,17 +21,12 @@ from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.source import connect
 from tests.connector.magento_ddl import create_table, load_tables
 from tests.reference import reference_dir
+from tests.require import unavailable
 from tests.server import Koppla, free_port
 
 MARIADB_URL = os.environ.get("KOPPLA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 DEMO_ORG = "KOPPLADEMO00000000000000@AdobeOrg"
 DEMO_DATASTREAM = "6d3b1f0e-8c2a-4e7b-9a41-0d2f6a1c5e90"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: MariaDB must be reachable)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +43,7 @@ def magento_url() -> Iterator[str]:
             conn.execute(text("SELECT 1"))
     except OperationalError as error:
         admin.dispose()
-        _unavailable(f"MariaDB unreachable at {MARIADB_URL}: {error.orig}")
+        unavailable(f"MariaDB unreachable at {MARIADB_URL}: {error.orig}")
     name = f"koppla_test_{secrets.token_hex(4)}"
     with admin.begin() as conn:
         conn.execute(text(f"CREATE DATABASE `{name}`"))

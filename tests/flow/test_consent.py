@@ -8,9 +8,11 @@ import httpx
 import pytest
 
 from koppla.core import codec
+from koppla.core.settings import Settings
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.edge import identity_cookie
 from koppla.platform.pipeline.runner import Pipeline
+from koppla.web.app import create_app
 from koppla.web.services import Services
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +109,19 @@ async def test_a_visitor_who_opts_back_in_is_stored_again(
     pipeline.step()
     rows = services.query.run("SELECT web.webPageDetails.name FROM demo_events").rows
     assert rows == [("b",)]
+
+
+async def test_anonymous_consent_requests_cannot_grow_the_consent_table(
+    settings: Settings, demo: Datastream, services: Services
+) -> None:
+    app = create_app(Settings.load(home=settings.home, consent_max_opt_outs=2))
+    async with app.api.router.lifespan_context(app.api):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as http:
+            for _ in range(5):  # new visitors saying `in`: the default, nothing to store
+                await set_consent(http, demo, "in")
+            assert services.catalog.consents_out() == set()
+            newest = [await set_consent(http, demo, "out") for _ in range(4)][-1]
+    assert len(services.catalog.consents_out()) == 2  # the oldest opt-outs were forgotten
+    consent = identity_cookie.cookie_name(demo.org_id, "consent")
+    assert newest[consent] == "general=out"  # the visitor's cookie still holds the choice

@@ -1,8 +1,15 @@
-"""A Koppla killed with SIGKILL right after acknowledging loses nothing and doubles nothing."""
+"""A Koppla killed with SIGKILL right after acknowledging loses nothing and doubles nothing.
+
+Each test checks, from the home directory the killed server left, that work was pending at the
+moment of the kill (acknowledged requests still in the spool), so a pipeline that had already
+stored everything cannot make it pass.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,11 +80,25 @@ def stored_markers(url: str, token: str) -> list[str]:
     return [row[0] for row in response.json()["rows"]]
 
 
-def test_sigkill_after_acknowledgement_loses_and_doubles_nothing(koppla: Koppla) -> None:
+def backlog(koppla: Koppla) -> int:
+    """Bytes acknowledged but not yet stored, per `koppla status` on the (stopped) server's home."""
+    out = subprocess.run(
+        [sys.executable, "-m", "koppla", "status", "--json", "--home", str(koppla.home)],
+        check=True,
+        capture_output=True,
+    )
+    return sum(stream["backlogBytes"] for stream in codec.loads(out.stdout)["spool"])
+
+
+def test_sigkill_after_acknowledgement_loses_and_doubles_nothing(
+    koppla: Koppla, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOPPLA_PIPELINE_FLUSH_MS", "3000")  # the pipeline lags behind the acks
     koppla.start()
     acked = asyncio.run(send_all(koppla.url, 400))
     koppla.kill()
     assert len(acked) == 800
+    assert backlog(koppla) > 0, "the pipeline had stored everything before the kill"
 
     koppla.start()
     token = koppla.token()
@@ -97,8 +118,9 @@ def test_sigkill_during_the_pipeline_commit_replays_exactly_once(koppla: Koppla)
     acked: set[str] = set()
     for round_ in range(3):  # kill at different moments of the pipeline's work
         acked |= asyncio.run(send_all(koppla.url, 150 + round_ * 7))
-        time.sleep(0.05 * round_)
+        time.sleep(0.02 * round_)
         koppla.kill()
+        assert backlog(koppla) > 0, f"round {round_}: nothing was pending at the kill"
         koppla.start()
     token = koppla.token()
     deadline = time.monotonic() + 60

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from koppla.core import codec
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.pipeline.runner import Pipeline
 from koppla.web.services import Services
@@ -132,3 +133,44 @@ async def test_sync_validation_names_every_issue(
     assert response.status_code == 400
     issues = {(i["path"], i["code"]) for i in response.json()["detail"]["issues"]}
     assert issues == {("timestamp", "required"), ("commerce.order.currencyCode", "pattern")}
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+async def test_deeply_nested_messages_are_refused_before_anything_is_spooled(
+    client: httpx.AsyncClient, demo: Datastream, services: Services, pipeline: Pipeline
+) -> None:
+    token = services.catalog.add_token("t")
+    entity = {**order_placed(1), "custom": nested(40)}
+    one = message(demo, services.catalog.dataset("demo_events").id, entity)
+    auth = {"authorization": f"Bearer {token}"}
+    for path, body in (
+        (f"/collection/{demo.id}", one),
+        (f"/collection/batch/{demo.id}", {"messages": [one]}),
+    ):
+        response = await client.post(path, content=codec.dumps(body), headers=auth)
+        assert response.status_code == 400
+        detail = response.json()["detail"]
+        assert "deeper than 32 levels" in detail and "edge_max_depth" in detail
+    assert pipeline.step() == 0
+
+
+async def test_a_batch_of_more_messages_than_the_cap_is_refused_with_413(
+    client: httpx.AsyncClient, demo: Datastream, services: Services
+) -> None:
+    token = services.catalog.add_token("t")
+    entity = order_placed(1)
+    body = {"messages": [message(demo, services.catalog.dataset("demo_events").id, entity)] * 1001}
+    response = await client.post(
+        f"/collection/batch/{demo.id}",
+        content=codec.dumps(body),
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 413
+    assert "1001 messages" in response.json()["detail"]
+    assert "at most 1000" in response.json()["detail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,7 +12,7 @@ from koppla.xdm.experience_event import (
     SCHEMA_ID,
     commerce_experience_event,
 )
-from koppla.xdm.types import INTEGER, STRING, Array, Map, Object, Scalar, Schema, Type
+from koppla.xdm.types import INTEGER, NUMBER, STRING, Array, Map, Object, Scalar, Schema, Type
 
 
 def _at(root: Object, path: str) -> Type:
@@ -72,6 +73,8 @@ def test_commerce_experience_event_is_built_once() -> None:
         ("siteSearch.refinements.value", Array(STRING)),
         ("placeContext.localTimezoneOffset", INTEGER),
         ("environment.browserDetails.viewportWidth", INTEGER),
+        ("placeContext.activePOIs.beaconInteractionDetails.beaconMajor", Scalar("number")),
+        ("placeContext.POIinteraction.poiDetail.geoInteractionDetails.geoShape.ceiling", NUMBER),
     ],
 )
 def test_field_types(path: str, expected: Type) -> None:
@@ -93,3 +96,25 @@ def test_identity_map_is_a_map_of_identity_item_arrays() -> None:
     item = identity_map.values.items
     assert isinstance(item, Object)
     assert list(item.fields) == ["id", "authenticatedState", "primary"]
+
+
+def _objects(node: Type, path: str = "") -> Iterator[tuple[str, Object]]:
+    if isinstance(node, Array):
+        yield from _objects(node.items, path)
+    elif isinstance(node, Map):
+        yield from _objects(node.values, path)
+    elif isinstance(node, Object):
+        yield path, node
+        for name, child in node.fields.items():
+            yield from _objects(child, f"{path}.{name}" if path else name)
+
+
+def test_no_two_fields_of_an_object_differ_only_in_case() -> None:
+    # Delta Lake (like Spark and AEP's data lake) refuses such siblings, so no dataset could store
+    # an event: Adobe's deprecated `POIID` beside `poiID` is the case in point.
+    clashes = [
+        f"{path}: {sorted(node.fields)}"
+        for path, node in _objects(commerce_experience_event().root)
+        if len({name.lower() for name in node.fields}) != len(node.fields)
+    ]
+    assert clashes == []

@@ -87,6 +87,66 @@ def test_dates_are_parsed_to_utc() -> None:
     )
 
 
+def test_date_times_sent_in_another_form_keep_their_text() -> None:
+    result = validate(
+        commerce_experience_event(),
+        _event(placeContext={"localTime": "2026-12-04T17:56:45.187+01:00"}),
+    )
+    assert result.record["placeContext"]["localTime"] == datetime(
+        2026, 12, 4, 16, 56, 45, 187000, tzinfo=UTC
+    )
+    assert result.datetimes == {"placeContext.localTime": "2026-12-04T17:56:45.187+01:00"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-04T17:56:45.187+01:00",
+        "2026-12-04T11:26:45.187-05:30",
+        "2026-12-04T16:56:45.187+00:00",
+        "2026-12-04T16:56:45Z",
+        "2026-12-04T16:56:45.187000Z",
+        "2026-12-04T16:56:45.187123456Z",
+        "2026-12-04 16:56:45.187Z",
+        "2026-12-04T16:56:45,187Z",
+        "20261204T165645.187000Z",
+        "2026-W49-5T16:56:45.187Z",
+        "2026-12-04t16:56:45.187z",
+    ],
+)
+def test_every_non_canonical_form_is_kept_as_sent(text: str) -> None:
+    result = validate(commerce_experience_event(), {"_id": "e", "timestamp": text})
+    assert result.ok
+    assert result.datetimes == {"timestamp": text}
+
+
+def test_the_canonical_utc_form_is_not_repeated() -> None:
+    result = validate(commerce_experience_event(), _event())
+    assert result.record["timestamp"] == datetime(2026, 11, 29, 16, 19, 39, 159000, tzinfo=UTC)
+    assert result.datetimes == {}
+
+
+def test_sent_date_times_use_issue_paths_in_arrays_and_maps() -> None:
+    moment = Scalar("date-time")
+    schema = _schema(Object({"items": Array(Object({"at": moment})), "m": Map(moment)}))
+    document = {
+        "items": [{"at": "2026-12-04T16:56:45.187Z"}, {"at": "2026-12-04T17:56:45+01:00"}],
+        "m": {"shipped": "2026-12-04T11:26:45.187-05:30"},
+    }
+    result = validate(schema, document)
+    assert result.ok
+    assert result.datetimes == {
+        "items[1].at": "2026-12-04T17:56:45+01:00",
+        "m.shipped": "2026-12-04T11:26:45.187-05:30",
+    }
+
+
+def test_an_invalid_date_time_keeps_no_text() -> None:
+    result = validate(commerce_experience_event(), {"_id": "e", "timestamp": "2026-12-04T17:56"})
+    assert _codes(result) == [("timestamp", "format")]
+    assert result.datetimes == {}
+
+
 @pytest.mark.parametrize(
     "text", ["yesterday", "2026-11-29", "2026-11-29T16:19:39", "2026-13-01T00:00Z"]
 )

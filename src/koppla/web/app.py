@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI
 
 from koppla import __version__
+from koppla.core import clock
 from koppla.core.layout import Layout
 from koppla.core.settings import Settings
 from koppla.platform.edge.app import EdgeApp, Receive, Scope, Send
+from koppla.platform.edge.budget import QuarantineBudget
 from koppla.platform.edge.consent import ConsentBook
 from koppla.platform.edge.debug import DebugHub
 from koppla.platform.edge.directory import DatastreamDirectory
+from koppla.platform.edge.limits import EdgeLimits
+from koppla.platform.edge.screening import EventScreen
 from koppla.platform.spool.writer import SpoolWriter
+from koppla.web import openapi
+from koppla.web.gate import TokenGate
+from koppla.web.limits import BodyLimit, BodyLimits
+from koppla.web.liveness import Watch
 from koppla.web.routes import (
     aep_catalog,
     datasets,
@@ -25,17 +34,36 @@ from koppla.web.routes import (
     storefront,
     streaming,
 )
-from koppla.web.services import build_services
+from koppla.web.services import Services, build_services
 
 
 class KopplaApp:
-    """Sends `/ee/...` straight to the lean edge handler and everything else to the API."""
+    """The whole HTTP app: the token gate, the body limits, then the edge or the API.
+
+    Tokens are checked before a byte of a body is read, bodies are counted before any route
+    parses them; then `/ee/...` goes straight to the lean edge handler, everything else to the API.
+    """
 
     def __init__(self, api: FastAPI) -> None:
         self.api = api
+        services: Services = api.state.services
+        limited = BodyLimit(self._dispatch, BodyLimits.from_settings(services.settings))
+        self._layers = TokenGate(limited, services.catalog)
+        api.state.watch = Watch(since_ms=clock.now_ms())
+
+    def watch_pipeline(self) -> None:
+        """Tell the health check that a pipeline process runs beside this server (`koppla up`).
+
+        Its missing heartbeat is then an outage once the start-up grace has passed.
+        """
+        watch: Watch = self.api.state.watch
+        self.api.state.watch = replace(watch, supervised=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Dispatch one ASGI event."""
+        """Handle one ASGI event."""
+        await self._layers(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/ee/"):
             edge: EdgeApp = self.api.state.edge
             await edge(scope, receive, send)
@@ -58,9 +86,12 @@ def create_app(settings: Settings) -> KopplaApp:
         app.state.edge = EdgeApp(
             directory=DatastreamDirectory(services.catalog),
             spool=spool,
-            consent=ConsentBook(services.catalog),
+            consent=ConsentBook(services.catalog, max_opt_outs=settings.consent_max_opt_outs),
             hub=DebugHub(),
             location_hint=settings.location_hint,
+            limits=EdgeLimits.from_settings(settings),
+            budget=QuarantineBudget(services.catalog, settings.quarantine_hourly_limit),
+            screen=EventScreen(services.catalog, services.registry),
         )
         try:
             yield
@@ -71,4 +102,5 @@ def create_app(settings: Settings) -> KopplaApp:
     api.state.services = services
     for module in (health, query, datasets, datastreams, streaming, debug, storefront, aep_catalog):
         api.include_router(module.router)
+    openapi.install(api)
     return KopplaApp(api)

@@ -1,4 +1,8 @@
-"""Credentials for every API but the public edge: `Authorization: Bearer <token>`."""
+"""Credentials for every API but the public edge: `Authorization: Bearer <token>`.
+
+`token_holder` is the one door: the ASGI gate (before any body is read) and the `caller`
+dependency (which names the caller to the route) both check tokens through it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,22 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from koppla.platform.catalog.store import Catalog
 from koppla.web.services import Services
+
+UNAUTHORIZED_DETAIL = (
+    "a valid API token is required: Authorization: Bearer <token> "
+    "(create one with `koppla token create`)"
+)
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def token_holder(catalog: Catalog, authorization: str) -> str | None:
+    """The name of the holder of the bearer token in an `Authorization` header, else None."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return catalog.token_name(token.strip())
 
 
 def services(request: Request) -> Services:
@@ -17,15 +36,10 @@ def services(request: Request) -> Services:
 
 def caller(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
     """The name of the token holder making the request; 401 without a valid token."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    name = svc.catalog.token_name(token.strip()) if scheme.lower() == "bearer" else None
+    name = token_holder(svc.catalog, request.headers.get("authorization", ""))
     if name is None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="a valid API token is required: Authorization: Bearer <token> "
-            "(create one with `koppla token create`)",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_401_UNAUTHORIZED, detail=UNAUTHORIZED_DETAIL, headers=CHALLENGE
         )
     return name
 

@@ -7,45 +7,129 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import uvicorn
 import uvicorn.supervisors
 
+from koppla.core import clock
 from koppla.core.settings import Settings
 from koppla.platform.pipeline import process as pipeline_process
+from koppla.platform.pipeline.heartbeat import RESTARTS_ENV
 from koppla.web import demo_process
 from koppla.web.app import KopplaApp, create_app
+from koppla.web.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 
-class ChildSupervisor:
-    """Keeps one child process running (restarting it if it dies) until stopped."""
+class ChildProcess(Protocol):
+    """The part of `multiprocessing.Process` the supervisor uses."""
 
-    def __init__(self, name: str, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+    @property
+    def exitcode(self) -> int | None:
+        """The exit code once the process has ended."""
+
+    def start(self) -> None:
+        """Start the process."""
+
+    def is_alive(self) -> bool:
+        """True while the process runs."""
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM)."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the process to end."""
+
+
+class ProcessContext(Protocol):
+    """Makes child processes: a `multiprocessing` context (spawn), or a fake in tests."""
+
+    def Process(
+        self, *, target: Callable[..., object], args: tuple[Any, ...], name: str, daemon: bool
+    ) -> ChildProcess:
+        """A new, unstarted child process running `target(*args)`."""
+
+
+def run_child(target: Callable[..., None], args: tuple[Any, ...], env: dict[str, str]) -> None:
+    """A child process's entry point: set `env`, then run `target(*args)`."""
+    os.environ.update(env)
+    target(*args)
+
+
+class ChildSupervisor:
+    """Keeps one child process running until stopped, restarting it with exponential backoff.
+
+    Each restart is logged with the exit code and the delay. With `restarts_env`, the child
+    finds in that environment variable how many times it has been restarted.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        *,
+        restarts_env: str | None = None,
+        backoff: Backoff | None = None,
+        context: ProcessContext | None = None,
+        monotonic: Callable[[], float] = clock.monotonic,
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
         self._name, self._target, self._args = name, target, args
-        self._context = multiprocessing.get_context("spawn")
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._restarts_env = restarts_env
+        self._backoff = backoff or Backoff()
+        self._context: ProcessContext = context or multiprocessing.get_context("spawn")
+        self._monotonic = monotonic
         self._stop = threading.Event()
+        self._wait = wait or self._stop.wait
+        self._process: ChildProcess | None = None
+        self._started_at = 0.0
+        self.restarts = 0
         self._thread = threading.Thread(target=self._watch, name=f"{name}-supervisor", daemon=True)
 
     def start(self) -> None:
-        """Start the child and the watcher."""
-        self._spawn()
+        """Start the child and the watcher thread that checks on it every second."""
+        self.spawn()
         self._thread.start()
 
-    def _spawn(self) -> None:
+    def spawn(self) -> None:
+        """Start a new child process now."""
+        env = {} if self._restarts_env is None else {self._restarts_env: str(self.restarts)}
         self._process = self._context.Process(
-            target=self._target, args=self._args, name=self._name, daemon=False
+            target=run_child, args=(self._target, self._args, env), name=self._name, daemon=False
         )
+        self._started_at = self._monotonic()
         self._process.start()
 
     def _watch(self) -> None:
         while not self._stop.wait(1.0):
-            if self._process is not None and not self._process.is_alive():
-                log.error("%s exited with %s; restarting", self._name, self._process.exitcode)
-                self._spawn()
+            if self.check() == "stopped":
+                return
+
+    def check(self) -> Literal["running", "restarted", "stopped"]:
+        """Restart the child if it has died, after the backoff delay (unless stopped meanwhile)."""
+        process = self._process
+        if self._stop.is_set():
+            return "stopped"
+        if process is None or process.is_alive():
+            return "running"
+        uptime_s = self._monotonic() - self._started_at
+        delay_s = self._backoff.delay_s(uptime_s)
+        self.restarts += 1
+        log.error(
+            "%s exited with code %s after %.0f s; restart %d in %.0f s",
+            self._name,
+            process.exitcode,
+            uptime_s,
+            self.restarts,
+            delay_s,
+        )
+        if self._wait(delay_s) or self._stop.is_set():
+            return "stopped"
+        self.spawn()
+        return "restarted"
 
     def stop(self) -> None:
         """Stop the child gracefully (it finishes what it is writing)."""
@@ -55,12 +139,39 @@ class ChildSupervisor:
             self._process.join(timeout=30)
 
 
+def uvicorn_config(app: KopplaApp | str, settings: Settings) -> uvicorn.Config:
+    """The HTTP server's configuration; a factory import path serves `edge_workers` processes.
+
+    Forwarded headers (`X-Forwarded-For`, `-Proto`) are trusted only from `forwarded_allow_ips`.
+    """
+    return uvicorn.Config(
+        app,
+        factory=isinstance(app, str),
+        workers=settings.edge_workers,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        lifespan="on",
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
 SETTINGS_ENV = "KOPPLA_SETTINGS_JSON"
 
 
 def app_from_environment() -> KopplaApp:
     """The app of one HTTP worker process, from the settings its parent put in the environment."""
-    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+    app = create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+    app.watch_pipeline()
+    return app
 
 
 def serve(settings: Settings, *, demo_shop: bool = False) -> None:
@@ -72,7 +183,10 @@ def serve(settings: Settings, *, demo_shop: bool = False) -> None:
     """
     children = [
         ChildSupervisor(
-            "koppla-pipeline", pipeline_process.main, (settings.model_dump_json(), os.getpid())
+            "koppla-pipeline",
+            pipeline_process.main,
+            (settings.model_dump_json(), os.getpid()),
+            restarts_env=RESTARTS_ENV,
         )
     ]
     if demo_shop:
@@ -83,27 +197,13 @@ def serve(settings: Settings, *, demo_shop: bool = False) -> None:
         )
     for child in children:
         child.start()
-    app: KopplaApp | str = create_app(settings)
+    served = create_app(settings)
+    served.watch_pipeline()
+    app: KopplaApp | str = served
     if settings.edge_workers > 1:
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
         app = "koppla.web.server:app_from_environment"
-    config = uvicorn.Config(
-        app,
-        factory=settings.edge_workers > 1,
-        workers=settings.edge_workers,
-        host=settings.host,
-        port=settings.port,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=settings.log_level,
-        lifespan="on",
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    config = uvicorn_config(app, settings)
     try:
         if settings.edge_workers > 1:
             sock = config.bind_socket()

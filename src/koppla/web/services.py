@@ -39,5 +39,10 @@ def build_services(settings: Settings) -> Services:
         tables=lambda: dataset_tables(layout, catalog),
         timeout_s=settings.query_timeout_s,
         max_rows=settings.query_max_rows,
+        memory_limit=settings.query_memory_limit,
+        threads=settings.query_threads,
+        temp_directory=layout.query_tmp,
+        temp_limit=settings.query_temp_limit,
+        max_concurrent=settings.query_max_concurrent,
     )
     return Services(settings, layout, catalog, builtin_registry(), engine)

@@ -1,7 +1,8 @@
-"""The state of a Koppla home at a glance: datasets, the spool's backlog, datastream counters.
+"""The state of a Koppla home at a glance: pipeline, datasets, spool backlog, counters.
 
-What an operator checks first: is anything waiting to be stored (spool backlog), did the last
-batches land, how much was refused (quarantine) or dropped (consent).
+What an operator checks first: is the pipeline running and what failed last, is anything waiting
+to be stored (spool backlog), did the last batches land, how much was refused (quarantine) or
+dropped (consent).
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from koppla.core import clock
+from koppla.core.layout import Layout
 from koppla.platform.datasets.quarantine import TABLE_NAME as QUARANTINE
+from koppla.platform.pipeline import health
 from koppla.platform.pipeline.cursor import Cursors
 from koppla.platform.spool.position import segment_name
 from koppla.platform.spool.reader import list_streams
 from koppla.platform.spool.writer import stream_segments
+from koppla.web.liveness import HEARTBEAT_FRESH_S
 from koppla.web.services import Services
 
 
@@ -36,8 +40,60 @@ def spool_backlog(services: Services) -> list[dict[str, Any]]:
     return streams
 
 
+def pipeline_state(layout: Layout, now_ms: int) -> dict[str, Any]:
+    """The pipeline as its heartbeat file tells it: running or not, last error, restarts.
+
+    Every value but `running` is None before the pipeline's first heartbeat.
+    """
+    beat = health.read(layout.pipeline_health)
+    if beat is None:
+        return dict.fromkeys(_PIPELINE_KEYS) | {"running": False}
+    age_s = max(0.0, (now_ms - beat.heartbeat_ms) / 1000)
+    return {
+        "running": age_s <= HEARTBEAT_FRESH_S,
+        "pid": beat.pid,
+        "startedAt": _iso(beat.started_ms),
+        "heartbeatAt": _iso(beat.heartbeat_ms),
+        "heartbeatAgeS": round(age_s, 1),
+        "progressAt": _iso(beat.progress_ms),
+        "lastError": beat.last_error,
+        "lastErrorAt": _iso(beat.last_error_ms),
+        "restarts": beat.restarts,
+    }
+
+
+def describe_pipeline(state: dict[str, Any]) -> list[str]:
+    """`pipeline_state` as lines for a terminal."""
+    if state["heartbeatAt"] is None:
+        return ["pipeline: no heartbeat yet (not started)"]
+    running = "running" if state["running"] else "NOT RUNNING"
+    lines = [
+        f"pipeline: {running} (pid {state['pid']}, last heartbeat {state['heartbeatAgeS']:.0f} s "
+        f"ago, restarted {state['restarts']} times)"
+    ]
+    if state["lastError"] is not None:
+        lines.append(f"pipeline last error at {state['lastErrorAt']}: {state['lastError']}")
+    return lines
+
+
+_PIPELINE_KEYS = (
+    "pid",
+    "startedAt",
+    "heartbeatAt",
+    "heartbeatAgeS",
+    "progressAt",
+    "lastError",
+    "lastErrorAt",
+    "restarts",
+)
+
+
+def _iso(epoch_ms: int | None) -> str | None:
+    return None if epoch_ms is None else clock.iso(clock.from_ms(epoch_ms))
+
+
 def status(services: Services) -> dict[str, Any]:
-    """A JSON-ready overview of datasets, batches, spool and counters."""
+    """A JSON-ready overview of the pipeline, datasets, batches, spool and counters."""
     counts = {t.name: t.row_count for t in services.query.tables_info()}
     datasets = []
     for dataset in services.catalog.datasets():
@@ -59,6 +115,7 @@ def status(services: Services) -> dict[str, Any]:
             }
         )
     return {
+        "pipeline": pipeline_state(services.layout, clock.now_ms()),
         "datasets": datasets,
         "quarantinedRecords": counts.get(QUARANTINE),
         "spool": spool_backlog(services),

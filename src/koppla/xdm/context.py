@@ -1,13 +1,15 @@
 """Koppla's definition of the browsing context an ExperienceEvent carries.
 
 Written from Adobe's Web Details, Environment Details and Implementation Details field groups
-(webinfo, device, environment, browserdetails, placecontext, geo, implementationdetails).
+(webinfo, device, environment, browserdetails, placecontext, geo, implementationdetails);
+the points of interest a place context names are in `koppla.xdm.poi`.
 Alloy fills these automatically on every storefront event.
 """
 
 from __future__ import annotations
 
 from koppla.xdm.commerce import COUNTRY_CODE, LATITUDE, LONGITUDE, MEASURE, STATE_PROVINCE
+from koppla.xdm.poi import POI_DETAIL
 from koppla.xdm.types import BOOLEAN, DATE_TIME, INTEGER, NUMBER, STRING, Array, Object, Scalar
 
 NON_NEGATIVE_INTEGER = Scalar("integer", minimum=0)
@@ -156,6 +158,16 @@ PLACE_CONTEXT = Object(
         "localTimezoneOffset": INTEGER,
         "IPLocalTimezoneOffset": INTEGER,
         "geo": GEO,
+        "POIinteraction": Object(
+            {
+                # Not Adobe's deprecated `POIDetail`: it differs from `poiDetail` only in case,
+                # which Delta Lake refuses.
+                "poiDetail": POI_DETAIL,
+                "poiEntries": MEASURE,
+                "poiExits": MEASURE,
+            }
+        ),
+        "activePOIs": Array(POI_DETAIL),
     }
 )
 

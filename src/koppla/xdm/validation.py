@@ -2,13 +2,16 @@
 
 The schema is compiled once into a tree of closures (`compile_validator`); `validate` caches the
 compiled validator per schema object. Validation never raises on bad input: it returns the issues.
+One walk of the document does everything: checks, normalization, and collecting what normalization
+would otherwise lose (unknown fields, and the text of date-times sent in another form than the
+canonical UTC one).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, TypeAlias
@@ -40,12 +43,16 @@ class Validated:
     `record` is the normalized document (timestamps as UTC `datetime`, dates as `date`, integers
     as `int`, numbers as `float`; nulls and unknown fields removed; an invalid value is left out,
     or becomes `None` inside an array so positions still match the issue paths). `unknown` maps
-    the path of each field the schema does not define to its value.
+    the path of each field the schema does not define to its value. `datetimes` maps the path of
+    each valid date-time whose text is not the canonical rendering of the stored instant
+    (`YYYY-MM-DDTHH:MM:SS.sssZ`, what JavaScript's `toISOString` gives) to the exact text sent,
+    so an offset like `+01:00` is kept beside the UTC instant.
     """
 
     record: dict[str, Any]
     issues: tuple[Issue, ...]
     unknown: dict[str, Any]
+    datetimes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -53,7 +60,8 @@ class Validated:
         return not self.issues
 
 
-Check: TypeAlias = Callable[[Any, str, list[Issue], dict[str, Any]], Any]
+Check: TypeAlias = Callable[[Any, str, list[Issue], dict[str, Any], dict[str, str]], Any]
+"""`check(value, path, issues, unknown, sent)` returns the normalized value, or `_INVALID`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,10 +75,11 @@ class Validator:
         """Validate one document (the `xdm` object of an event); never raises on bad input."""
         issues: list[Issue] = []
         unknown: dict[str, Any] = {}
-        record = self.check(document, "", issues, unknown)
+        sent: dict[str, str] = {}
+        record = self.check(document, "", issues, unknown, sent)
         if record is _INVALID:
             record = {}
-        return Validated(record, tuple(issues), unknown)
+        return Validated(record, tuple(issues), unknown, sent)
 
 
 def compile_validator(schema: Schema) -> Validator:
@@ -124,7 +133,9 @@ def _compile_object(node: Object) -> Check:
     checks = {name: _compile(child) for name, child in node.fields.items()}
     required = tuple(name for name in node.fields if name in node.required)
 
-    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    def check(
+        value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+    ) -> Any:
         if not isinstance(value, dict):
             issues.append(_type_issue(path, "object", value))
             return _INVALID
@@ -135,7 +146,7 @@ def _compile_object(node: Object) -> Check:
             if child is None:
                 unknown[prefix + str(key)] = item
             elif item is not None:
-                result = child(item, prefix + key, issues, unknown)
+                result = child(item, prefix + key, issues, unknown, sent)
                 if result is not _INVALID:
                     out[key] = result
         for name in required:
@@ -149,13 +160,15 @@ def _compile_object(node: Object) -> Check:
 def _compile_array(node: Array) -> Check:
     item_check = _compile(node.items)
 
-    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    def check(
+        value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+    ) -> Any:
         if not isinstance(value, list):
             issues.append(_type_issue(path, "array", value))
             return _INVALID
         out: list[Any] = []
         for index, item in enumerate(value):
-            result = item_check(item, f"{path}[{index}]", issues, unknown)
+            result = item_check(item, f"{path}[{index}]", issues, unknown, sent)
             out.append(None if result is _INVALID else result)
         return out
 
@@ -165,14 +178,16 @@ def _compile_array(node: Array) -> Check:
 def _compile_map(node: Map) -> Check:
     value_check = _compile(node.values)
 
-    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    def check(
+        value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+    ) -> Any:
         if not isinstance(value, dict):
             issues.append(_type_issue(path, "object", value))
             return _INVALID
         out: dict[str, Any] = {}
         for key, item in value.items():
             if item is not None:
-                result = value_check(item, f"{path}.{key}", issues, unknown)
+                result = value_check(item, f"{path}.{key}", issues, unknown, sent)
                 if result is not _INVALID:
                     out[key] = result
         return out
@@ -200,7 +215,9 @@ def _compile_string(node: Scalar) -> Check:
     search = re.compile(node.pattern).search if node.pattern is not None else None
     pattern = node.pattern
 
-    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+    def check(
+        value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+    ) -> Any:
         if not isinstance(value, str):
             issues.append(_type_issue(path, "string", value))
             return _INVALID
@@ -216,7 +233,9 @@ def _compile_string(node: Scalar) -> Check:
     return check
 
 
-def _number(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+def _number(
+    value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+) -> Any:
     if isinstance(value, float):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -225,7 +244,9 @@ def _number(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any])
     return _INVALID
 
 
-def _integer(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+def _integer(
+    value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         result = value
     elif isinstance(value, float) and value.is_integer():
@@ -244,8 +265,10 @@ def _with_range(node: Scalar, base: Check) -> Check:
     if low is None and high is None:
         return base
 
-    def check(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
-        result = base(value, path, issues, unknown)
+    def check(
+        value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+    ) -> Any:
+        result = base(value, path, issues, unknown, sent)
         if result is _INVALID:
             return result
         if low is not None and result < low:
@@ -259,31 +282,59 @@ def _with_range(node: Scalar, base: Check) -> Check:
     return check
 
 
-def _boolean(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+def _boolean(
+    value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+) -> Any:
     if isinstance(value, bool):
         return value
     issues.append(_type_issue(path, "boolean", value))
     return _INVALID
 
 
-def _date_time(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+def _date_time(
+    value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+) -> Any:
     if isinstance(value, str):
+        moment: datetime | None
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            moment = None
+            moment = _parse_lowercase(value)
         if moment is None or moment.tzinfo is None:
             message = f"expected an RFC 3339 date-time with a UTC offset, got {describe(value)}"
             issues.append(Issue(path, "format", message))
             return _INVALID
-        return moment.astimezone(UTC)
+        instant = moment.astimezone(UTC)
+        if not _is_canonical(value):
+            sent[path] = value
+        return instant
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC)
     issues.append(_type_issue(path, "date-time string", value))
     return _INVALID
 
 
-def _date(value: Any, path: str, issues: list[Issue], unknown: dict[str, Any]) -> Any:
+def _parse_lowercase(text: str) -> datetime | None:
+    """`text` read with RFC 3339's lowercase `t` and `z` (`fromisoformat` wants capitals)."""
+    try:
+        return datetime.fromisoformat(text.upper())
+    except ValueError:
+        return None
+
+
+def _is_canonical(text: str) -> bool:
+    """True when `text` has the form `YYYY-MM-DDTHH:MM:SS.sssZ` (what `toISOString` gives).
+
+    Only for text `datetime.fromisoformat` accepted: the digits are checked there, so the
+    separators alone tell this form from the others it accepts (week dates, basic format, `,`).
+    Text of this form is exactly the canonical rendering of the instant it names.
+    """
+    return len(text) == 24 and text[23] == "Z" and text[4:20:3] == "--T::."
+
+
+def _date(
+    value: Any, path: str, issues: list[Issue], unknown: dict[str, Any], sent: dict[str, str]
+) -> Any:
     if isinstance(value, str):
         try:
             return date.fromisoformat(value)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from koppla.core.errors import Conflict, InvalidInput, NotFound
+from koppla.platform.catalog import store
+from koppla.platform.catalog.models import (
+    check_dataset_name,
+    check_datastream_id,
+    check_org_id,
+    check_origin,
+)
 from koppla.platform.catalog.store import Catalog
 
 ORG = "ABCDEFGHIJKLMNOPQRSTUVWX@AdobeOrg"
@@ -58,3 +66,51 @@ def test_many_threads_write_through_one_catalog(tmp_path: Path) -> None:
     assert errors == []
     assert catalog.counters(stream.id) == {"hits": 400}
     assert len(catalog.consents_out()) == 200
+
+
+def test_consent_keeps_opt_outs_only_and_logs_every_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog.set_consent(ORG, "a", "out")
+    catalog.set_consent(ORG, "b", "in")
+    catalog.set_consent(ORG, "a", "in")
+    assert catalog.consents_out() == set()
+    assert catalog.consent_seq() == 3
+    assert catalog.consent_changes(1) == [(2, ORG, "b", "in"), (3, ORG, "a", "in")]
+    monkeypatch.setattr(store, "CONSENT_CHANGES_KEPT", 2)
+    catalog.set_consent(ORG, "c", "out")
+    assert catalog.consent_changes(1) is None  # entry 2 is gone: reload consents_out()
+    assert catalog.consent_changes(2) == [(3, ORG, "a", "in"), (4, ORG, "c", "out")]
+
+
+def test_trimming_forgets_the_oldest_opt_outs_and_logs_them(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    for name in ("a", "b", "c", "d"):
+        catalog.set_consent(ORG, name, "out")
+    assert catalog.trim_consents(5) == 0
+    assert catalog.trim_consents(2) == 2
+    assert catalog.consents_out() == {(ORG, "c"), (ORG, "d")}
+    forgotten = catalog.consent_changes(4)
+    assert forgotten is not None
+    assert sorted((ecid, general) for _, _, ecid, general in forgotten) == [
+        ("a", "in"),
+        ("b", "in"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("check", "value"),
+    [
+        (check_dataset_name, "abc\n"),
+        (check_datastream_id, "zz\n"),
+        (check_org_id, "ABCDEFGHIJKLMNOPQRSTUVWX@AdobeOrg\n"),
+        (check_origin, "https://shop.example\n"),
+    ],
+)
+def test_names_and_ids_with_a_trailing_newline_are_refused(
+    check: Callable[[str], str], value: str
+) -> None:
+    with pytest.raises(InvalidInput):
+        check(value)
+    assert check(value.rstrip("\n")) == value.rstrip("\n")

@@ -110,25 +110,6 @@ def test_empty_but_typed_table_is_queryable(engine: QueryEngine, tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    "sql",
-    [
-        "SELECT * FROM read_csv('/etc/passwd')",
-        "SELECT * FROM read_parquet('/tmp/x.parquet')",
-        "SELECT * FROM read_text('/etc/hostname')",
-        "SELECT * FROM read_blob('/etc/hostname')",
-        "SELECT * FROM glob('/*')",
-        "SELECT * FROM read_json('https://example.com/data.json')",
-    ],
-)
-def test_files_and_network_are_out_of_reach(engine: QueryEngine, sql: str) -> None:
-    with pytest.raises(QueryFailed) as caught:
-        engine.run(sql)
-    message = str(caught.value)
-    assert message.startswith("file system access is disabled: queries may read datasets only")
-    assert "disabled by configuration" in message
-
-
-@pytest.mark.parametrize(
     ("sql", "reason"),
     [
         ("INSERT INTO demo_events SELECT * FROM demo_events", "datasets are read-only"),
@@ -152,7 +133,7 @@ def test_engine_refuses_before_running(engine: QueryEngine, sql: str, reason: st
 
 
 def test_a_path_is_not_a_table_name(engine: QueryEngine) -> None:
-    with pytest.raises(QueryFailed, match="unknown table /etc/passwd; available tables"):
+    with pytest.raises(QueryRefused, match="'/etc/passwd' is not a dataset name"):
         engine.run("SELECT * FROM '/etc/passwd'")
 
 
@@ -165,7 +146,7 @@ def test_python_variables_are_not_scannable(engine: QueryEngine) -> None:
 
 def test_long_query_is_interrupted(events_path: Path) -> None:
     with QueryEngine(dict, timeout_s=0.3, max_rows=10) as engine:
-        with pytest.raises(QueryTimeout, match=r"longer than the 0\.3 s time limit"):
+        with pytest.raises(QueryTimeout, match=r"longer than the 0\.3 s time limit \(query_time"):
             engine.run("SELECT count(*) FROM range(100000000000)")
         assert engine.run("SELECT 42").rows == [(42,)]
 

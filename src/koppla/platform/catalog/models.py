@@ -11,6 +11,7 @@ from koppla.core.errors import InvalidInput
 ORG_ID = re.compile(r"^[A-Za-z0-9]{24}@AdobeOrg$")
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DATASTREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}$")
+ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$")
 RESERVED_NAMES = frozenset({"quarantine", "batches", "datasets", "information_schema"})
 
 BatchStatus = Literal["loading", "success", "failed"]
@@ -18,7 +19,7 @@ BatchStatus = Literal["loading", "success", "failed"]
 
 def check_org_id(org_id: str) -> str:
     """`org_id` if it is `<24 letters or digits>@AdobeOrg`, else `InvalidInput` naming the rule."""
-    if not ORG_ID.match(org_id):
+    if not ORG_ID.fullmatch(org_id):
         raise InvalidInput(
             f"organization id {org_id!r} must be 24 letters or digits followed by '@AdobeOrg'",
             field="orgId",
@@ -28,7 +29,7 @@ def check_org_id(org_id: str) -> str:
 
 def check_dataset_name(name: str) -> str:
     """`name` if it can be a SQL table name and is not reserved."""
-    if not DATASET_NAME.match(name):
+    if not DATASET_NAME.fullmatch(name):
         raise InvalidInput(
             f"dataset name {name!r} must start with a lowercase letter and hold only lowercase "
             "letters, digits and '_' (at most 63 characters)",
@@ -41,7 +42,7 @@ def check_dataset_name(name: str) -> str:
 
 def check_datastream_id(datastream_id: str) -> str:
     """`datastream_id` if it is a plausible datastream id (a UUID, optionally `:sandbox`)."""
-    if not DATASTREAM_ID.match(datastream_id):
+    if not DATASTREAM_ID.fullmatch(datastream_id):
         raise InvalidInput(
             f"datastream id {datastream_id!r} may hold only letters, digits and ':_.-'",
             field="datastreamId",
@@ -51,7 +52,7 @@ def check_datastream_id(datastream_id: str) -> str:
 
 def check_origin(origin: str) -> str:
     """`origin` if it looks like `scheme://host[:port]`, optionally with a `*.` wildcard host."""
-    if not re.match(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$", origin):
+    if not ORIGIN.fullmatch(origin):
         raise InvalidInput(
             f"allowed origin {origin!r} must look like https://shop.example or https://*.example",
             field="allowedOrigins",

@@ -41,12 +41,18 @@ CREATE INDEX IF NOT EXISTS batches_by_dataset ON batches(dataset_id, created_ms)
 CREATE TABLE IF NOT EXISTS consents (
   org_id TEXT NOT NULL, ecid TEXT NOT NULL, general TEXT NOT NULL, updated_ms INTEGER NOT NULL,
   PRIMARY KEY (org_id, ecid));
+CREATE INDEX IF NOT EXISTS consents_by_age ON consents(updated_ms);
+CREATE TABLE IF NOT EXISTS consent_changes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, org_id TEXT NOT NULL, ecid TEXT NOT NULL,
+  general TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (
   datastream_id TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
   PRIMARY KEY (datastream_id, name));
 CREATE TABLE IF NOT EXISTS api_tokens (
   digest TEXT PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL);
 """
+
+CONSENT_CHANGES_KEPT = 100_000
 
 
 class Catalog:
@@ -208,18 +214,62 @@ class Catalog:
 
     # consent and counters
     def set_consent(self, org_id: str, ecid: str, general: str) -> None:
-        """Record a visitor's general consent (`in` or `out`) for an organization."""
+        """Record a visitor's general consent for an organization.
+
+        Only opt-outs are stored: `in` is what an unknown visitor gets anyway, so it removes the
+        visitor's row. Every choice is also appended to a short change log (`consent_changes`),
+        from which the edge processes keep their copies current.
+        """
         with self._write() as db:
-            db.execute(
-                "INSERT INTO consents VALUES (?, ?, ?, ?) ON CONFLICT(org_id, ecid) "
-                "DO UPDATE SET general = excluded.general, updated_ms = excluded.updated_ms",
-                (org_id, ecid, general, clock.now_ms()),
-            )
+            if general == "out":
+                db.execute(
+                    "INSERT INTO consents VALUES (?, ?, ?, ?) ON CONFLICT(org_id, ecid) "
+                    "DO UPDATE SET general = excluded.general, updated_ms = excluded.updated_ms",
+                    (org_id, ecid, general, clock.now_ms()),
+                )
+            else:
+                db.execute("DELETE FROM consents WHERE org_id = ? AND ecid = ?", (org_id, ecid))
+            _log_consents(db, [(org_id, ecid, "out" if general == "out" else "in")])
+
+    def trim_consents(self, max_out: int) -> int:
+        """Forget the oldest opt-outs beyond `max_out`; returns how many were forgotten."""
+        with self._write() as db:
+            (count,) = db.execute("SELECT count(*) FROM consents").fetchone()
+            excess = int(count) - max_out
+            if excess <= 0:
+                return 0
+            dropped = db.execute(
+                "DELETE FROM consents WHERE rowid IN (SELECT rowid FROM consents "
+                "ORDER BY updated_ms, rowid LIMIT ?) RETURNING org_id, ecid",
+                (excess,),
+            ).fetchall()
+            _log_consents(db, [(str(org), str(ecid), "in") for org, ecid in dropped])
+        return len(dropped)
 
     def consents_out(self) -> set[tuple[str, str]]:
         """Every `(org_id, ecid)` whose consent is `out`."""
         rows = self._all("SELECT org_id, ecid FROM consents WHERE general = 'out'")
         return {(str(org), str(ecid)) for org, ecid in rows}
+
+    def consent_seq(self) -> int:
+        """The number of the newest consent change (0 before any)."""
+        row = self._one("SELECT max(seq) FROM consent_changes")
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def consent_changes(self, after: int) -> list[tuple[int, str, str, str]] | None:
+        """`(seq, org_id, ecid, general)` of each consent change after `after`, oldest first.
+
+        None when the log, which keeps only the newest `CONSENT_CHANGES_KEPT` changes, no longer
+        reaches back to `after`: the caller then reloads `consents_out()`.
+        """
+        row = self._one("SELECT min(seq) FROM consent_changes")
+        if row is not None and row[0] is not None and int(row[0]) > after + 1:
+            return None
+        rows = self._all(
+            "SELECT seq, org_id, ecid, general FROM consent_changes WHERE seq > ? ORDER BY seq",
+            (after,),
+        )
+        return [(int(seq), str(org), str(ecid), str(general)) for seq, org, ecid, general in rows]
 
     def add_to_counter(self, datastream_id: str, name: str, amount: int) -> None:
         """Add `amount` to a datastream's counter `name`."""
@@ -261,6 +311,17 @@ class Catalog:
     def has_tokens(self) -> bool:
         """True once any API token exists."""
         return self._one("SELECT 1 FROM api_tokens LIMIT 1") is not None
+
+
+def _log_consents(db: sqlite3.Connection, changes: list[tuple[str, str, str]]) -> None:
+    """Append consent changes to the log and drop the log's oldest entries past its size."""
+    if not changes:
+        return
+    db.executemany("INSERT INTO consent_changes (org_id, ecid, general) VALUES (?, ?, ?)", changes)
+    db.execute(
+        "DELETE FROM consent_changes WHERE seq <= (SELECT max(seq) FROM consent_changes) - ?",
+        (CONSENT_CHANGES_KEPT,),
+    )
 
 
 def _datastream(row: tuple[object, ...]) -> Datastream:

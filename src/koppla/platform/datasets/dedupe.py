@@ -1,34 +1,85 @@
-"""The dedupe index: which event `_id`s a dataset already holds, so replays land once."""
+"""The dedupe index: which event `_id`s a dataset already holds, so replays land once.
+
+Its memory is bounded. Ids stored within the last `window_ms` are kept exactly (SQLite, with the
+second each was added); older ones are moved, every `prune_every_ms` (an hour for a 7-day
+window), into a Bloom filter kept in the same database, in the same transaction. An id that is
+not in the window but that the filter may hold is confirmed with `lookup` (a search of the
+dataset's own `_id` column), so a resync of five-year-old orders still adds nothing while an old
+id costs about 3.6 bytes. The filter's false positives (about one in a million per segment) cost
+a search of the dataset but never drop an event.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from koppla.core import clock
+from koppla.platform.datasets.bloom import BloomFilter, Segment
+
 _CHUNK = 500
+DAY_MS = 86_400_000
+PRUNE_LIMIT = 100_000
+"""The most ids one prune moves into the filter (a second or so of work)."""
+
+Lookup = Callable[[list[str]], set[str]]
+"""The subset of some ids that the dataset itself holds (the final word on a Bloom "maybe")."""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ids (k BLOB PRIMARY KEY, t INTEGER NOT NULL DEFAULT 0) "
+    "WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS bloom (n INTEGER PRIMARY KEY, capacity INTEGER NOT NULL, "
+    "count INTEGER NOT NULL, hashes INTEGER NOT NULL, bits BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
 
 
 def _key(event_id: str) -> bytes:
     try:
         return uuid.UUID(event_id).bytes
     except ValueError:
-        return event_id.encode()
+        return event_id.encode("utf-8", "surrogatepass")
 
 
 class DedupeIndex:
-    """A set of event ids on disk (SQLite), one per dataset."""
+    """The event ids of one dataset: recent ones exactly, older ones in a Bloom filter."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        lookup: Lookup,
+        window_ms: int = 7 * DAY_MS,
+        prune_every_ms: int | None = None,
+        now: Callable[[], int] = clock.now_ms,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lookup, self._window_ms, self._now = lookup, window_ms, now
+        self._prune_every_ms = prune_every_ms or max(60_000, window_ms // 168)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes effect on a new file
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS ids (k BLOB PRIMARY KEY) WITHOUT ROWID")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(ids)")}
+        if "t" not in columns:  # an index written before ids had times: all count as old
+            self._db.execute("ALTER TABLE ids ADD COLUMN t INTEGER NOT NULL DEFAULT 0")
+        self._bloom = BloomFilter(
+            [
+                Segment(capacity=c, count=n, hashes=h, bits=bytearray(b))
+                for c, n, h, b in self._db.execute(
+                    "SELECT capacity, count, hashes, bits FROM bloom ORDER BY n"
+                )
+            ]
+        )
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'pruned_at'").fetchone()
+        self._pruned_at = int(row[0]) if row else 0
 
     def seen(self, event_ids: Iterable[str]) -> set[str]:
-        """The subset of `event_ids` already in the index."""
+        """The subset of `event_ids` already in the dataset."""
         by_key = {_key(event_id): event_id for event_id in event_ids}
         keys = list(by_key)
         found: set[str] = set()
@@ -37,15 +88,78 @@ class DedupeIndex:
             marks = ",".join("?" * len(part))
             rows = self._db.execute(f"SELECT k FROM ids WHERE k IN ({marks})", part).fetchall()
             found.update(by_key[row[0]] for row in rows)
+        maybe = [e for k, e in by_key.items() if e not in found and k in self._bloom]
+        if maybe:
+            found |= self._lookup(maybe) & set(maybe)
         return found
 
     def add(self, event_ids: Iterable[str]) -> None:
-        """Add `event_ids` (ids already present are ignored)."""
+        """Add `event_ids` as stored now (ids already present are ignored); prune when due."""
+        now = self._now()
         self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT OR IGNORE INTO ids VALUES (?)", ((_key(e),) for e in event_ids)
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO ids VALUES (?, ?)",
+                ((_key(e), now // 1000) for e in event_ids),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        if now - self._pruned_at >= self._prune_every_ms:
+            self.prune()
+
+    def prune(self, limit: int = PRUNE_LIMIT) -> int:
+        """Move up to `limit` ids older than the window into the Bloom filter; returns how many.
+
+        When `limit` ids moved, more may be left: the next `add` prunes again, so that no single
+        call holds the pipeline up for long.
+        """
+        now = self._now()
+        cutoff = (now - self._window_ms) // 1000  # ids carry the second they were added
+        self._db.execute("BEGIN")
+        try:
+            keys = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT k FROM ids WHERE t < ? LIMIT ?", (cutoff, limit)
+                )
+            ]
+            first_changed = max(0, len(self._bloom.segments) - 1)
+            self._bloom.add(keys)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO bloom VALUES (?, ?, ?, ?, ?)",
+                (
+                    (n, s.capacity, s.count, s.hashes, bytes(s.bits))
+                    for n, s in enumerate(self._bloom.segments)
+                    if n >= first_changed and keys
+                ),
+            )
+            self._db.executemany("DELETE FROM ids WHERE k = ?", ((k,) for k in keys))
+            finished = len(keys) < limit
+            if finished:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_at', ?)", (now,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        if finished:
+            self._pruned_at = now
+        self._db.execute("PRAGMA incremental_vacuum")
+        return len(keys)
+
+    def recent(self) -> int:
+        """How many ids the exact (windowed) part holds."""
+        count: int = self._db.execute("SELECT count(*) FROM ids").fetchone()[0]
+        return count
+
+    def nbytes(self) -> int:
+        """The bytes the index uses on disk, free pages not counted."""
+        page_size, pages, free = (
+            self._db.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("page_size", "page_count", "freelist_count")
         )
-        self._db.execute("COMMIT")
+        return int(page_size) * (int(pages) - int(free))
 
     def close(self) -> None:
         """Close the index."""

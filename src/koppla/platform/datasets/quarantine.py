@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -43,21 +44,39 @@ class QuarantinedRecord:
 
 
 def to_arrow(records: Sequence[QuarantinedRecord]) -> pa.Table:
-    """The rows of `records` in the quarantine table's schema."""
-    return pa.Table.from_pylist(
-        [
-            {
-                "dataset_id": r.dataset_id,
-                "batch_id": r.batch_id,
-                "datastream_id": r.datastream_id,
-                "request_id": r.request_id,
-                "event_id": r.event_id,
-                "event_type": r.event_type,
-                "received_at": r.received_at,
-                "errors": [{"path": p, "code": c, "message": m} for p, c, m in r.errors],
-                "record": r.record,
-            }
-            for r in records
-        ],
-        schema=SCHEMA,
-    )
+    """The rows of `records` in the quarantine table's schema.
+
+    Text that is not valid Unicode (a lone surrogate, say) is stored with replacement characters
+    rather than refused: the quarantine is where records that cannot be stored go, so it must
+    take any record.
+    """
+    rows = [_row(r) for r in records]
+    try:
+        return pa.Table.from_pylist(rows, schema=SCHEMA)
+    except (pa.ArrowException, UnicodeError):
+        return pa.Table.from_pylist([_storable(row) for row in rows], schema=SCHEMA)
+
+
+def _row(r: QuarantinedRecord) -> dict[str, Any]:
+    return {
+        "dataset_id": r.dataset_id,
+        "batch_id": r.batch_id,
+        "datastream_id": r.datastream_id,
+        "request_id": r.request_id,
+        "event_id": r.event_id,
+        "event_type": r.event_type,
+        "received_at": r.received_at,
+        "errors": [{"path": p, "code": c, "message": m} for p, c, m in r.errors],
+        "record": r.record,
+    }
+
+
+def _storable(value: Any) -> Any:
+    """`value` with every string made valid UTF-8 (unencodable characters replaced)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {key: _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from koppla.platform.datasets.tables import add_missing_columns
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +29,32 @@ class DeltaStore:
         self._compact_every = compact_every
 
     def ensure(self, path: Path, schema: pa.Schema) -> None:
-        """Create an empty table with `schema` at `path` unless one exists."""
+        """Create an empty table with `schema` at `path` unless one exists; add fields it lacks.
+
+        A table written before a field joined `schema` gets it (nullable), so its old rows read
+        it as null and appends of the current shape succeed.
+        """
         if path in self._tables:
             return
         if not DeltaTable.is_deltatable(str(path)):
             path.mkdir(parents=True, exist_ok=True)
             DeltaTable.create(str(path), schema=schema, mode="ignore")
-        self._tables[path] = DeltaTable(str(path))
+        table = DeltaTable(str(path))
+        add_missing_columns(table, schema)
+        self._tables[path] = table
 
     def committed_version(self, path: Path, app_id: str) -> int:
         """The last version `app_id` committed to the table, or -1."""
         version = self._tables[path].transaction_version(app_id)
         return -1 if version is None else int(version)
+
+    def existing_ids(self, path: Path, event_ids: list[str]) -> set[str]:
+        """The subset of `event_ids` found in the table's `_id` column (reads that column only)."""
+        if not event_ids:
+            return set()
+        dataset = self._tables[path].to_pyarrow_dataset()
+        found = dataset.to_table(columns=["_id"], filter=pc.field("_id").isin(event_ids))
+        return {str(value) for value in found.column("_id").to_pylist()}
 
     def append(
         self, path: Path, rows: pa.Table, *, app_id: str, version: int, metadata: dict[str, Any]

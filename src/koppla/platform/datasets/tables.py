@@ -1,9 +1,11 @@
-"""A dataset's Delta table: its schema (XDM fields plus system columns) and its creation."""
+"""A dataset's Delta table: its schema (XDM fields plus system columns), creation and upgrade."""
 
 from __future__ import annotations
 
+import logging
+
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Dataset
@@ -12,14 +14,22 @@ from koppla.xdm.arrow import arrow_schema
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
 
-SYSTEM_COLUMNS = [("_batch_id", pa.string()), ("_unknown", pa.string())]
+log = logging.getLogger(__name__)
+
+SYSTEM_COLUMNS = [
+    ("_batch_id", pa.string()),
+    ("_unknown", pa.string()),
+    ("_datetimes", pa.map_(pa.string(), pa.string())),
+]
 
 
 def dataset_arrow_schema(schema: Schema) -> pa.Schema:
     """The Delta table schema of a dataset: its XDM fields plus Koppla's system columns.
 
     `_batch_id` names the batch a row came in; `_unknown` holds, as JSON, fields the sender
-    included that the schema does not define (kept, not dropped).
+    included that the schema does not define (kept, not dropped); `_datetimes` maps the path of
+    each date-time sent in another form than `YYYY-MM-DDTHH:MM:SS.sssZ` to the exact text sent
+    (`_datetimes['placeContext.localTime']` keeps the shopper's offset), null when there is none.
     """
     base = arrow_schema(schema)
     for name, kind in SYSTEM_COLUMNS:
@@ -27,15 +37,56 @@ def dataset_arrow_schema(schema: Schema) -> pa.Schema:
     return base
 
 
+def add_missing_columns(table: DeltaTable, schema: pa.Schema) -> list[str]:
+    """Add to `table` the fields of `schema` it lacks, nested ones included; their paths.
+
+    A table created before a field joined the schema (a system column such as `_datetimes`, or
+    an XDM field added to a struct) is upgraded in one Delta commit (an empty append that merges
+    the schema): its existing rows read the new fields as null, and new rows can be appended.
+    """
+    have = _field_paths(pa.schema(table.schema().to_arrow()))
+    absent = _field_paths(schema) - have
+    missing = sorted(p for p in absent if not any(_inside(p, q) for q in absent))
+    if not missing:
+        return []
+    write_deltalake(table, schema.empty_table(), mode="append", schema_mode="merge")
+    log.info("added fields %s to the Delta table at %s", ", ".join(missing), table.table_uri)
+    return missing
+
+
+def _inside(path: str, other: str) -> bool:
+    """True when `path` is a field nested somewhere under `other`."""
+    return len(path) > len(other) and path.startswith(other) and path[len(other)] in ".[{"
+
+
+def _field_paths(schema: pa.Schema) -> set[str]:
+    """Every field of `schema` as a dotted path (`a.b`, list items as `a[]`, maps as `a{}`)."""
+    paths: set[str] = set()
+    pending: list[tuple[str, pa.DataType]] = [(field.name, field.type) for field in schema]
+    while pending:
+        path, kind = pending.pop()
+        paths.add(path)
+        if pa.types.is_struct(kind):
+            pending.extend((f"{path}.{child.name}", child.type) for child in kind)
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            pending.append((f"{path}[]", kind.value_type))
+        elif pa.types.is_map(kind):
+            pending.append((f"{path}{{}}", kind.item_type))
+    return paths
+
+
 def provision(layout: Layout, registry: SchemaRegistry, dataset: Dataset) -> None:
     """Create the dataset's empty Delta table (and the quarantine's) unless they exist.
 
-    A dataset is then queryable, empty, from the moment it is created.
+    A dataset is then queryable, empty, from the moment it is created. An existing table gets
+    the columns it lacks (`add_missing_columns`).
     """
     path = layout.dataset(dataset.id)
-    if not DeltaTable.is_deltatable(str(path)):
+    schema = dataset_arrow_schema(registry.get(dataset.schema_id))
+    if DeltaTable.is_deltatable(str(path)):
+        add_missing_columns(DeltaTable(str(path)), schema)
+    else:
         path.mkdir(parents=True, exist_ok=True)
-        schema = dataset_arrow_schema(registry.get(dataset.schema_id))
         DeltaTable.create(str(path), schema=schema, mode="ignore")
     if not DeltaTable.is_deltatable(str(layout.quarantine)):
         layout.quarantine.mkdir(parents=True, exist_ok=True)

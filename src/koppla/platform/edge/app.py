@@ -16,10 +16,14 @@ from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord, RequestKind
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.edge import identity_cookie, protocol
+from koppla.platform.edge.budget import QuarantineBudget
 from koppla.platform.edge.consent import ConsentBook
 from koppla.platform.edge.debug import DebugHub
 from koppla.platform.edge.directory import DatastreamDirectory
+from koppla.platform.edge.limits import EdgeLimits
 from koppla.platform.edge.protocol import EdgeError
+from koppla.platform.edge.screening import EventScreen
+from koppla.platform.edge.throttle import Throttle
 from koppla.platform.spool.ports import SpoolSink
 from koppla.platform.spool.writer import SpoolClosed
 
@@ -30,12 +34,19 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_BODY = 1024 * 1024
 _JSON = b"application/json;charset=utf-8"
 
 
 class EdgeApp:
-    """ASGI app serving `/ee/...`: Web SDK (v1) and server (v2) Edge Network requests."""
+    """ASGI app serving `/ee/...`: Web SDK (v1) and server (v2) Edge Network requests.
+
+    Before anything is spooled a request passes, in order: the per-client rate limit, the
+    datastream and origin checks, the body size, JSON shape, nesting and event-count limits, the
+    per-datastream rate limit (in events), and, while the datastream is over its hourly
+    quarantine budget, validation of its events. CORS headers go only to origins the request's
+    datastream allows; a preflight (`OPTIONS`) reads nothing but the datastream's origins and is
+    not rate limited.
+    """
 
     def __init__(
         self,
@@ -45,57 +56,81 @@ class EdgeApp:
         consent: ConsentBook,
         hub: DebugHub,
         location_hint: str,
+        limits: EdgeLimits | None = None,
+        budget: QuarantineBudget | None = None,
+        screen: EventScreen | None = None,
     ) -> None:
         self._directory = directory
         self._spool = spool
         self._consent = consent
         self.hub = hub
         self._hint = location_hint
+        self._limits = limits or EdgeLimits()
+        self._throttle = Throttle(self._limits)
+        self._budget = budget
+        self._screen = screen
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one HTTP request under `/ee/`."""
         headers = _headers(scope)
         origin = headers.get("origin", "")
-        if scope["method"] == "OPTIONS":
-            await _respond(send, 204, b"", origin, preflight=True)
-            return
         query = _query(scope.get("query_string", b""))
-        request_id = query.get("requestId") or ids.new_uuid()
         config_id = query.get("configId") or query.get("datastreamId") or ""
+        stream = self._directory.get(config_id) if config_id else None
+        allowed = bool(origin) and stream is not None and stream.allows_origin(origin)
+        if scope["method"] == "OPTIONS":
+            await _respond(send, 204 if allowed else 403, b"", origin, allowed, preflight=True)
+            return
+        request_id = query.get("requestId") or ids.new_uuid()
+        retry_after: int | None = None
         try:
-            status, body = await self._handle(scope, receive, headers, query, request_id)
+            self._check_client(scope)
+            status, body = await self._handle(
+                scope, receive, headers, stream, config_id, request_id
+            )
         except EdgeError as error:
             status, body = error.status, codec.dumps(error.body(request_id, config_id))
-        await _respond(send, status, body, origin)
+            retry_after = error.retry_after
+        await _respond(send, status, body, origin, allowed, retry_after=retry_after)
 
     async def _handle(
         self,
         scope: Scope,
         receive: Receive,
         headers: dict[str, str],
-        query: dict[str, str],
+        found: Datastream | None,
+        config_id: str,
         request_id: str,
     ) -> tuple[int, bytes]:
         if scope["method"] != "POST":
             raise EdgeError(405, "EXEG-0002", "Method not allowed", "use POST")
         action, version = _action(scope["path"])
-        stream = self._datastream(query, headers.get("origin", ""))
-        raw = await _read_body(receive)
+        stream = _checked(found, config_id, headers.get("origin", ""))
+        raw = await _read_body(receive, self._limits.max_body)
+        depth, most = self._limits.max_depth, self._limits.max_events
         if action == "privacy/set-consent":
-            consent_request, general = protocol.parse_consent_body(raw)
+            consent_request, general = protocol.parse_consent_body(raw, max_depth=depth)
+            self._check_datastream(stream, 1)
             ecid = self._resolve_ecid(stream, headers, consent_request)
             self._consent.record(stream.org_id, ecid, general)
             handles = protocol.identity_handles(stream.org_id, ecid, self._hint)
             handles += protocol.consent_handles(stream.org_id, general)
             return 200, protocol.response_body(request_id, handles)
         if action == "identity/acquire":
-            request = protocol.parse_events_body(raw) if b'"events"' in raw else None
+            request = None
+            if b'"events"' in raw:
+                request = protocol.parse_events_body(raw, max_depth=depth, max_events=most)
+            self._check_datastream(stream, 1)
             ecid = self._resolve_ecid(stream, headers, request)
             handles = protocol.identity_handles(stream.org_id, ecid, self._hint)
             return 200, protocol.response_body(request_id, handles)
         if action not in ("interact", "collect"):
             raise EdgeError(404, "EXEG-0001", "Not found", f"unknown edge action {action!r}")
-        request = protocol.parse_events_body(raw, single_event=version == 2)
+        request = protocol.parse_events_body(
+            raw, max_depth=depth, max_events=most, single_event=version == 2
+        )
+        self._check_datastream(stream, request.event_count)
+        self._check_quarantine_budget(stream, request)
         if version == 2:  # server-to-server: no browser, so no ECID unless the event names one
             ecid = request.ecid_hint or ""
         else:
@@ -119,7 +154,9 @@ class EdgeApp:
                 await self._spool.append(envelope.encode(record))
             except SpoolClosed as error:
                 log.error("spool refused a write: %s", error)
-                raise EdgeError(503, "EXEG-0504", "Service unavailable", str(error)) from error
+                raise EdgeError(
+                    503, "EXEG-0504", "Service unavailable", str(error), retry_after=1
+                ) from error
             self.hub.publish(record, "spooled")
         if action == "collect":
             return 204, b""
@@ -127,28 +164,43 @@ class EdgeApp:
             return 200, protocol.response_body(request_id, [])
         return 200, protocol.identity_response(request_id, stream.org_id, ecid, self._hint)
 
-    def _datastream(self, query: dict[str, str], origin: str) -> Datastream:
-        config_id = query.get("configId") or query.get("datastreamId")
-        if not config_id:
-            raise EdgeError(
-                400, "EXEG-0003", "Invalid request", "the configId query parameter is required"
+    def _check_client(self, scope: Scope) -> None:
+        """Refuse with 429 a client address over `edge_client_rate` requests per second."""
+        client = scope.get("client")
+        wait = self._throttle.client_wait(client[0] if client else None)
+        if wait:
+            raise protocol.too_many_requests(
+                wait,
+                f"this client sends more than {self._limits.client_rate:g} requests per second "
+                "(edge_client_rate)",
             )
-        stream = self._directory.get(config_id)
-        if stream is None:
-            raise EdgeError(
-                400,
-                "EXEG-0003",
-                "Invalid datastream",
-                f"datastream {config_id!r} does not exist",
+
+    def _check_datastream(self, stream: Datastream, events: int) -> None:
+        """Refuse with 429 a datastream over `edge_datastream_rate` events per second."""
+        wait = self._throttle.datastream_wait(stream.id, events)
+        if wait:
+            raise protocol.too_many_requests(
+                wait,
+                f"datastream {stream.id!r} receives more than "
+                f"{self._limits.datastream_rate:g} events per second (edge_datastream_rate)",
             )
-        if not stream.allows_origin(origin):
-            raise EdgeError(
-                403,
-                "EXEG-0100",
-                "Origin not allowed",
-                f"origin {origin!r} is not allowed by datastream {config_id!r}",
-            )
-        return stream
+
+    def _check_quarantine_budget(self, stream: Datastream, request: protocol.EdgeRequest) -> None:
+        """Over its hourly quarantine budget, a datastream takes only requests of valid events."""
+        if self._budget is None or self._screen is None or not self._budget.exceeded(stream.id):
+            return
+        rejection = self._screen.first_rejection(stream, request.body, request.events)
+        if rejection is None:
+            return
+        self._budget.count_refused(stream.id, request.event_count)
+        raise EdgeError(
+            400,
+            "EXEG-0003",
+            "Invalid event",
+            f"events[{rejection.index}].{rejection.path}: {rejection.reason}. Datastream "
+            f"{stream.id!r} quarantined more than {self._limits.quarantine_hourly_limit} records "
+            "in the last hour (quarantine_hourly_limit), so the edge refuses invalid events",
+        )
 
     def _opted_out(
         self, stream: Datastream, headers: dict[str, str], request: protocol.EdgeRequest, ecid: str
@@ -172,6 +224,26 @@ class EdgeApp:
         if request is not None and request.ecid_hint and ids.is_ecid(request.ecid_hint):
             return request.ecid_hint
         return ids.new_ecid()
+
+
+def _checked(stream: Datastream | None, config_id: str, origin: str) -> Datastream:
+    """The request's datastream, if it exists and allows the request's origin."""
+    if not config_id:
+        raise EdgeError(
+            400, "EXEG-0003", "Invalid request", "the configId query parameter is required"
+        )
+    if stream is None:
+        raise EdgeError(
+            400, "EXEG-0003", "Invalid datastream", f"datastream {config_id!r} does not exist"
+        )
+    if not stream.allows_origin(origin):
+        raise EdgeError(
+            403,
+            "EXEG-0100",
+            "Origin not allowed",
+            f"origin {origin!r} is not allowed by datastream {config_id!r}",
+        )
+    return stream
 
 
 def _action(path: str) -> tuple[str, int]:
@@ -216,33 +288,53 @@ def _cookie(header: str, name: str) -> str | None:
     return None
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, max_body: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
-            raise EdgeError(413, "EXEG-0004", "Payload too large", "the body exceeds 1 MiB")
+        if size > max_body:
+            raise EdgeError(
+                413,
+                "EXEG-0004",
+                "Payload too large",
+                f"the body exceeds {max_body} bytes (max_body_edge_bytes)",
+            )
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, origin: str, *, preflight: bool = False
+    send: Send,
+    status: int,
+    body: bytes,
+    origin: str,
+    allowed: bool,
+    *,
+    preflight: bool = False,
+    retry_after: int | None = None,
 ) -> None:
+    """Send the answer; CORS headers only when the datastream allows `origin`."""
     headers = [(b"content-length", str(len(body)).encode())]
     if body:
         headers.append((b"content-type", _JSON))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    if status == 405:
+        headers.append((b"allow", b"POST, OPTIONS"))
     if origin:
+        headers.append((b"vary", b"Origin"))
+    if allowed:
         headers.append((b"access-control-allow-origin", origin.encode("latin-1")))
         headers.append((b"access-control-allow-credentials", b"true"))
-        headers.append((b"vary", b"Origin"))
-    if preflight:
-        headers.append((b"access-control-allow-methods", b"POST, OPTIONS"))
-        headers.append((b"access-control-allow-headers", b"content-type"))
-        headers.append((b"access-control-max-age", b"86400"))
+        if retry_after is not None:
+            headers.append((b"access-control-expose-headers", b"Retry-After"))
+        if preflight:
+            headers.append((b"access-control-allow-methods", b"POST, OPTIONS"))
+            headers.append((b"access-control-allow-headers", b"content-type"))
+            headers.append((b"access-control-max-age", b"86400"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

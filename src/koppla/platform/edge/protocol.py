@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from koppla.core import codec
+from koppla.core.nesting import deeper_than
 from koppla.platform.edge import identity_cookie
 
 IDENTITY_MAX_AGE = 34_128_000  # about 13 months, as Adobe's edge sets it
@@ -23,12 +24,15 @@ CONSENT_MAX_AGE = 15_552_000
 class EdgeError(Exception):
     """A request the edge refuses; becomes an Adobe-style problem response."""
 
-    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, code: str, title: str, detail: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.title = title
         self.detail = detail
+        self.retry_after = retry_after
 
     def body(self, request_id: str, config_id: str) -> dict[str, Any]:
         """The problem document sent to the client."""
@@ -46,6 +50,11 @@ def malformed(detail: str) -> EdgeError:
     return EdgeError(400, "EXEG-0003", "Invalid request", detail)
 
 
+def too_many_requests(seconds: int, detail: str) -> EdgeError:
+    """The 429 for a client or datastream over its rate limit; retry after `seconds`."""
+    return EdgeError(429, "EXEG-0010", "Too many requests", detail, retry_after=seconds)
+
+
 @dataclass(frozen=True, slots=True)
 class EdgeRequest:
     """The parts of a parsed request body the edge itself needs."""
@@ -54,31 +63,43 @@ class EdgeRequest:
     event_count: int
     state_entries: dict[str, str]
     ecid_hint: str | None
+    events: list[dict[str, Any]]
 
 
-def parse_events_body(raw: bytes, *, single_event: bool = False) -> EdgeRequest:
+def parse_events_body(
+    raw: bytes, *, max_depth: int, max_events: int, single_event: bool = False
+) -> EdgeRequest:
     """Check an interact/collect body: a JSON object with a non-empty `events` list of objects.
 
-    `single_event` accepts the server API's `{"event": {...}}` form instead.
+    `single_event` accepts the server API's `{"event": {...}}` form instead. A body nested
+    deeper than `max_depth` is refused with 400, one of more than `max_events` events with 413.
     """
-    body = _json_object(raw)
+    body = _json_object(raw, max_depth)
     if single_event and "event" in body:
         events: Any = [body["event"]]
     else:
         events = body.get("events")
     if not isinstance(events, list) or not events:
         raise malformed("the body must hold a non-empty 'events' array")
+    if len(events) > max_events:
+        raise EdgeError(
+            413,
+            "EXEG-0004",
+            "Too many events",
+            f"the request holds {len(events)} events; at most {max_events} are allowed per "
+            "request (edge_max_events)",
+        )
     for index, event in enumerate(events):
         if not isinstance(event, dict):
             raise malformed(f"events[{index}] must be an object")
         if not isinstance(event.get("xdm"), dict):
             raise malformed(f"events[{index}].xdm must be an object")
-    return EdgeRequest(body, len(events), _state_entries(body), _ecid_hint(body, events))
+    return EdgeRequest(body, len(events), _state_entries(body), _ecid_hint(body, events), events)
 
 
-def parse_consent_body(raw: bytes) -> tuple[EdgeRequest, str]:
+def parse_consent_body(raw: bytes, *, max_depth: int) -> tuple[EdgeRequest, str]:
     """Check a set-consent body; returns it and the `general` consent value (`in`/`out`)."""
-    body = _json_object(raw)
+    body = _json_object(raw, max_depth)
     consent = body.get("consent")
     if not isinstance(consent, list) or not consent:
         raise malformed("the body must hold a non-empty 'consent' array")
@@ -92,10 +113,10 @@ def parse_consent_body(raw: bytes) -> tuple[EdgeRequest, str]:
             if chosen not in ("in", "out"):
                 raise malformed(f"consent[{index}].value.general must be 'in' or 'out'")
             general = str(chosen)
-    return EdgeRequest(body, 0, _state_entries(body), None), general
+    return EdgeRequest(body, 0, _state_entries(body), None, []), general
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def _json_object(raw: bytes, max_depth: int) -> dict[str, Any]:
     if not raw:
         raise malformed("the request body is empty")
     try:
@@ -104,6 +125,11 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         raise malformed(f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise malformed("the request body must be a JSON object")
+    if deeper_than(body, max_depth):
+        raise malformed(
+            f"the request body nests deeper than {max_depth} levels of objects and arrays "
+            "(edge_max_depth)"
+        )
     return body
 
 

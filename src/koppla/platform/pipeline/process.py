@@ -1,4 +1,11 @@
-"""The pipeline as its own process: one per home, held by a lock, gone when its parent goes."""
+"""The pipeline as its own process: one per home, held by a lock, gone when its parent goes.
+
+While it runs it keeps its heartbeat file current (`Layout.pipeline_health`). A failure of the
+stream itself (the spool, a Delta commit, the catalog) is written to the heartbeat at once and
+ends the process with a non-zero exit; the supervisor restarts it with backoff and the restart
+replays exactly what was not stored. Failures of single records never get here: the pipeline
+quarantines them and goes on.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from koppla.core.layout import Layout
 from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.pipeline.heartbeat import Heartbeat
 from koppla.platform.pipeline.runner import Pipeline
 from koppla.xdm.registry import builtin_registry
 
@@ -27,24 +35,45 @@ def hold_lock(path: Path) -> int:
 
 
 def run(settings: Settings, stop: threading.Event) -> None:
-    """Run the pipeline for `settings.home` until `stop` is set."""
+    """Run the pipeline for `settings.home` until `stop` is set.
+
+    Raises what stopped the stream, after writing it to the heartbeat file.
+    """
     layout = Layout(settings.home)
     lock = hold_lock(layout.pipeline_state / "lock")
-    catalog = Catalog(layout.catalog)
-    pipeline = Pipeline(
-        layout,
-        catalog,
-        builtin_registry(),
-        max_events=settings.pipeline_max_events,
-        flush_ms=settings.pipeline_flush_ms,
-        compact_every=settings.compact_every_commits,
-    )
+    heartbeat = Heartbeat(layout.pipeline_health)
+    beating = threading.Event()
+    heartbeat.start_every(beating)
     try:
-        pipeline.run(stop)
+        _pipeline(settings, layout, stop, heartbeat)
+    except Exception as error:
+        log.exception("the pipeline stopped; it will be restarted")
+        heartbeat.failed(error)
+        raise
     finally:
-        pipeline.close()
-        catalog.close()
+        beating.set()
         os.close(lock)
+
+
+def _pipeline(settings: Settings, layout: Layout, stop: threading.Event, beat: Heartbeat) -> None:
+    """Build the pipeline and run it until `stop` is set, reporting progress to `beat`."""
+    catalog = Catalog(layout.catalog)
+    try:
+        pipeline = Pipeline(
+            layout,
+            catalog,
+            builtin_registry(),
+            max_events=settings.pipeline_max_events,
+            flush_ms=settings.pipeline_flush_ms,
+            compact_every=settings.compact_every_commits,
+            dedupe_window_days=settings.dedupe_window_days,
+        )
+        try:
+            pipeline.run(stop, on_progress=beat.progress)
+        finally:
+            pipeline.close()
+    finally:
+        catalog.close()
 
 
 def main(settings_json: str, parent_pid: int) -> None:

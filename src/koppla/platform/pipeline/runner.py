@@ -4,6 +4,13 @@ For each chunk of a spool stream it commits, per dataset, the valid new events (
 and, to the quarantine, the invalid ones with every problem found. Each commit carries the chunk's
 spool position as a Delta app-transaction version, so a crash at any point replays into exactly
 what was missing. The stream cursor moves only after every commit of the chunk.
+
+No record can stop the stream: whatever goes wrong with one record (unreadable, wrong shape, too
+deep to serialize, invalid, unconvertible, or an exception nobody foresaw, code `internal`) sends
+that record to the quarantine with the reason, and the rest of the chunk lands. Only a failure of
+the stream itself (the spool, a Delta commit, the catalog) raises out of `step`; the pipeline
+process then records it in its heartbeat and exits non-zero, and its supervisor restarts it with
+backoff. A restart replays the chunk exactly once.
 """
 
 from __future__ import annotations
@@ -11,11 +18,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 
 from koppla.core import clock, codec, envelope, ids
@@ -24,11 +31,11 @@ from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Batch, BatchStatus, Dataset, Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets import quarantine
-from koppla.platform.datasets.dedupe import DedupeIndex
+from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex
 from koppla.platform.datasets.storage import DeltaStore
 from koppla.platform.datasets.tables import SYSTEM_COLUMNS, dataset_arrow_schema
 from koppla.platform.pipeline.cursor import Cursors
-from koppla.platform.pipeline.incoming import Incoming, Unreadable, unpack
+from koppla.platform.pipeline.incoming import Incoming, Problem, unpack, unreadable
 from koppla.platform.spool.ports import LocalSpoolSource, SpoolSource
 from koppla.platform.spool.position import Position
 from koppla.xdm.arrow import to_arrow
@@ -59,6 +66,7 @@ class Pipeline:
         max_events: int = 20_000,
         flush_ms: int = 200,
         compact_every: int = 200,
+        dedupe_window_days: float = 7.0,
         source: SpoolSource | None = None,
     ) -> None:
         self._layout = layout
@@ -70,13 +78,20 @@ class Pipeline:
         self._cursors = Cursors(layout.pipeline_state / "cursors.json")
         self._source = source or LocalSpoolSource(layout.spool)
         self._dedupe: dict[str, DedupeIndex] = {}
+        self._dedupe_window_ms = round(dedupe_window_days * DAY_MS)
         self._store.ensure(layout.quarantine, quarantine.SCHEMA)
 
-    def run(self, stop: threading.Event) -> None:
-        """Drain the spool until `stop` is set, committing at most every `flush_ms`."""
+    def run(self, stop: threading.Event, on_progress: Callable[[], None] | None = None) -> None:
+        """Drain the spool until `stop` is set, committing at most every `flush_ms`.
+
+        `on_progress` is called after every step that finished (it stored what was waiting, or
+        found nothing); a failure of the stream itself raises.
+        """
         while not stop.is_set():
             began = clock.monotonic()
             processed = self.step()
+            if on_progress is not None:
+                on_progress()
             if processed < self._max_events:
                 stop.wait(max(0.0, self._flush_s - (clock.monotonic() - began)))
 
@@ -111,11 +126,12 @@ class Pipeline:
 
     @staticmethod
     def _unpack(stream: str, payload: bytes) -> list[Incoming]:
+        """The events of one spooled record; an unreadable one becomes one for the quarantine."""
         try:
             return unpack(envelope.decode(payload))
-        except (msgspec.DecodeError, Unreadable) as error:
-            log.error("spool %s: unreadable record skipped: %s", stream, error)
-            return []
+        except Exception as error:  # garbage in the spool must not stop it
+            log.error("spool %s: unreadable record quarantined: %s", stream, error)
+            return [unreadable(payload, f"{type(error).__name__}: {error}", clock.now())]
 
     def _commit(
         self,
@@ -141,6 +157,18 @@ class Pipeline:
                 version=version,
                 metadata={"koppla.source": stream},
             )
+            self._count_quarantined(fresh)
+
+    def _count_quarantined(self, records: list[quarantine.QuarantinedRecord]) -> None:
+        """Add newly quarantined records to their datastreams' `quarantined` counters.
+
+        Called right after the quarantine commit and only for records that commit added (the
+        app-transaction version says which), so a replay never counts a record twice; a crash
+        between the commit and this call undercounts by at most one chunk.
+        """
+        per_stream = Counter(r.datastream_id for r in records if r.datastream_id)
+        for datastream_id, count in per_stream.items():
+            self._catalog.add_to_counter(datastream_id, "quarantined", count)
 
     def _route(
         self,
@@ -170,7 +198,9 @@ class Pipeline:
         dataset = group.dataset
         if dataset is None:
             gone = [("", "routing", "the datastream or its dataset no longer exists")]
-            return [(p, _quarantined(e, "", batch_id, gone)) for p, e in group.items]
+            return [
+                (p, _quarantined(e, "", batch_id, list(e.problems) or gone)) for p, e in group.items
+            ]
         schema = self._registry.get(dataset.schema_id)
         path = self._layout.dataset(dataset.id)
         self._store.ensure(path, dataset_arrow_schema(schema))
@@ -222,19 +252,28 @@ class Pipeline:
         rejected: list[tuple[int, quarantine.QuarantinedRecord]] = []
         seen = dedupe.seen(e.event_id for p, e in group.items if p > done)
         for position, event in group.items:
-            outcome = validate_event(schema, event.xdm)
-            if outcome.issues:
-                problems = [(i.path, i.code, i.message) for i in outcome.issues]
-                event_type = outcome.record.get("eventType", event.xdm.get("eventType"))
-                held = _quarantined(event, dataset.id, batch_id, problems, event_type)
+            if event.problems:
+                held = _quarantined(event, dataset.id, batch_id, list(event.problems))
                 rejected.append((position, held))
                 continue
-            if position <= done or event.event_id in seen:
+            try:
+                outcome = validate_event(schema, event.xdm)
+                if outcome.issues:
+                    problems = [(i.path, i.code, i.message) for i in outcome.issues]
+                    event_type = outcome.record.get("eventType", event.xdm.get("eventType"))
+                    held = _quarantined(event, dataset.id, batch_id, problems, event_type)
+                    rejected.append((position, held))
+                    continue
+                if position <= done or event.event_id in seen:
+                    continue
+                row = dict(outcome.record)
+                row["_batch_id"] = batch_id
+                row["_unknown"] = codec.dumps(outcome.unknown).decode() if outcome.unknown else None
+                row["_datetimes"] = outcome.datetimes or None
+            except Exception as error:  # one record must never stop the stream
+                rejected.append((position, _internal(event, dataset.id, batch_id, error)))
                 continue
             seen.add(event.event_id)
-            row = dict(outcome.record)
-            row["_batch_id"] = batch_id
-            row["_unknown"] = codec.dumps(outcome.unknown).decode() if outcome.unknown else None
             accepted.append((position, event, row))
         return accepted, rejected
 
@@ -255,7 +294,12 @@ class Pipeline:
     def _dedupe_index(self, dataset_id: str) -> DedupeIndex:
         index = self._dedupe.get(dataset_id)
         if index is None:
-            index = DedupeIndex(self._layout.pipeline_state / "dedupe" / f"{dataset_id}.sqlite")
+            table = self._layout.dataset(dataset_id)
+            index = DedupeIndex(
+                self._layout.pipeline_state / "dedupe" / f"{dataset_id}.sqlite",
+                lookup=lambda event_ids: self._store.existing_ids(table, event_ids),
+                window_ms=self._dedupe_window_ms,
+            )
             self._dedupe[dataset_id] = index
         return index
 
@@ -283,9 +327,6 @@ def _target(
     return chosen if event.authenticated or chosen.id in own else default
 
 
-_CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
-
-
 def _to_table(
     schema: Schema, accepted: list[tuple[int, Incoming, dict[str, Any]]]
 ) -> tuple[pa.Table | None, list[dict[str, Any]], list[tuple[int, Incoming, str]]]:
@@ -300,14 +341,14 @@ def _to_table(
         return None, [], []
     try:
         return _with_system_columns(to_arrow(schema, rows), rows), rows, []
-    except _CONVERSION_ERRORS:
+    except Exception:  # found and quarantined record by record below
         log.exception("a chunk could not be converted to Arrow; isolating the bad records")
     good: list[dict[str, Any]] = []
     bad: list[tuple[int, Incoming, str]] = []
     for position, event, row in accepted:
         try:
             _with_system_columns(to_arrow(schema, [row]), [row])
-        except _CONVERSION_ERRORS as error:
+        except Exception as error:  # any failure here is this record's alone
             bad.append((position, event, f"{type(error).__name__}: {error}"))
         else:
             good.append(row)
@@ -321,14 +362,31 @@ def _with_system_columns(table: pa.Table, rows: list[dict[str, Any]]) -> pa.Tabl
     return table
 
 
+def _internal(
+    event: Incoming, dataset_id: str, batch_id: str, error: Exception
+) -> quarantine.QuarantinedRecord:
+    """A record whose handling raised something unforeseen, for the quarantine."""
+    log.error("record %s quarantined after an internal error", event.event_id, exc_info=error)
+    problem = ("", "internal", f"{type(error).__name__}: {error}")
+    return _quarantined(event, dataset_id, batch_id, [problem])
+
+
 def _quarantined(
     event: Incoming,
     dataset_id: str,
     batch_id: str,
-    problems: list[tuple[str, str, str]],
+    problems: list[Problem],
     event_type: Any = None,
 ) -> quarantine.QuarantinedRecord:
+    """`event` for the quarantine: the record as sent (or as near as can be kept) and why."""
     event_type = event_type or event.xdm.get("eventType")
+    record = event.raw
+    if record is None:
+        try:
+            record = codec.dumps(event.xdm).decode()
+        except TypeError as error:  # unserializable: keep the problems, say why the text is gone
+            record = ""
+            problems = [*problems, ("", "record", f"the record cannot be serialized: {error}")]
     return quarantine.QuarantinedRecord(
         dataset_id=dataset_id,
         batch_id=batch_id,
@@ -338,5 +396,5 @@ def _quarantined(
         event_type=event_type if isinstance(event_type, str) else None,
         received_at=event.received_at,
         errors=tuple(problems),
-        record=codec.dumps(event.xdm).decode(),
+        record=record,
     )

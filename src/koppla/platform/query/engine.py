@@ -1,9 +1,12 @@
 """The query engine: read-only SQL over the current Delta datasets, with a time limit and row cap.
 
-One in-memory DuckDB database per engine is configured and then locked: no file system or
-network access, no extension loading, fixed memory and threads. Every query gets its own cursor
-(a DuckDB connection to that database) on which the datasets are registered as Arrow views, so
-queries running at the same time never see each other's state and each can be interrupted alone.
+One in-memory DuckDB database per engine is configured and then locked (`sandbox`): capped
+memory, threads and spill disk, no file system or network access, no extension loading. Before a
+query runs, the guard admits one SELECT and `reach` refuses anything in it that could name a file
+or a setting. At most `max_concurrent` queries run at once (`slots`). Every query gets its own
+cursor (a DuckDB connection to that database) on which the datasets are registered as Arrow
+views, so queries running at the same time never see each other's state and each can be
+interrupted alone.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Self
 
 import duckdb
@@ -18,8 +22,11 @@ import duckdb
 from koppla.core import clock
 from koppla.core.errors import InvalidInput
 from koppla.platform.query.errors import QueryFailed, QueryTimeout
-from koppla.platform.query.guard import check_sql
+from koppla.platform.query.guard import check_sql, explained_select
+from koppla.platform.query.reach import FILES_OFF, Reach
 from koppla.platform.query.result import Column, QueryResult, TableInfo
+from koppla.platform.query.sandbox import SandboxLimits, open_sandbox
+from koppla.platform.query.slots import QuerySlots
 from koppla.platform.query.snapshots import DeltaSnapshots, Snapshot
 
 TableSource = Callable[[], Mapping[str, str]]
@@ -37,32 +44,47 @@ class QueryEngine:
         *,
         timeout_s: float = 30.0,
         max_rows: int = 10_000,
-        memory_limit: str = "2GB",
+        memory_limit: str = "1GB",
         threads: int = 2,
+        temp_directory: Path | None = None,
+        temp_limit: str = "0",
+        max_concurrent: int = 4,
+        slot_wait_s: float = 3.0,
     ) -> None:
-        """Configure and lock the DuckDB database; `tables` is consulted on every query."""
+        """Configure and lock the DuckDB database; `tables` is consulted on every query.
+
+        Queries may spill up to `temp_limit` into `temp_directory` (no directory or "0": no
+        spilling). At most `max_concurrent` queries run at once; one more waits up to
+        `slot_wait_s` for a slot, then fails with `QueryBusy`.
+        """
         self._tables = tables
         self._timeout_s = timeout_s
         self._max_rows = _positive(max_rows)
+        self._limits = SandboxLimits(memory_limit, threads, temp_directory, temp_limit)
+        self._slots = QuerySlots(max_concurrent, wait_s=slot_wait_s)
         self._snapshots = DeltaSnapshots()
         self._lock = threading.Lock()
-        self._db = duckdb.connect(":memory:", config=_locked_config(memory_limit, threads))
+        self._db = open_sandbox(self._limits)
+        self._reach = Reach.of(self._db)
 
     def run(self, sql: str, *, max_rows: int | None = None) -> QueryResult:
         """Run one SELECT and return at most `max_rows` rows (the engine's cap by default).
 
-        Raises `QueryRefused` before execution for anything but a SELECT, `QueryFailed` with
-        DuckDB's message when the query fails, `QueryTimeout` past the time limit.
+        Raises `QueryRefused` before execution for anything but a SELECT over datasets and pure
+        functions, `QueryBusy` when no query slot frees up in time, `QueryFailed` with DuckDB's
+        message when the query fails, `QueryTimeout` past the time limit.
         """
         sql = check_sql(sql)
         cap = self._max_rows if max_rows is None else _positive(max_rows)
-        started = clock.monotonic()
-        tables = self._tables()
-        with self._cursor() as cursor:
-            snapshots = self._current(_referenced(cursor, sql, tables))
-            for name, snapshot in snapshots.items():
-                cursor.register(name, snapshot.dataset)
-            columns, rows = self._execute(cursor, sql, cap, lambda: self._catalog_hint(tables))
+        with self._slots.hold():
+            started = clock.monotonic()
+            tables = self._tables()
+            with self._cursor() as cursor:
+                self._reach.check(cursor, explained_select(sql), tables)
+                snapshots = self._current(_referenced(cursor, sql, tables))
+                for name, snapshot in snapshots.items():
+                    cursor.register(name, snapshot.dataset)
+                columns, rows = self._execute(cursor, sql, cap, lambda: self._catalog_hint(tables))
         truncated = len(rows) > cap
         elapsed_ms = (clock.monotonic() - started) * 1000
         return QueryResult(columns, rows[:cap], truncated, elapsed_ms)
@@ -128,25 +150,11 @@ class QueryEngine:
         except duckdb.InterruptException as exc:
             raise _interrupted(expired.is_set(), self._timeout_s) from exc
         except duckdb.Error as exc:
-            raise _failed(exc, hint) from exc
+            raise _failed(exc, hint, self._limits) from exc
         finally:
             timer.cancel()
             timer.join()
         return columns, rows
-
-
-def _locked_config(
-    memory_limit: str, threads: int
-) -> dict[str, str | bool | int | float | list[str]]:
-    return {
-        "memory_limit": memory_limit,
-        "threads": threads,
-        "python_enable_replacements": False,
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "enable_external_access": False,
-        "lock_configuration": True,
-    }
 
 
 def _positive(max_rows: int) -> int:
@@ -157,7 +165,10 @@ def _positive(max_rows: int) -> int:
 
 def _interrupted(expired: bool, timeout_s: float) -> Exception:
     if expired:
-        return QueryTimeout(f"query stopped: it ran longer than the {timeout_s:g} s time limit")
+        return QueryTimeout(
+            f"query stopped: it ran longer than the {timeout_s:g} s time limit "
+            "(query_timeout_s); narrow it with filters or fewer columns"
+        )
     return QueryFailed("query was interrupted")
 
 
@@ -174,15 +185,16 @@ def _referenced(
     return {name: path for name, path in tables.items() if name.lower() in names}
 
 
-def _failed(exc: duckdb.Error, hint: Callable[[], str]) -> QueryFailed:
+def _failed(exc: duckdb.Error, hint: Callable[[], str], limits: SandboxLimits) -> QueryFailed:
     text = str(exc)
     if isinstance(exc, duckdb.PermissionException):
-        return QueryFailed(
-            f"file system access is disabled: queries may read datasets only ({text})"
-        )
+        return QueryFailed(f"{FILES_OFF} ({text})")
     unknown = _UNKNOWN_TABLE.search(text)
     if isinstance(exc, duckdb.CatalogException) and unknown:
         return QueryFailed(f"unknown table {unknown.group(1)}; {hint()} ({text})")
     if isinstance(exc, duckdb.OutOfMemoryException):
-        return QueryFailed(f"query needs more memory than the engine allows ({text})")
+        return QueryFailed(
+            f"query needs more than the engine allows ({limits.describe()}); filter or "
+            f"aggregate earlier, or select fewer columns ({text.splitlines()[0]})"
+        )
     return QueryFailed(text)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from koppla.core.errors import InvalidInput, TerminalError
+from koppla.core.errors import InvalidInput, TerminalError, TransientError
 
 
 class QueryRefused(InvalidInput):
-    """The SQL was refused before it ran: not one read-only SELECT, or not parseable."""
+    """The SQL was refused before it ran: not one read-only SELECT, or it reaches past datasets."""
 
 
 class QueryFailed(InvalidInput):
@@ -14,4 +14,12 @@ class QueryFailed(InvalidInput):
 
 
 class QueryTimeout(TerminalError):
-    """The query ran past the engine's time limit and was interrupted."""
+    """The query ran past the engine's time limit and was interrupted; retrying will not help."""
+
+
+class QueryBusy(TransientError):
+    """Every query slot stayed taken for the whole wait; the same query may run a moment later."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -57,6 +57,11 @@ def check_sql(sql: str) -> str:
     raise QueryRefused(_refusal(statement))
 
 
+def explained_select(sql: str) -> str:
+    """The SELECT inside `EXPLAIN [ANALYZE] SELECT ...`, or `sql` itself when it is no EXPLAIN."""
+    return _EXPLAIN.sub("", sql, count=1).strip()
+
+
 def _refusal(statement: duckdb.Statement) -> str:
     """The message for a statement that is not a SELECT: what was refused and why."""
     verb = _verb(statement)

@@ -3,6 +3,11 @@
 `update_incremental()` reads only the commits added since the last call (well under a
 millisecond when nothing changed), and the Arrow dataset is rebuilt only when the version moved,
 because building it costs about 0.2 ms per data file.
+
+Data files are read through Arrow's native file system for the table's URI, never through
+deltalake's Python file handler: Arrow's I/O threads must not call back into Python, or a scan
+cut short (`LIMIT 1`) can still be running Python code while the interpreter shuts down, which
+crashed `koppla query` at exit.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import threading
 from dataclasses import dataclass
 
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
@@ -56,9 +62,16 @@ class DeltaSnapshots:
         cached = self._snapshots.get(path)
         if cached is not None and cached.version == table.version():
             return cached
-        snapshot = Snapshot(table.version(), table.to_pyarrow_dataset(), _row_count(table))
+        dataset = table.to_pyarrow_dataset(filesystem=_native_filesystem(table))
+        snapshot = Snapshot(table.version(), dataset, _row_count(table))
         self._snapshots[path] = snapshot
         return snapshot
+
+
+def _native_filesystem(table: DeltaTable) -> pafs.FileSystem:
+    """Arrow's own file system rooted at the table, so no Python runs on Arrow's I/O threads."""
+    filesystem, root = pafs.FileSystem.from_uri(table.table_uri)
+    return pafs.SubTreeFileSystem(root, filesystem)
 
 
 def _row_count(table: DeltaTable) -> int | None:

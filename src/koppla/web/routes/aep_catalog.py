@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException
 from koppla.core.errors import NotFound
 from koppla.platform.catalog.models import Batch, Dataset
 from koppla.web.auth import Caller, Svc
+from koppla.web.routes.datasets import Limit
 
 router = APIRouter(prefix="/data/foundation/catalog", tags=["AEP catalog"])
 
@@ -74,7 +75,7 @@ def dataset(dataset_id: str, svc: Svc, _: Caller) -> dict[str, Any]:
 
 
 @router.get("/batches")
-def batches(svc: Svc, _: Caller, dataSet: str | None = None, limit: int = 100) -> dict[str, Any]:
+def batches(svc: Svc, _: Caller, dataSet: str | None = None, limit: Limit = 100) -> dict[str, Any]:
     """The newest batches (optionally of one dataset), keyed by id."""
     return {b.id: _batch(b) for b in svc.catalog.batches(dataset_id=dataSet, limit=limit)}
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from koppla.core import codec
@@ -15,6 +15,8 @@ from koppla.web.auth import Caller, Svc
 from koppla.xdm.experience_event import commerce_experience_event
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
+
+Limit = Annotated[int, Query(ge=1, le=10_000, description="Most items to return.")]
 
 
 class DatasetCreate(BaseModel):
@@ -62,7 +64,7 @@ def get_dataset(key: str, svc: Svc, _: Caller) -> dict[str, Any]:
 
 @router.get("/batches")
 def list_batches(
-    svc: Svc, _: Caller, dataset: str | None = None, limit: int = 100
+    svc: Svc, _: Caller, dataset: str | None = None, limit: Limit = 100
 ) -> list[dict[str, Any]]:
     """The newest batches, optionally of one dataset (id or name)."""
     try:
@@ -73,7 +75,7 @@ def list_batches(
 
 
 @router.get("/batches/{batch_id}/failed")
-def failed_records(batch_id: str, svc: Svc, _: Caller, limit: int = 1000) -> dict[str, Any]:
+def failed_records(batch_id: str, svc: Svc, _: Caller, limit: Limit = 1000) -> dict[str, Any]:
     """The records of a batch that failed validation, each with every problem found."""
     try:
         svc.catalog.batch(batch_id)

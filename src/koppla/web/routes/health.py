@@ -1,25 +1,48 @@
-"""Liveness (`GET /api/v1/health`, no credentials, reveals nothing) and status (credentialed)."""
+"""Health (`GET /api/v1/health`, no credentials, reveals no secrets) and status (credentialed)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from koppla import __version__
+from koppla.core import clock
+from koppla.platform.pipeline import health as heartbeat
 from koppla.web.auth import Caller, Svc
-from koppla.web.status import status
+from koppla.web.liveness import Watch, verdict
+from koppla.web.status import spool_backlog, status
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
 
 @router.get("/status")
 def home_status(svc: Svc, _: Caller) -> dict[str, Any]:
-    """Datasets (rows, last batch), quarantined records, spool backlog, datastream counters."""
+    """Pipeline (running, last error, restarts), datasets, quarantine, spool backlog, counters."""
     return status(svc)
 
 
-@router.get("/health")
-def health() -> dict[str, str]:
-    """`{"status": "ok"}` while the server runs."""
-    return {"status": "ok", "version": __version__}
+@router.get(
+    "/health",
+    responses={503: {"description": "The pipeline is down or stuck; `reason` says which."}},
+)
+def health(request: Request, svc: Svc) -> JSONResponse:
+    """200 `{"status": "ok"}` while what the edge accepts gets stored; else 503 with a reason.
+
+    503 when the pipeline's heartbeat is older than 10 s (not running) or the spool has a backlog
+    and the pipeline made no progress for `pipeline_stall_s` (stuck).
+    """
+    watch: Watch = getattr(request.app.state, "watch", Watch(since_ms=0))
+    found = verdict(
+        heartbeat.read(svc.layout.pipeline_health),
+        lambda: sum(s["backlogBytes"] for s in spool_backlog(svc)),
+        watch,
+        now_ms=clock.now_ms(),
+        stall_s=svc.settings.pipeline_stall_s,
+    )
+    if found.healthy:
+        body = {"status": "ok", "version": __version__, "pipeline": found.pipeline}
+        return JSONResponse(body)
+    body = {"status": "unavailable", "version": __version__, "pipeline": found.pipeline}
+    return JSONResponse(body | {"reason": found.reason}, status_code=503)

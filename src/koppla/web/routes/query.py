@@ -1,4 +1,14 @@
-"""SQL over datasets: `POST /api/v1/query` with `{"sql": ...}` (or `GET ?sql=`), JSON rows back."""
+"""SQL over datasets: `POST /api/v1/query` with `{"sql": ...}` (or `GET ?sql=`), JSON rows back.
+
+Statuses, each with `{"detail": "..."}` saying what to change:
+
+- 400: the SQL was refused (not one SELECT, or it reaches past datasets), DuckDB rejected it, or
+  it ran past the time limit. A timeout is 400, as in Datasette, not 408 (which says the
+  *client* was slow to send) and not 5xx: the query itself is too costly, and clients that retry
+  5xx would only send the same expensive query again.
+- 503 with `Retry-After`: every query slot stayed busy (`query_max_concurrent`), or a dataset
+  could not be read at that moment; the same request may succeed shortly.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from koppla.core.errors import InvalidInput, TerminalError
+from koppla.core.errors import InvalidInput, TransientError
+from koppla.platform.query.errors import QueryBusy, QueryTimeout
 from koppla.web.auth import Caller, Svc
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -24,11 +35,17 @@ class QueryRequest(BaseModel):
 async def _run(svc: Svc, sql: str, max_rows: int | None) -> dict[str, Any]:
     try:
         result = await run_in_threadpool(svc.query.run, sql, max_rows=max_rows)
-    except InvalidInput as error:
+    except (InvalidInput, QueryTimeout) as error:
         raise HTTPException(400, detail=str(error)) from error
-    except TerminalError as error:
-        raise HTTPException(408, detail=str(error)) from error
+    except QueryBusy as error:
+        raise _unavailable(error, error.retry_after_s) from error
+    except TransientError as error:
+        raise _unavailable(error, 1) from error
     return result.to_json()
+
+
+def _unavailable(error: Exception, retry_after_s: int) -> HTTPException:
+    return HTTPException(503, detail=str(error), headers={"Retry-After": str(retry_after_s)})
 
 
 @router.post("/query")

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord
 from koppla.core.errors import NotFound
+from koppla.core.nesting import deeper_than
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.spool.ports import SpoolSink
 from koppla.platform.spool.writer import SpoolClosed
@@ -67,14 +68,21 @@ async def _accept(
     return received, record.request_id
 
 
-async def _body(request: Request) -> Any:
+async def _body(request: Request, max_depth: int) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise HTTPException(413, detail="the payload is larger than 1 MB")
     try:
-        return codec.loads(raw)
+        body = codec.loads(raw)
     except codec.JSONDecodeError as error:
         raise HTTPException(400, detail=f"the body is not valid JSON: {error}") from error
+    if deeper_than(body, max_depth):
+        raise HTTPException(
+            400,
+            detail=f"the body nests deeper than {max_depth} levels of objects and arrays "
+            "(edge_max_depth)",
+        )
+    return body
 
 
 def _connection(svc: Svc, connection_id: str) -> Datastream:
@@ -86,12 +94,19 @@ def _connection(svc: Svc, connection_id: str) -> Datastream:
 
 @router.post("/collection/batch/{connection_id}", status_code=207)
 async def collect_batch(connection_id: str, request: Request, svc: Svc, _: Caller) -> JSONResponse:
-    """Take up to 1 MB of messages; 207 with one transaction id per message."""
+    """Take up to 1 MB and `edge_max_events` messages; 207 with one transaction id per message."""
     stream = _connection(svc, connection_id)
-    body = await _body(request)
+    body = await _body(request, svc.settings.edge_max_depth)
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
         raise HTTPException(400, detail="the body must hold a non-empty 'messages' array")
+    most = svc.settings.edge_max_events
+    if len(messages) > most:
+        raise HTTPException(
+            413,
+            detail=f"the batch holds {len(messages)} messages; at most {most} are allowed per "
+            "request (edge_max_events)",
+        )
     checked = [_check_message(m, f"messages[{i}]", stream) for i, m in enumerate(messages)]
     received, xaction = await _accept(request, svc, connection_id, checked)
     return JSONResponse(
@@ -111,7 +126,8 @@ async def collect_one(
 ) -> dict[str, Any]:
     """Take one message; with `syncValidation=true`, invalid XDM is refused with every issue."""
     stream = _connection(svc, connection_id)
-    message = _check_message(await _body(request), "message", stream)
+    body = await _body(request, svc.settings.edge_max_depth)
+    message = _check_message(body, "message", stream)
     if syncValidation:
         try:
             dataset = svc.catalog.dataset(message["header"]["datasetId"])

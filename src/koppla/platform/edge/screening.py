@@ -1,0 +1,88 @@
+"""The edge's own check of a request's events, used once a datastream is over its quarantine budget.
+
+It validates each event as the pipeline will (`validate_event` against the schema of the dataset
+the event goes to), so a request that would only feed the quarantine can be refused at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from koppla.core.errors import NotFound
+from koppla.platform.catalog.models import Datastream
+from koppla.platform.catalog.store import Catalog
+from koppla.xdm.event_types import validate_event
+from koppla.xdm.registry import SchemaRegistry
+from koppla.xdm.types import Schema
+
+OVERRIDE_PATH = "meta.configOverrides.com_adobe_experience_platform.datasets.event.datasetId"
+CACHE_MAX = 1_000
+_OVERRIDE_KEYS = ("configOverrides", "com_adobe_experience_platform", "datasets", "event")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a request's event would be quarantined: its index, the path in it and the reason."""
+
+    index: int
+    path: str
+    reason: str
+
+
+class EventScreen:
+    """Validates Edge events against their datasets' schemas, with the schemas cached."""
+
+    def __init__(self, catalog: Catalog, registry: SchemaRegistry) -> None:
+        self._catalog = catalog
+        self._registry = registry
+        self._schemas: dict[str, tuple[str, Schema] | None] = {}
+
+    def first_rejection(
+        self, stream: Datastream, body: dict[str, Any], events: list[dict[str, Any]]
+    ) -> Rejection | None:
+        """The first event of a request the pipeline would quarantine, or None if all pass."""
+        default = _override(body.get("meta"))
+        for index, event in enumerate(events):
+            key = _override(event.get("meta")) or default
+            target = self._dataset(stream, key)
+            if target is None:
+                return Rejection(index, OVERRIDE_PATH, f"no dataset {key!r} for this datastream")
+            xdm = event["xdm"]
+            if "_id" not in xdm:  # the pipeline derives one
+                xdm = {**xdm, "_id": "edge-check"}
+            issues = validate_event(target, xdm).issues
+            if issues:
+                path = f"xdm.{issues[0].path}" if issues[0].path else "xdm"
+                return Rejection(index, path, issues[0].message)
+        return None
+
+    def _dataset(self, stream: Datastream, override: str | None) -> Schema | None:
+        """The schema of the dataset an event goes to, as the pipeline routes it."""
+        key = override or stream.event_dataset_id
+        if key not in self._schemas:
+            if len(self._schemas) >= CACHE_MAX:  # override names come from anonymous requests
+                self._schemas.clear()
+            try:
+                dataset = self._catalog.dataset(key)
+                self._schemas[key] = (dataset.id, self._registry.get(dataset.schema_id))
+            except NotFound:
+                self._schemas[key] = None
+        found = self._schemas[key]
+        if found is None:
+            return None
+        dataset_id, schema = found
+        if override and dataset_id not in (stream.event_dataset_id, stream.profile_dataset_id):
+            return self._dataset(stream, None)  # the edge may not name a foreign dataset
+        return schema
+
+
+def _override(meta: Any) -> str | None:
+    node = meta
+    for key in _OVERRIDE_KEYS:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    if isinstance(node, dict) and isinstance(node.get("datasetId"), str):
+        return str(node["datasetId"])
+    return None

@@ -1,0 +1,43 @@
+"""Reach: the names a SELECT uses are checked on DuckDB's own parse of it, before it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import pytest
+
+from koppla.platform.query.errors import QueryRefused
+from koppla.platform.query.reach import Reach
+
+
+@pytest.fixture
+def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A plain in-memory DuckDB connection: reach only parses, it never runs the query."""
+    with duckdb.connect(":memory:") as db:
+        yield db
+
+
+def test_system_views_are_found_in_the_database(cursor: duckdb.DuckDBPyConnection) -> None:
+    reach = Reach.of(cursor)
+    with pytest.raises(QueryRefused, match="pg_settings is not allowed: it is a system view"):
+        reach.check(cursor, "SELECT * FROM pg_settings", datasets=["demo_events"])
+    reach.check(cursor, "SELECT * FROM information_schema.columns", datasets=[])
+
+
+def test_a_dataset_named_like_a_system_view_is_a_dataset(cursor: duckdb.DuckDBPyConnection) -> None:
+    reach = Reach({"pg_tables"})
+    reach.check(cursor, "SELECT * FROM PG_TABLES", datasets=["pg_tables"])
+    with pytest.raises(QueryRefused, match="system view"):
+        reach.check(cursor, "SELECT * FROM pg_tables", datasets=[])
+
+
+def test_table_functions_nested_anywhere_are_found(cursor: duckdb.DuckDBPyConnection) -> None:
+    sql = "SELECT list_transform([1], x -> (SELECT count(*) FROM GLOB('/*'))) FROM range(1)"
+    with pytest.raises(QueryRefused, match=r"^glob\(\) is not allowed: file system access"):
+        Reach(()).check(cursor, sql, datasets=[])
+
+
+def test_what_cannot_be_checked_does_not_run(cursor: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(QueryRefused, match="the query could not be checked"):
+        Reach(()).check(cursor, "EXPLAIN SELECT 1", datasets=[])
