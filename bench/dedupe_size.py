@@ -1,4 +1,6 @@
-"""Dedupe index size: bytes per million event ids, before and after bounding it (issue 4, item 9).
+"""Dedupe index size: bytes per million event ids, before and after bounding it.
+
+Issue [4/12] hardening, item 9.
 
 What it measures, for `--ids` random UUID event ids (default one million), scaled to a million:
 

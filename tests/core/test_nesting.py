@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from koppla.core.nesting import deeper_than, depth
+import pytest
+
+from koppla.core import codec
+from koppla.core.nesting import deeper_than, depth, json_deeper_than
 
 
 def nested(levels: int) -> Any:
@@ -45,3 +48,10 @@ def test_depth_counts_levels_of_any_depth() -> None:
     for _ in range(5000):
         deep = [deep]
     assert depth(deep) == 5000
+
+
+@pytest.mark.parametrize("levels", [0, 1, 31, 32, 33, 200])
+def test_the_text_shortcut_agrees_with_the_walk(levels: int) -> None:
+    for value in (nested(levels), {"wide": [nested(levels), {"a": "{[{[" * 40}]}):
+        text = codec.dumps(value)
+        assert json_deeper_than(text, value, 32) == deeper_than(value, 32)

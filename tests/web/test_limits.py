@@ -52,8 +52,6 @@ def token(app: KopplaApp, small: Settings) -> str:
 
 
 def test_paths_fall_into_route_classes() -> None:
-    assert route_class("/ee/v1/interact") == "edge"
-    assert route_class("/ee/irl1/v1/collect") == "edge"
     assert route_class("/collection/batch/abc") == "streaming"
     assert route_class("/collection/abc") == "streaming"
     assert route_class("/api/v1/query") == "api"
@@ -71,7 +69,7 @@ async def test_a_declared_length_over_the_limit_is_refused_unread(
         chunks=pieces(BIG, CHUNK),
     )
     assert answer.status == 413
-    assert answer.json() == {"detail": f"the body exceeds {LIMIT} bytes"}
+    assert answer.json()["detail"].startswith(f"the body exceeds {LIMIT} bytes (max_body_")
     assert answer.receive_calls == 0
     assert answer.headers["connection"] == "close"
 
@@ -90,7 +88,7 @@ async def test_a_streamed_body_is_cut_off_as_it_passes_the_limit(
         chunks=pieces(BIG, CHUNK),
     )
     assert answer.status == 413
-    assert answer.json() == {"detail": f"the body exceeds {LIMIT} bytes"}
+    assert answer.json()["detail"].startswith(f"the body exceeds {LIMIT} bytes (max_body_")
     assert answer.bytes_read <= LIMIT + CHUNK
 
 

@@ -38,16 +38,18 @@ from koppla.web.services import Services, build_services
 
 
 class KopplaApp:
-    """The whole HTTP app: the token gate, the body limits, then the edge or the API.
+    """The whole HTTP app: the lean edge handler for `/ee/...`, the gated API for the rest.
 
-    Tokens are checked before a byte of a body is read, bodies are counted before any route
-    parses them; then `/ee/...` goes straight to the lean edge handler, everything else to the API.
+    The edge is public and enforces its own limits as the body streams in (size, nesting,
+    events, rates), so its hot path passes through nothing else. Every other request goes
+    through the token gate (checked before a byte of the body is read) and the body limits
+    (counted before any route parses the body), then to the API.
     """
 
     def __init__(self, api: FastAPI) -> None:
         self.api = api
         services: Services = api.state.services
-        limited = BodyLimit(self._dispatch, BodyLimits.from_settings(services.settings))
+        limited = BodyLimit(api, BodyLimits.from_settings(services.settings))
         self._layers = TokenGate(limited, services.catalog)
         api.state.watch = Watch(since_ms=clock.now_ms())
 
@@ -61,14 +63,11 @@ class KopplaApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI event."""
-        await self._layers(scope, receive, send)
-
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/ee/"):
             edge: EdgeApp = self.api.state.edge
             await edge(scope, receive, send)
             return
-        await self.api(scope, receive, send)
+        await self._layers(scope, receive, send)
 
 
 def create_app(settings: Settings) -> KopplaApp:

@@ -1,31 +1,26 @@
 """Body size limits, enforced before any route reads or parses a body.
 
-Each path belongs to a route class with its own limit: the edge (`/ee/`), streaming ingestion
-(`/collection/`) and every other API. A declared Content-Length over the limit is refused at
-once; otherwise the body is counted as it streams in and the request is cut off with 413 the
-moment it passes the limit, so no more than the limit is ever held. Refusals take the shape of
-the route class: Adobe's problem document on the edge, `{"detail": ...}` elsewhere.
+Each path belongs to a route class with its own limit: streaming ingestion (`/collection/`) and
+every other API. (The edge, `/ee/`, enforces `max_body_edge_bytes` itself in the same way, in
+Adobe's problem shape and under its datastream's CORS rules.) A declared Content-Length over
+the limit is refused at once; otherwise the body is counted as it streams in and the request is
+cut off with 413 the moment it passes the limit, so no more than the limit is ever held.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl
 
-from koppla.core import ids
 from koppla.core.settings import Settings
 from koppla.platform.edge.app import Message, Receive, Scope, Send
-from koppla.platform.edge.protocol import EdgeError
 from koppla.web.answer import ASGIApp, header, send_json
 
-RouteClass = Literal["edge", "streaming", "api"]
+RouteClass = Literal["streaming", "api"]
 
 
 def route_class(path: str) -> RouteClass:
     """The route class of a request path."""
-    if path.startswith("/ee/"):
-        return "edge"
     if path.startswith("/collection/"):
         return "streaming"
     return "api"
@@ -35,7 +30,6 @@ def route_class(path: str) -> RouteClass:
 class BodyLimits:
     """The largest body, in bytes, of each route class."""
 
-    edge: int
     streaming: int
     api: int
 
@@ -43,7 +37,6 @@ class BodyLimits:
     def from_settings(cls, settings: Settings) -> BodyLimits:
         """The limits `settings` configure."""
         return cls(
-            edge=settings.max_body_edge_bytes,
             streaming=settings.max_body_streaming_bytes,
             api=settings.max_body_api_bytes,
         )
@@ -122,24 +115,5 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(send: Send, scope: Scope, kind: RouteClass, limit: int) -> None:
-    detail = f"the body exceeds {limit} bytes"
-    if kind != "edge":
-        await send_json(send, scope, 413, {"detail": detail})
-        return
-    query = dict(reversed(parse_qsl(bytes(scope.get("query_string", b"")).decode("latin-1"))))
-    config_id = query.get("configId") or query.get("datastreamId") or ""
-    error = EdgeError(413, "EXEG-0004", "Payload too large", detail)
-    payload = error.body(query.get("requestId") or ids.new_uuid(), config_id)
-    await send_json(send, scope, 413, payload, _cors(scope))
-
-
-def _cors(scope: Scope) -> list[tuple[str, str]]:
-    """The headers the edge adds for a browser's origin, so the page can read the refusal."""
-    origin = header(scope, b"origin")
-    if not origin:
-        return []
-    return [
-        ("access-control-allow-origin", origin),
-        ("access-control-allow-credentials", "true"),
-        ("vary", "Origin"),
-    ]
+    setting = f"max_body_{kind}_bytes"
+    await send_json(send, scope, 413, {"detail": f"the body exceeds {limit} bytes ({setting})"})

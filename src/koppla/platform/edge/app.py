@@ -104,6 +104,7 @@ class EdgeApp:
     ) -> tuple[int, bytes]:
         if scope["method"] != "POST":
             raise EdgeError(405, "EXEG-0002", "Method not allowed", "use POST")
+        _check_declared_length(headers.get("length"), self._limits.max_body)
         action, version = _action(scope["path"])
         stream = _checked(found, config_id, headers.get("origin", ""))
         raw = await _read_body(receive, self._limits.max_body)
@@ -255,7 +256,7 @@ def _action(path: str) -> tuple[str, int]:
     raise EdgeError(404, "EXEG-0001", "Not found", f"no edge endpoint at {path!r}")
 
 
-_WANTED_HEADERS = {b"origin": "origin", b"cookie": "cookie"}
+_WANTED_HEADERS = {b"origin": "origin", b"cookie": "cookie", b"content-length": "length"}
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -288,7 +289,19 @@ def _cookie(header: str, name: str) -> str | None:
     return None
 
 
+def _too_large(max_body: int) -> EdgeError:
+    detail = f"the body exceeds {max_body} bytes (max_body_edge_bytes)"
+    return EdgeError(413, "EXEG-0004", "Payload too large", detail)
+
+
+def _check_declared_length(declared: str | None, max_body: int) -> None:
+    """Refuse a body whose declared Content-Length is over the limit, before reading any of it."""
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        raise _too_large(max_body)
+
+
 async def _read_body(receive: Receive, max_body: int) -> bytes:
+    """The body, read as it streams in; refused the moment it passes `max_body`."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -296,12 +309,7 @@ async def _read_body(receive: Receive, max_body: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_body:
-            raise EdgeError(
-                413,
-                "EXEG-0004",
-                "Payload too large",
-                f"the body exceeds {max_body} bytes (max_body_edge_bytes)",
-            )
+            raise _too_large(max_body)
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from koppla.core import codec
-from koppla.core.nesting import deeper_than
+from koppla.core.nesting import json_deeper_than
 from koppla.platform.edge import identity_cookie
 
 IDENTITY_MAX_AGE = 34_128_000  # about 13 months, as Adobe's edge sets it
@@ -125,7 +125,7 @@ def _json_object(raw: bytes, max_depth: int) -> dict[str, Any]:
         raise malformed(f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise malformed("the request body must be a JSON object")
-    if deeper_than(body, max_depth):
+    if json_deeper_than(raw, body, max_depth):
         raise malformed(
             f"the request body nests deeper than {max_depth} levels of objects and arrays "
             "(edge_max_depth)"

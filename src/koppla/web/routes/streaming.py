@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord
 from koppla.core.errors import NotFound
-from koppla.core.nesting import deeper_than
+from koppla.core.nesting import json_deeper_than
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.spool.ports import SpoolSink
 from koppla.platform.spool.writer import SpoolClosed
@@ -76,7 +76,7 @@ async def _body(request: Request, max_depth: int) -> Any:
         body = codec.loads(raw)
     except codec.JSONDecodeError as error:
         raise HTTPException(400, detail=f"the body is not valid JSON: {error}") from error
-    if deeper_than(body, max_depth):
+    if json_deeper_than(raw, body, max_depth):
         raise HTTPException(
             400,
             detail=f"the body nests deeper than {max_depth} levels of objects and arrays "
