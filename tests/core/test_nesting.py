@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from koppla.core import codec
 from koppla.core.nesting import deeper_than, depth, json_deeper_than
@@ -54,4 +56,18 @@ def test_depth_counts_levels_of_any_depth() -> None:
 def test_the_text_shortcut_agrees_with_the_walk(levels: int) -> None:
     for value in (nested(levels), {"wide": [nested(levels), {"a": "{[{[" * 40}]}):
         text = codec.dumps(value)
-        assert json_deeper_than(text, value, 32) == deeper_than(value, 32)
+        assert json_deeper_than(text, 32) == deeper_than(value, 32)
+
+
+_TRICKY_TEXT = st.text(alphabet='ab{}[]"\\\n\u00e9', max_size=8)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _TRICKY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TRICKY_TEXT, inner, max_size=4),
+    max_leaves=60,
+)
+
+
+@given(_JSON, st.integers(0, 12))
+def test_reading_the_text_agrees_with_walking_the_value(value: Any, limit: int) -> None:
+    text = codec.dumps(value)
+    assert json_deeper_than(text, limit) == deeper_than(value, limit)

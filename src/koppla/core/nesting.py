@@ -6,6 +6,7 @@ than that, or a later stage fails on it. XDM's deepest path is much shallower th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -32,16 +33,33 @@ def deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def json_deeper_than(text: bytes, value: Any, limit: int) -> bool:
-    """`deeper_than(value, limit)` for `value` parsed from the JSON `text`, mostly without a walk.
+_STRUCTURE = b'{}[]"'
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
+_STRING = re.compile(rb'"[^"]*"')
 
-    JSON cannot nest deeper than it has opening brackets, and counting them in the text runs at
-    C speed: a typical single-event request has far fewer than the limit, so only bigger bodies
-    pay for the walk.
+
+def json_deeper_than(text: bytes, limit: int) -> bool:
+    """True when the valid JSON `text` nests more than `limit` levels of objects and arrays.
+
+    The same answer as `deeper_than(parse(text), limit)`, computed with bytes operations that
+    run at C speed (the edge checks every request with it): JSON cannot nest deeper than it has
+    opening brackets, which settles most single-event requests at once. Otherwise escapes are
+    dropped, everything but brackets and quotes is deleted, strings (with any brackets inside
+    them) are removed, and the bracket skeleton that is left is peeled one level per pass:
+    every innermost `{}` or `[]` goes at once. `text` must be valid JSON (parse it first).
     """
     if text.count(b"{") + text.count(b"[") <= limit:
         return False
-    return deeper_than(value, limit)
+    if b"\\" in text:
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = text.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = _STRING.sub(b"", skeleton)
+    for _ in range(limit):
+        if not skeleton:
+            return False
+        skeleton = skeleton.replace(b"{}", b".").replace(b"[]", b".").replace(b".", b"")
+    return bool(skeleton)
 
 
 def depth(value: Any) -> int:

@@ -125,7 +125,7 @@ def _json_object(raw: bytes, max_depth: int) -> dict[str, Any]:
         raise malformed(f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise malformed("the request body must be a JSON object")
-    if json_deeper_than(raw, body, max_depth):
+    if json_deeper_than(raw, max_depth):
         raise malformed(
             f"the request body nests deeper than {max_depth} levels of objects and arrays "
             "(edge_max_depth)"

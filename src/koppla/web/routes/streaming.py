@@ -76,7 +76,7 @@ async def _body(request: Request, max_depth: int) -> Any:
         body = codec.loads(raw)
     except codec.JSONDecodeError as error:
         raise HTTPException(400, detail=f"the body is not valid JSON: {error}") from error
-    if json_deeper_than(raw, body, max_depth):
+    if json_deeper_than(raw, max_depth):
         raise HTTPException(
             400,
             detail=f"the body nests deeper than {max_depth} levels of objects and arrays "
