@@ -9,27 +9,25 @@ undocumented method with 405 and an `Allow` header that lists exactly the docume
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
-from fastapi.routing import APIRoute, iter_route_contexts
-from starlette.requests import Request
 
 from koppla.platform.catalog.models import DATASET_NAME, DATASTREAM_ID, ORG_ID, ORIGIN
-
-Operation = dict[str, Any]
+from koppla.web.allow import add_method_fallbacks
+from koppla.web.openapi_edge import (
+    RETRY_AFTER,
+    Operation,
+    consent_request_schema,
+    edge_paths,
+    edge_problem_schema,
+)
 
 PUBLIC_API_PATHS = frozenset({"/api/v1/health"})
 """API paths served without credentials (the edge and the demo shop are public as well)."""
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_PROBLEM = {"$ref": "#/components/schemas/EdgeProblem"}
-_RETRY_AFTER = {
-    "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {}}
-}
 
 _API_STATUS_TEXT = {
     400: "The request is malformed or breaks a rule (for a query: refused, invalid, or longer "
@@ -65,7 +63,7 @@ _RAW_BODIES: dict[str, str] = {
 
 def install(api: FastAPI) -> None:
     """Serve `document(api)` at `/openapi.json` and answer undocumented methods with 405."""
-    _add_method_fallbacks(api)
+    add_method_fallbacks(api)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
@@ -140,112 +138,13 @@ def _api_error(status: int) -> dict[str, Any]:
             "WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}
         }
     if status == 503:
-        response["headers"] = _RETRY_AFTER
+        response["headers"] = RETRY_AFTER
     return response
 
 
 def _json_body(schema: str) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{schema}"}
     return {"required": True, "content": {"application/json": {"schema": ref}}}
-
-
-_EDGE_ACTIONS: dict[str, tuple[str, str, str | None]] = {
-    "interact": ("v1", "EdgeEventsRequest", "EdgeResponse"),
-    "collect": ("v1", "EdgeEventsRequest", None),
-    "privacy/set-consent": ("v1", "EdgeConsentRequest", "EdgeResponse"),
-    "identity/acquire": ("v1", "EdgeIdentityRequest", "EdgeResponse"),
-}
-
-_EDGE_STATUS_TEXT = {
-    400: "Not a valid Edge request: malformed JSON, a broken rule, nesting deeper than "
-    "`edge_max_depth`, or an unknown `configId`.",
-    403: "The request's `Origin` is not allowed by the datastream.",
-    404: "No edge endpoint at this path.",
-    405: "Only POST (and the CORS preflight OPTIONS) is served under `/ee/`.",
-    413: "The body is larger than `max_body_edge_bytes`, or holds more than `edge_max_events`.",
-    429: "Too many requests from this client or for this datastream; retry after `Retry-After`.",
-    503: "The spool cannot take the request now; nothing was stored.",
-}
-
-
-def edge_paths() -> dict[str, Any]:
-    """The Edge Network paths (served by the lean edge handler, not by FastAPI)."""
-    paths: dict[str, Any] = {}
-    for action, (version, body, answer) in _EDGE_ACTIONS.items():
-        operation = _edge_operation(action, body, answer)
-        paths[f"/ee/{version}/{action}"] = {"post": operation}
-        hinted = {**operation, "parameters": [*operation["parameters"], _LOCATION_HINT]}
-        hinted["operationId"] = operation["operationId"] + "_hinted"
-        paths[f"/ee/{{locationHint}}/{version}/{action}"] = {"post": hinted}
-    for action, answer in (("interact", "EdgeResponse"), ("collect", None)):
-        operation = _edge_operation(action, "EdgeServerRequest", answer)
-        operation["operationId"] = f"edge_v2_{action}"
-        paths[f"/ee/v2/{action}"] = {"post": operation}
-    return paths
-
-
-_CONFIG_ID = {
-    "name": "configId",
-    "in": "query",
-    "required": True,
-    "description": "The datastream id (`datastreamId` is accepted as well).",
-    "schema": {"type": "string", "minLength": 1},
-}
-_REQUEST_ID = {
-    "name": "requestId",
-    "in": "query",
-    "required": False,
-    "description": "The client's request id, echoed back; a UUID when omitted.",
-    "schema": {"type": "string"},
-}
-_LOCATION_HINT = {
-    "name": "locationHint",
-    "in": "path",
-    "required": True,
-    "description": "The edge cluster the SDK was sent to (from the `locationHint:result` handle).",
-    "schema": {"type": "string"},
-}
-
-
-def _edge_operation(action: str, body: str, answer: str | None) -> Operation:
-    ref = {"$ref": f"#/components/schemas/{body}"}
-    success: dict[str, Any]
-    if answer is None:
-        success = {"204": {"description": "Stored durably; nothing to answer."}}
-    else:
-        schema = {"$ref": f"#/components/schemas/{answer}"}
-        success = {
-            "200": {
-                "description": "Stored durably (or refused by consent); the handles the SDK needs.",
-                "content": {"application/json": {"schema": schema}},
-            }
-        }
-    responses = {**success, **{str(s): _edge_error(s) for s in sorted(_EDGE_STATUS_TEXT)}}
-    return {
-        "tags": ["Edge Network"],
-        "summary": f"Edge Network `{action}`",
-        "operationId": "edge_" + action.replace("/", "_").replace("-", "_"),
-        "security": [],
-        "parameters": [_CONFIG_ID, _REQUEST_ID],
-        "requestBody": {
-            "required": body != "EdgeIdentityRequest",
-            "description": "JSON; the Web SDK sends it as `text/plain` to skip the preflight.",
-            "content": {"text/plain": {"schema": ref}, "application/json": {"schema": ref}},
-        },
-        "responses": responses,
-    }
-
-
-def _edge_error(status: int) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": _EDGE_STATUS_TEXT[status],
-        "content": {"application/json": {"schema": _PROBLEM}},
-    }
-    if status == 405:
-        response["headers"] = {"Allow": {"description": "`POST, OPTIONS`", "schema": {}}}
-    if status in (429, 503):
-        response["headers"] = _RETRY_AFTER
-    return response
 
 
 def _schemas() -> dict[str, Any]:
@@ -265,7 +164,7 @@ def _schemas() -> dict[str, Any]:
             "required": ["detail"],
             "properties": {"detail": {"description": "What went wrong: a sentence or issues."}},
         },
-        "EdgeProblem": _edge_problem(),
+        "EdgeProblem": edge_problem_schema(),
         "EdgeEvent": event,
         "EdgeEventsRequest": {
             "type": "object",
@@ -280,7 +179,7 @@ def _schemas() -> dict[str, Any]:
             "then": {"properties": {"event": event}},
             "else": {"required": ["events"], "properties": {"events": events}},
         },
-        "EdgeConsentRequest": _consent_request(),
+        "EdgeConsentRequest": consent_request_schema(),
         "EdgeIdentityRequest": {
             "description": "Any body; `events`, when present, are checked like `interact`'s.",
         },
@@ -300,39 +199,6 @@ def _schemas() -> dict[str, Any]:
             },
         },
         **_streaming_schemas(),
-    }
-
-
-def _edge_problem() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": "An Adobe problem document; `type` ends with the `EXEG-` code and status.",
-        "required": ["type", "status", "title"],
-        "properties": {
-            "type": {"type": "string"},
-            "status": {"type": "integer"},
-            "title": {"type": "string"},
-            "detail": {"type": "string"},
-            "report": {
-                "type": "object",
-                "properties": {"requestId": {"type": "string"}, "configId": {"type": "string"}},
-            },
-        },
-    }
-
-
-def _consent_request() -> dict[str, Any]:
-    adobe = {"properties": {"standard": {"const": "Adobe"}, "value": {"type": "object"}}}
-    general = {"required": ["general"], "properties": {"general": {"enum": ["in", "out"]}}}
-    item = {
-        "type": "object",
-        "if": {**adobe, "required": ["standard", "value"]},
-        "then": {"properties": {"value": general}},
-    }
-    return {
-        "type": "object",
-        "required": ["consent"],
-        "properties": {"consent": {"type": "array", "minItems": 1, "items": item}},
     }
 
 
@@ -366,30 +232,3 @@ def _streaming_schemas() -> dict[str, Any]:
             },
         },
     }
-
-
-def _add_method_fallbacks(api: FastAPI) -> None:
-    """After the routes: for each path, a route taking every other method, answering 405.
-
-    Starlette answers 405 from the first route whose path matches, with only that route's
-    methods in `Allow`; a path served by two routes (GET and POST) then advertises one.
-    """
-    served: dict[str, set[str]] = {}
-    for context in iter_route_contexts(api.routes):
-        if isinstance(context.original_route, APIRoute) and context.include_in_schema:
-            served.setdefault(str(context.path), set()).update(context.methods or ())
-    for path, methods in served.items():
-        others = sorted(_ALL_METHODS - methods)
-        api.add_route(path, _method_not_allowed(methods), methods=others, include_in_schema=False)
-
-
-_ALL_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
-
-
-def _method_not_allowed(methods: set[str]) -> Callable[[Request], Awaitable[Response]]:
-    allow = ", ".join(sorted(methods))
-
-    async def answer(_: Request) -> Response:
-        return Response(status_code=405, headers={"Allow": allow})
-
-    return answer
