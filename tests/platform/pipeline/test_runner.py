@@ -187,6 +187,24 @@ def test_records_that_cannot_be_read_are_quarantined_and_the_stream_goes_on(
     assert services.catalog.counters(demo.id)["quarantined"] == 3  # the garbage has no datastream
 
 
+def test_a_deep_event_with_its_own_id_is_quarantined_and_the_stream_goes_on(
+    settings: Settings, demo: Datastream, pipeline: Pipeline, services: Services
+) -> None:
+    deep = (
+        b'{"events":[{"xdm":{"_id":"deep-1","eventType":"web.webpagedetails.pageViews",'
+        b'"timestamp":"2026-12-01T10:00:00.000Z","deep":' + nested(300) + b"}}]}"
+    )
+    spool_raw(settings, [edge_record(demo, deep)])
+    spool(settings, demo, [page("after")])
+    pipeline.step()
+    names = services.query.run("SELECT web.webPageDetails.name FROM demo_events").rows
+    assert names == [("after",)]
+    held = services.query.run("SELECT event_id, errors[1].message FROM quarantine").rows
+    assert len(held) == 1
+    assert held[0][0] == "deep-1"
+    assert "Recursion limit" in held[0][1]
+
+
 def test_an_exception_while_validating_one_record_quarantines_only_that_record(
     settings: Settings,
     demo: Datastream,

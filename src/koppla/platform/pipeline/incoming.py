@@ -94,13 +94,15 @@ def _incoming(
     where = f"events[{index}]"
     if not isinstance(event, dict) or not isinstance(event.get("xdm"), dict):
         return _failed(record, index, received, (where, "shape", "the event has no xdm object"))
-    try:
-        canonical = codec.dumps(event, sort_keys=True)
-    except TypeError as error:
-        return _failed(record, index, received, (where, "unserializable", _why(event, error)))
     xdm = dict(event["xdm"])
     event_id = xdm.get("_id")
     if not isinstance(event_id, str) or not event_id:
+        # Without an `_id` the event's content names it. An event that cannot be serialized
+        # (one with an `_id` is caught later, when its unknown fields are) has no stable name.
+        try:
+            canonical = codec.dumps(event, sort_keys=True)
+        except TypeError as error:
+            return _failed(record, index, received, (where, "unserializable", _why(event, error)))
         event_id = ids.derived_uuid(record.datastream_id, str(index), canonical)
         xdm["_id"] = event_id
     _canonical_namespaces(xdm)
