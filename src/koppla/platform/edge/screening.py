@@ -11,6 +11,7 @@ from typing import Any
 
 from koppla.core.errors import NotFound
 from koppla.platform.catalog.models import Datastream
+from koppla.platform.catalog.routing import dataset_override
 from koppla.platform.catalog.store import Catalog
 from koppla.xdm.event_types import validate_event
 from koppla.xdm.registry import SchemaRegistry
@@ -18,7 +19,6 @@ from koppla.xdm.types import Schema
 
 OVERRIDE_PATH = "meta.configOverrides.com_adobe_experience_platform.datasets.event.datasetId"
 CACHE_MAX = 1_000
-_OVERRIDE_KEYS = ("configOverrides", "com_adobe_experience_platform", "datasets", "event")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +42,9 @@ class EventScreen:
         self, stream: Datastream, body: dict[str, Any], events: list[dict[str, Any]]
     ) -> Rejection | None:
         """The first event of a request the pipeline would quarantine, or None if all pass."""
-        default = _override(body.get("meta"))
+        default = dataset_override(body.get("meta"))
         for index, event in enumerate(events):
-            key = _override(event.get("meta")) or default
+            key = dataset_override(event.get("meta")) or default
             target = self._dataset(stream, key)
             if target is None:
                 return Rejection(index, OVERRIDE_PATH, f"no dataset {key!r} for this datastream")
@@ -75,14 +75,3 @@ class EventScreen:
         if override and dataset_id not in (stream.event_dataset_id, stream.profile_dataset_id):
             return self._dataset(stream, None)  # the edge may not name a foreign dataset
         return schema
-
-
-def _override(meta: Any) -> str | None:
-    node = meta
-    for key in _OVERRIDE_KEYS:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    if isinstance(node, dict) and isinstance(node.get("datasetId"), str):
-        return str(node["datasetId"])
-    return None

@@ -16,6 +16,7 @@ from typing import Any
 
 from koppla.core import codec, ids, nesting
 from koppla.core.envelope import EdgeRecord
+from koppla.platform.catalog.routing import dataset_override
 
 Problem = tuple[str, str, str]
 """One problem with a record: (path, code, message), as the quarantine stores it."""
@@ -60,7 +61,7 @@ def unpack(record: EdgeRecord) -> list[Incoming]:
         events = _events(record, body)
     except (codec.JSONDecodeError, Unreadable) as error:
         return [_failed(record, -1, received, ("", "unreadable", f"unreadable request: {error}"))]
-    request_override = _dataset_override(body.get("meta"))
+    request_override = dataset_override(body.get("meta"))
     out: list[Incoming] = []
     for index, event in enumerate(events):
         try:
@@ -115,7 +116,7 @@ def _incoming(
         datastream_id=record.datastream_id,
         request_id=record.request_id,
         received_at=received,
-        dataset_override=_dataset_override(event.get("meta")) or request_override,
+        dataset_override=dataset_override(event.get("meta")) or request_override,
         authenticated=record.kind == "streaming",
     )
 
@@ -238,15 +239,3 @@ def _attach_email(xdm: dict[str, Any]) -> None:
     if "Email" in identity_map or "Email_LC_SHA256" in identity_map:
         return
     xdm["identityMap"] = {**identity_map, "Email": [{"id": address, "primary": False}]}
-
-
-def _dataset_override(meta: Any) -> str | None:
-    """`meta.configOverrides.com_adobe_experience_platform.datasets.event.datasetId`, if set."""
-    node = meta
-    for key in ("configOverrides", "com_adobe_experience_platform", "datasets", "event"):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    if isinstance(node, dict) and isinstance(node.get("datasetId"), str):
-        return str(node["datasetId"])
-    return None
