@@ -50,7 +50,7 @@ def edge_client(catalog: Catalog, spool: MemorySpool) -> EdgeClient:
         app = EdgeApp(
             directory=DatastreamDirectory(catalog),
             spool=spool,
-            consent=ConsentBook(catalog, max_opt_outs=limits.consent_max_opt_outs),
+            consent=ConsentBook(catalog),
             hub=DebugHub(),
             location_hint="local",
             limits=limits,

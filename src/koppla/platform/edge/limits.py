@@ -25,7 +25,6 @@ class EdgeLimits:
     datastream_rate: float = 50_000.0
     rate_exempt: tuple[Network, ...] = field(default=())
     quarantine_hourly_limit: int = 10_000
-    consent_max_opt_outs: int = 1_000_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EdgeLimits:
@@ -38,7 +37,6 @@ class EdgeLimits:
             datastream_rate=settings.edge_datastream_rate,
             rate_exempt=networks(settings.edge_rate_exempt),
             quarantine_hourly_limit=settings.quarantine_hourly_limit,
-            consent_max_opt_outs=settings.consent_max_opt_outs,
         )
 
 

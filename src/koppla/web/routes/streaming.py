@@ -24,8 +24,6 @@ from koppla.xdm.event_types import validate_event
 
 router = APIRouter(tags=["streaming ingestion"])
 
-MAX_BODY = 1024 * 1024
-
 
 def _check_message(message: Any, where: str, stream: Datastream) -> dict[str, Any]:
     if not isinstance(message, dict):
@@ -69,9 +67,7 @@ async def _accept(
 
 
 async def _body(request: Request, max_depth: int) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise HTTPException(413, detail="the payload is larger than 1 MB")
+    raw = await request.body()  # at most `max_body_streaming_bytes`: web/limits.py cuts it off
     try:
         body = codec.loads(raw)
     except codec.JSONDecodeError as error:
