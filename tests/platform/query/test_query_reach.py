@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 import pytest
 
+from koppla.platform.query.engine import QueryEngine
 from koppla.platform.query.errors import QueryRefused
 from koppla.platform.query.reach import Reach
 
@@ -41,3 +43,16 @@ def test_table_functions_nested_anywhere_are_found(cursor: duckdb.DuckDBPyConnec
 def test_what_cannot_be_checked_does_not_run(cursor: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(QueryRefused, match="the query could not be checked"):
         Reach(()).check(cursor, "EXPLAIN SELECT 1", datasets=[])
+
+
+def test_a_query_nested_too_deeply_to_check_is_refused_not_crashed(tmp_path: Path) -> None:
+    sql = "SELECT 1 AS x"
+    for _ in range(900):
+        sql = f"SELECT x FROM ({sql})"
+    with QueryEngine(lambda: {}, temp_directory=tmp_path) as engine:
+        with pytest.raises(QueryRefused, match="nested too deeply"):
+            engine.run(sql)
+        nested = "SELECT 1 AS x"
+        for _ in range(250):
+            nested = f"SELECT x FROM ({nested})"
+        assert engine.run(nested).rows == [(1,)]

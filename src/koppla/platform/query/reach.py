@@ -77,31 +77,38 @@ def _parse(cursor: duckdb.DuckDBPyConnection, sql: str) -> Any:
         rows = cursor.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()
     except duckdb.Error as exc:
         raise QueryRefused(f"the query could not be checked: {exc}") from exc
-    tree = codec.loads(rows[0][0]) if rows else None
+    try:
+        tree = codec.loads(rows[0][0]) if rows else None
+    except codec.JSONDecodeError as exc:  # the parse tree nests deeper than JSON is read
+        raise QueryRefused(f"the query is nested too deeply to be checked ({exc})") from exc
     if not isinstance(tree, dict) or tree.get("error") is not False:
         message = tree.get("error_message") if isinstance(tree, dict) else None
         raise QueryRefused(f"the query could not be checked: {message or 'no parse tree'}")
     return tree
 
 
-def _references(node: Any) -> Iterator[tuple[str, str]]:
-    """Every `(kind, name)` the parse tree refers to: table functions, functions, tables."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _references(item)
-        return
-    if not isinstance(node, dict):
-        return
-    if node.get("type") == "TABLE_FUNCTION":
-        function = node.get("function") or {}
-        yield "table_function", str(function.get("function_name", ""))
-    elif node.get("class") == "FUNCTION":
-        yield "function", str(node.get("function_name", ""))
-    elif node.get("type") in ("BASE_TABLE", "SHOW_REF"):
-        for key in ("catalog_name", "schema_name", "table_name"):
-            yield "table", str(node.get(key) or "")
-    for value in node.values():
-        yield from _references(value)
+def _references(tree: Any) -> Iterator[tuple[str, str]]:
+    """Every `(kind, name)` the parse tree refers to: table functions, functions, tables.
+
+    Walked with a stack, so a query nested as deep as the parser allows is checked too.
+    """
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "TABLE_FUNCTION":
+            function = node.get("function") or {}
+            yield "table_function", str(function.get("function_name", ""))
+        elif node.get("class") == "FUNCTION":
+            yield "function", str(node.get("function_name", ""))
+        elif node.get("type") in ("BASE_TABLE", "SHOW_REF"):
+            for key in ("catalog_name", "schema_name", "table_name"):
+                yield "table", str(node.get(key) or "")
+        pending.extend(node.values())
 
 
 def _refusal(kind: str, name: str) -> str | None:
