@@ -1,7 +1,8 @@
 """Credentials for every API but the public edge: `Authorization: Bearer <token>`.
 
-`token_holder` is the one door: the ASGI gate (before any body is read) and the `caller`
-dependency (which names the caller to the route) both check tokens through it.
+`token_holder` is the one door: the ASGI gate checks the token before any body is read and
+leaves the holder's name in the request scope (`TOKEN_HOLDER`), where the `caller` dependency
+finds it; only an app served without the gate (an API built alone) has `caller` check it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ UNAUTHORIZED_DETAIL = (
     "(create one with `koppla token create`)"
 )
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+TOKEN_HOLDER = "token_holder"
+"""The key under which the gate leaves the checked holder's name in `scope["state"]`."""
 
 
 def token_holder(catalog: Catalog, authorization: str) -> str | None:
@@ -36,7 +39,9 @@ def services(request: Request) -> Services:
 
 def caller(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
     """The name of the token holder making the request; 401 without a valid token."""
-    name = token_holder(svc.catalog, request.headers.get("authorization", ""))
+    name: str | None = request.scope.get("state", {}).get(TOKEN_HOLDER)
+    if name is None:
+        name = token_holder(svc.catalog, request.headers.get("authorization", ""))
     if name is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail=UNAUTHORIZED_DETAIL, headers=CHALLENGE

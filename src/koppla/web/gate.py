@@ -13,7 +13,7 @@ import anyio.to_thread
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.edge.app import Receive, Scope, Send
 from koppla.web.answer import ASGIApp, header, send_json
-from koppla.web.auth import CHALLENGE, UNAUTHORIZED_DETAIL, token_holder
+from koppla.web.auth import CHALLENGE, TOKEN_HOLDER, UNAUTHORIZED_DETAIL, token_holder
 
 PUBLIC_PREFIXES = ("/ee/", "/demo/")
 PUBLIC_PATHS = frozenset(
@@ -43,4 +43,5 @@ class TokenGate:
                 detail = {"detail": UNAUTHORIZED_DETAIL}
                 await send_json(send, scope, 401, detail, CHALLENGE.items())
                 return
+            scope.setdefault("state", {})[TOKEN_HOLDER] = holder
         await self._app(scope, receive, send)
