@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from koppla.platform.catalog.models import DATASET_NAME, DATASTREAM_ID, ORG_ID, ORIGIN
 from koppla.web.allow import add_method_fallbacks
+from koppla.web.gate import is_public
 from koppla.web.openapi_edge import (
     RETRY_AFTER,
     Operation,
@@ -23,9 +24,6 @@ from koppla.web.openapi_edge import (
     edge_paths,
     edge_problem_schema,
 )
-
-PUBLIC_API_PATHS = frozenset({"/api/v1/health"})
-"""API paths served without credentials (the edge and the demo shop are public as well)."""
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -109,7 +107,7 @@ def _add_catalog_rules(schemas: dict[str, Any], schema_ids: list[str]) -> None:
 def _complete(method: str, path: str, operation: Operation) -> None:
     """Add the statuses one API operation answers that FastAPI does not know about."""
     statuses: set[int] = set(ROUTE_STATUSES.get((method, path), ()))
-    if path not in PUBLIC_API_PATHS:
+    if not is_public(method.upper(), path):
         operation["security"] = [{"bearer": []}]
         statuses.add(401)
     if method in ("post", "put", "patch"):
