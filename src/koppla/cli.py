@@ -42,10 +42,11 @@ def _catalog(settings: Settings) -> Catalog:
 
 
 def _demo(settings: Settings, catalog: Catalog) -> Datastream:
-    """The demo datastream, with its dataset's table ready to query."""
+    """The demo datastream, with its datasets' tables ready to query."""
     stream = ensure_demo(catalog)
-    dataset = catalog.dataset(stream.event_dataset_id)
-    provision(Layout(settings.home), builtin_registry(), dataset)
+    for dataset_id in (stream.event_dataset_id, stream.profile_dataset_id):
+        if dataset_id is not None:
+            provision(Layout(settings.home), builtin_registry(), catalog.dataset(dataset_id))
     return stream
 
 
@@ -145,30 +146,98 @@ def build() -> typer.Typer:
         else:
             console.print(render_table(result))
 
+    @app.command()
+    def profile(
+        identity: Annotated[
+            str, typer.Argument(help="namespace:id, e.g. email:ann@example.com or ecid:123...")
+        ],
+        home: HomeOption = None,
+        policy: Annotated[
+            str | None, typer.Option("--policy", help="Merge policy id [default: the default].")
+        ] = None,
+        events: Annotated[int, typer.Option("--events", min=0, help="Newest events to show.")] = 20,
+        json: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
+    ) -> None:
+        """Show a customer profile: attributes, identities, timeline and guardrail hits."""
+        from koppla.platform.profiles.identity import Identity
+        from koppla.platform.profiles.render import profile_json, render_profile
+        from koppla.web.services import build_services
+
+        try:
+            asked = Identity.parse(identity)
+        except ValueError as error:
+            err.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+            raise typer.Exit(2) from error
+        services = build_services(_settings(home))
+        try:
+            lookup = services.lookup
+            view = _run(lambda: lookup.profile(asked, policy))
+            if view is None:
+                err.print(f"no profile for {asked}", markup=False, highlight=False)
+                raise typer.Exit(1)
+            timeline = lookup.events(asked, limit=events, newest_first=True) if events else []
+            names = {d.id: d.name for d in services.catalog.datasets()}
+        finally:
+            services.query.close()
+            services.catalog.close()
+            services.profiles.close()
+        if json:
+            sys.stdout.write(codec.dumps(profile_json(view, timeline)).decode() + "\n")
+        else:
+            console.print(render_profile(view, timeline, names))
+
     @dataset_app.command("create")
     def dataset_create(
         name: Annotated[str, typer.Argument(help="SQL table name (lowercase, digits, _).")],
         home: HomeOption = None,
         description: Annotated[str, typer.Option(help="What the dataset holds.")] = "",
+        profile_records: Annotated[
+            bool,
+            typer.Option(
+                "--profile-records",
+                help="Hold Individual Profile records (customer attributes) instead of events.",
+            ),
+        ] = False,
+        enable_profile: Annotated[
+            bool, typer.Option("--enable-profile", help="Feed real-time customer profiles.")
+        ] = False,
     ) -> None:
-        """Create a dataset of commerce ExperienceEvents."""
+        """Create a dataset of commerce ExperienceEvents (--profile-records: of profiles)."""
         from koppla.xdm.experience_event import commerce_experience_event
+        from koppla.xdm.profile import commerce_profile
 
         settings = _settings(home)
         catalog = _catalog(settings)
+        schema = commerce_profile() if profile_records else commerce_experience_event()
         dataset = _run(
             lambda: catalog.create_dataset(
-                name, schema_id=commerce_experience_event().id, description=description
+                name,
+                schema_id=schema.id,
+                description=description,
+                profile_enabled=enable_profile,
             )
         )
         provision(Layout(settings.home), builtin_registry(), dataset)
         console.print(f"dataset {dataset.name} created with id {dataset.id}")
 
+    @dataset_app.command("enable-profile")
+    def dataset_enable_profile(
+        dataset: Annotated[str, typer.Argument(help="Dataset id or name.")],
+        home: HomeOption = None,
+        off: Annotated[bool, typer.Option("--off", help="Disable instead.")] = False,
+    ) -> None:
+        """Enable a dataset for Profile: its records and events feed customer profiles."""
+        catalog = _catalog(_settings(home))
+        found = _run(lambda: catalog.set_profile_enabled(dataset, not off))
+        state = "enabled" if found.profile_enabled else "disabled"
+        console.print(f"dataset {found.name}: profile {state}")
+
     @dataset_app.command("list")
     def dataset_list(home: HomeOption = None) -> None:
         """List datasets."""
         for d in _catalog(_settings(home)).datasets():
-            console.print(f"{d.id}  {d.name}  {d.schema_id}")
+            profile = "  profile" if d.profile_enabled else ""
+            console.print(f"{d.id}  {d.name}  {d.schema_id}{profile}")
 
     @stream_app.command("create")
     def datastream_create(

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from koppla.connector import schema
-from koppla.connector.changelog import CHANGELOG, install_triggers
+from koppla.connector.changelog import CHANGELOGS, install_triggers
 from koppla.connector.demo_store import create_demo_schema
 from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.source import connect
@@ -64,13 +64,14 @@ def magento_url() -> Iterator[str]:
 
 @pytest.fixture
 def magento(magento_url: str) -> Iterator[str]:
-    """The MariaDB Magento database, emptied of orders, with stores and triggers."""
+    """The MariaDB Magento database, emptied of orders and customers, with stores and triggers."""
     engine = connect(magento_url)
     with engine.begin() as conn:
         for table in schema.metadata.sorted_tables:
-            if table.name.startswith("sales_"):
+            if table.name.startswith(("sales_", "customer_")):
                 conn.execute(text(f"DELETE FROM `{table.name}`"))
-        conn.execute(text(f"DROP TABLE IF EXISTS {CHANGELOG}"))
+        for log in CHANGELOGS:
+            conn.execute(text(f"DROP TABLE IF EXISTS {log.name}"))
     create_demo_schema(engine)
     install_triggers(engine)
     engine.dispose()
@@ -133,14 +134,18 @@ class Platform:
     def dataset_id(self) -> str:
         """The id of `demo_events`."""
         if self._dataset is None:
-            response = httpx.get(
-                f"{self.url}/api/v1/datasets/demo_events",
-                headers={"authorization": f"Bearer {self.token}"},
-                timeout=10,
-            )
-            response.raise_for_status()
-            self._dataset = str(response.json()["id"])
+            self._dataset = self.dataset("demo_events")
         return self._dataset
+
+    def dataset(self, name: str) -> str:
+        """The id of the dataset `name` (e.g. `demo_profiles`)."""
+        response = httpx.get(
+            f"{self.url}/api/v1/datasets/{name}",
+            headers={"authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["id"])
 
     def query(self, sql: str) -> list[list[Any]]:
         """Rows of a SQL query over the datasets."""
@@ -166,8 +171,15 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     server.stop()
 
 
-def settings_for(home: Path, dsn: str, platform: Platform, **extra: Any) -> ConnectorSettings:
-    """Connector settings delivering the shop's `base` website to the demo datastream."""
+def settings_for(
+    home: Path,
+    dsn: str,
+    platform: Platform,
+    site: dict[str, Any] | None = None,
+    **extra: Any,
+) -> ConnectorSettings:
+    """Connector settings delivering the shop's `base` website (plus `site` settings) to the
+    demo datastream."""
     return load_settings(
         home,
         token=platform.token,
@@ -181,6 +193,7 @@ def settings_for(home: Path, dsn: str, platform: Platform, **extra: Any) -> Conn
                 "datastream_id": DEMO_DATASTREAM,
                 "dataset_id": platform.dataset_id,
                 "environment_id": "test-env",
+                **(site or {}),
             }
         ],
         **extra,

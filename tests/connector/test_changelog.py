@@ -9,6 +9,8 @@ from sqlalchemy import Engine, delete, select
 
 from koppla.connector import schema as t
 from koppla.connector.changelog import (
+    CUSTOMER_LOG,
+    CUSTOMER_POLLED,
     PollChanges,
     TriggerChanges,
     drop_ddl,
@@ -36,7 +38,12 @@ def test_every_tracked_table_gets_insert_update_delete_triggers() -> None:
                 assert f"AFTER {op} ON {table} " in ddl
         assert "koppla_sales_order_cl" in ddl
     assert "AUTO_INCREMENT" in trigger_ddl("mysql")[0]
-    assert drop_ddl("sqlite")[-1] == "DROP TABLE IF EXISTS koppla_sales_order_cl"
+    drops = drop_ddl("sqlite")
+    assert drops[-2:] == [
+        "DROP TABLE IF EXISTS koppla_sales_order_cl",
+        "DROP TABLE IF EXISTS koppla_customer_cl",
+    ]  # tables only after every trigger that writes into them
+    assert all(d.startswith("DROP TRIGGER") for d in drops[:-2])
 
 
 @pytest.mark.integration
@@ -143,4 +150,54 @@ def test_a_full_changelog_batch_asks_for_another_look(tmp_path: Path) -> None:
     first = tracker.fetch(None)
     assert first.more and len(first.versions) == 2
     tracker.ack(first)
+    engine.dispose()
+
+
+def test_customer_tables_get_triggers_into_their_own_changelog() -> None:
+    for dialect in ("sqlite", "mysql"):
+        statements = trigger_ddl(dialect)
+        for table, column in (
+            ("customer_entity", "entity_id"),
+            ("customer_address_entity", "parent_id"),
+        ):
+            for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+                trigger = next(s for s in statements if f"AFTER {op} ON {table} " in s)
+                assert (
+                    f"INSERT INTO koppla_customer_cl (entity_id) VALUES ({row}.{column})" in trigger
+                )
+    assert "DROP TABLE IF EXISTS koppla_customer_cl" in drop_ddl("mysql")
+
+
+@pytest.mark.integration
+def test_triggers_record_the_affected_customer_for_every_change(shop_engine: Engine) -> None:
+    tracker = TriggerChanges(shop_engine, log=CUSTOMER_LOG, cursor_name="customer_cursor")
+    orders = TriggerChanges(shop_engine)
+    tracker.ack(tracker.fetch(None))
+    orders.ack(orders.fetch(None))
+    shop = DemoShop(shop_engine, seed=11)
+    first, second = shop.create_customer(), shop.create_customer()
+    changes = tracker.fetch(None)
+    assert changes.order_ids == [first, second]
+    tracker.ack(changes)
+    for what in ("name", "address"):
+        shop.edit_customer(first, what)
+        found = tracker.fetch(None)
+        assert found.order_ids == [first], what
+        tracker.ack(found)
+    shop.delete_customer(second)
+    assert tracker.fetch(None).order_ids == [second]
+    assert orders.fetch(None).order_ids == []  # the order changelog is not touched
+
+
+def test_polling_finds_changed_customers(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    create_demo_schema(engine)
+    shop = DemoShop(engine, seed=12)
+    poll = PollChanges(engine, CUSTOMER_POLLED, "customer_poll")
+    start = poll.now().isoformat()
+    customer = shop.create_customer()
+    changes = poll.fetch(start)
+    assert changes.order_ids == [customer]
+    shop.edit_customer(customer, "address")
+    assert poll.fetch(changes.cursor).order_ids == [customer]
     engine.dispose()

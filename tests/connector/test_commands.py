@@ -60,3 +60,28 @@ def test_run_refuses_without_triggers(tmp_path: Path) -> None:
     result = CliRunner().invoke(connector_app, ["run", "--home", str(tmp_path)])
     assert result.exit_code == 2
     assert "install-triggers" in result.output
+
+
+def test_customer_profiles_reindex_and_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KOPPLA_CONNECTOR_TOKEN", raising=False)
+    (tmp_path / "connector.toml").write_text(
+        '[[websites]]\nwebsite_code = "base"\norg_id = "KOPPLADEMO00000000000000@AdobeOrg"\n'
+        'datastream_id = "ds"\ndataset_id = "set"\ncustomer_profiles = true\n'
+        'profile_dataset_id = "profiles"\n'
+    )
+    runner = CliRunner()
+    home = ["--home", str(tmp_path)]
+    made = runner.invoke(connector_app, ["demo-store", "--orders", "0", "--seed", "1", *home])
+    assert made.exit_code == 0, made.output
+    first = runner.invoke(connector_app, ["index:reindex", "customer_profiles", *home])
+    assert first.exit_code == 0, first.output
+    assert "499 customers read, 499 changed, 998 messages queued" in first.output
+    again = runner.invoke(connector_app, ["index:reindex", "customer_profiles", *home])
+    assert "499 customers read, 0 changed, 0 messages queued" in again.output
+    status = runner.invoke(connector_app, ["status", "--json", *home])
+    assert status.exit_code == 0, status.output
+    customers = codec.loads(status.stdout)["customers"]
+    assert customers["known"] == 499 and customers["messagesPending"] == 998
+    assert customers["profileWebsites"] == ["base"] and customers["backfilledWebsites"] == ["base"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 from koppla.connector.delivery import Sender, batches
 from koppla.connector.events import history
 from koppla.connector.settings import ConnectorSettings, load_settings
-from koppla.connector.state import FeedCommit, OutboxEvent, State
+from koppla.connector.state import CustomerMessage, FeedCommit, OutboxEvent, State
 from koppla.core import codec
+from koppla.xdm.experience_event import SCHEMA_ID as EVENT_SCHEMA_ID
+from koppla.xdm.profile import PROFILE_SCHEMA_ID
 from tests.connector.samples import CTX, Order
 
 ORG = "KOPPLADEMO00000000000000@AdobeOrg"
@@ -185,3 +188,124 @@ def test_delivered_events_are_pruned_after_a_while(
     assert state.prune_sent(0) == 0
     assert state.prune_sent(2**62) == queued
     assert state.backlog().sent == 0
+
+
+def profile_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **site_extra: Any
+) -> ConnectorSettings:
+    monkeypatch.setenv("KOPPLA_CONNECTOR_TOKEN", "kpl_secret")
+    site = {
+        "website_code": "base",
+        "org_id": ORG,
+        "datastream_id": "ds-1",
+        "dataset_id": "set-1",
+        "customer_profiles": True,
+        "profile_dataset_id": "profiles-1",
+        **site_extra,
+    }
+    return load_settings(tmp_path, platform_url="http://platform.test", websites=[site])
+
+
+def fill_mixed(state: State) -> None:
+    """An order's events, then a customer's record and create event."""
+    fill(state, 1)
+    record = {"_id": "rec-1", "identityMap": {"CustomerId": [{"id": "7", "primary": True}]}}
+    event = {"_id": "evt-1", "eventType": "userAccount.backofficeCreateProfile"}
+    state.commit(
+        FeedCommit(
+            customer_messages=[
+                CustomerMessage(7, "base", "profile_records", record),
+                CustomerMessage(7, "base", "profile_events", event),
+            ]
+        )
+    )
+
+
+def deliver(settings: ConnectorSettings, state: State) -> list[tuple[str, dict[str, Any]]]:
+    """Drain to a fake platform; every (request path, message) it received."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.extend((request.url.path, m) for m in codec.loads(request.content)["messages"])
+        return httpx.Response(207, json={})
+
+    result = sender_with(settings, state, handler).drain()
+    assert result.failed == 0 and state.backlog().pending == 0
+    return seen
+
+
+def _where(seen: list[tuple[str, dict[str, Any]]], entity_id: str) -> tuple[str, str, str]:
+    path, msg = next((p, m) for p, m in seen if m["body"]["xdmEntity"]["_id"] == entity_id)
+    return path, msg["header"]["datasetId"], msg["header"]["schemaRef"]["id"]
+
+
+def test_profile_records_go_to_the_profile_dataset_through_a_separate_datastream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = profile_settings(
+        tmp_path, monkeypatch, profiles_same_datastream=False, profile_datastream_id="ds-prof"
+    )
+    state = State(settings.state_path)
+    fill_mixed(state)
+    seen = deliver(settings, state)
+    assert _where(seen, "rec-1") == ("/collection/batch/ds-prof", "profiles-1", PROFILE_SCHEMA_ID)
+    assert _where(seen, "evt-1") == ("/collection/batch/ds-prof", "set-1", EVENT_SCHEMA_ID)
+    orders = [
+        (p, m["header"]["datasetId"])
+        for p, m in seen
+        if m["body"]["xdmEntity"]["_id"] not in ("rec-1", "evt-1")
+    ]
+    assert orders and set(orders) == {("/collection/batch/ds-1", "set-1")}
+    record = next(m for _p, m in seen if m["body"]["xdmEntity"]["_id"] == "rec-1")
+    assert record["header"]["flowId"] == "ds-prof"
+    assert record["body"]["xdmMeta"]["schemaRef"]["id"] == PROFILE_SCHEMA_ID
+
+
+def test_profiles_stream_through_the_same_datastream_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = profile_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    fill_mixed(state)
+    seen = deliver(settings, state)
+    assert {p for p, _m in seen} == {"/collection/batch/ds-1"}
+    assert _where(seen, "rec-1") == ("/collection/batch/ds-1", "profiles-1", PROFILE_SCHEMA_ID)
+    assert _where(seen, "evt-1") == ("/collection/batch/ds-1", "set-1", EVENT_SCHEMA_ID)
+
+
+def test_customer_messages_fail_once_the_website_turns_profiles_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    fill_mixed(state)
+    result = sender_with(settings, state, lambda r: httpx.Response(207, json={})).drain()
+    assert result.failed == 2 and result.sent > 0
+    assert {reason for _id, _type, reason in state.failed()} == {
+        "customer profiles are off for the website"
+    }
+
+
+def test_an_old_state_file_gains_the_customer_columns(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL "
+            "UNIQUE, order_id INTEGER NOT NULL, website TEXT NOT NULL, event_type TEXT NOT NULL, "
+            "body BLOB NOT NULL, status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT "
+            "NULL DEFAULT 0, error TEXT, created_ms INTEGER NOT NULL, sent_ms INTEGER)"
+        )
+        db.execute(
+            "INSERT INTO outbox (event_id, order_id, website, event_type, body, created_ms) "
+            "VALUES ('e1', 5, 'base', 'commerce.backofficeOrderPlaced', '{\"_id\":\"e1\"}', 1)"
+        )
+    state = State(path)
+    fill_mixed(state)
+    pending = state.pending(100)
+    assert (pending[0].event_id, pending[0].target, pending[0].order_id) == ("e1", "events", 5)
+    assert [(m.target, m.customer_id) for m in pending[-2:]] == [
+        ("profile_records", 7),
+        ("profile_events", 7),
+    ]
+    state.close()
+    State(path).close()  # opening a migrated file again changes nothing

@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 
 from koppla.connector.demo import run_demo
+from koppla.connector.demo_store import CUSTOMERS
 from tests.connector.conftest import Platform, wait_for
 
 pytestmark = pytest.mark.slow
+
+PROFILE_EVENTS = (
+    "SELECT count(*) FROM demo_events WHERE eventType = 'userAccount.backofficeCreateProfile'"
+)
 
 
 def test_run_demo_delivers_history_and_live_activity(platform: Platform, tmp_path: Path) -> None:
@@ -23,6 +28,7 @@ def test_run_demo_delivers_history_and_live_activity(platform: Platform, tmp_pat
             "platform_url": platform.url,
             "token": platform.token,
             "dataset_id": platform.dataset_id,
+            "profile_dataset_id": platform.dataset("demo_profiles"),
             "orders": 30,
             "simulate_every_s": 0.05,
         },
@@ -30,6 +36,8 @@ def test_run_demo_delivers_history_and_live_activity(platform: Platform, tmp_pat
     thread.start()
     try:
         wait_for(lambda: platform.query("SELECT count(*) FROM demo_events")[:1] >= [[60]])
+        wait_for(lambda: platform.query(PROFILE_EVENTS)[:1] >= [[CUSTOMERS]])
+        wait_for(lambda: platform.query("SELECT count(*) FROM demo_profiles")[:1] >= [[CUSTOMERS]])
     finally:
         stop.set()
         thread.join(timeout=30)

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from koppla.connector import schema as t
-from koppla.connector.demo_store import DemoShop, create_demo_schema
+from koppla.connector.demo_store import CUSTOMERS, DemoShop, create_demo_schema
 from koppla.connector.source import StoreSource, connect
 
 
@@ -62,4 +62,69 @@ def test_the_simulator_keeps_moving_orders(tmp_path: Path) -> None:
             select(func.count()).where(t.sales_order.c.updated_at > t.sales_order.c.created_at)
         ).scalar_one()
     assert actions["place"] > 0 and updated >= 0
+    engine.dispose()
+
+
+def test_registered_shoppers_orders_carry_their_customers_email(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    create_demo_schema(engine)
+    DemoShop(engine, seed=3).generate(100)
+    order, customer = t.sales_order, t.customer_entity
+    with engine.connect() as conn:
+        customers = conn.execute(select(func.count()).select_from(customer)).scalar_one()
+        pairs = conn.execute(
+            select(order.c.customer_email, customer.c.email, customer.c.website_id).join(
+                customer, customer.c.entity_id == order.c.customer_id
+            )
+        ).all()
+        registered = conn.execute(
+            select(func.count()).where(order.c.customer_id.is_not(None))
+        ).scalar_one()
+        addresses = conn.execute(
+            select(func.count()).where(
+                customer.c.default_billing.in_(select(t.customer_address_entity.c.entity_id))
+            )
+        ).scalar_one()
+    assert customers == CUSTOMERS
+    assert len(pairs) == registered > 0
+    assert all(placed == own and website == 1 for placed, own, website in pairs)
+    assert addresses == CUSTOMERS  # every customer has a default billing address
+    engine.dispose()
+
+
+def test_generation_is_deterministic_with_the_seed(tmp_path: Path) -> None:
+    def customers(name: str) -> list[tuple[object, ...]]:
+        engine = connect(f"sqlite:///{tmp_path / name}")
+        create_demo_schema(engine)
+        DemoShop(engine, seed=4).generate(5)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    t.customer_entity.c.email,
+                    t.customer_entity.c.dob,
+                    t.customer_address_entity.c.street,
+                ).join(
+                    t.customer_address_entity,
+                    t.customer_address_entity.c.entity_id == t.customer_entity.c.default_billing,
+                )
+            ).all()
+        engine.dispose()
+        return [tuple(r) for r in rows]
+
+    first = customers("a.sqlite")
+    assert first == customers("b.sqlite")
+    assert len(first) == CUSTOMERS
+
+
+def test_the_simulator_also_registers_edits_and_deletes_customers(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    create_demo_schema(engine)
+    shop = DemoShop(engine, seed=5)
+    shop.generate_customers()
+    actions = Counter(shop.simulate_once()[0] for _ in range(600))
+    assert {"register", "edit_name", "edit_address", "delete_customer"} <= set(actions)
+    assert actions["place"] > actions["register"] > actions["delete_customer"]
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(t.customer_entity)).scalar_one()
+    assert count == CUSTOMERS + actions["register"] - actions["delete_customer"]
     engine.dispose()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import DateTime, Integer, LargeBinary, Numeric, String, Text
+from sqlalchemy import Date, DateTime, Integer, LargeBinary, Numeric, String, Text
 
 from koppla.connector import schema
-from koppla.connector.schema import TRACKED_TABLES
+from koppla.connector.schema import CUSTOMER_TRACKED_TABLES, TRACKED_TABLES
 from tests.connector.magento_ddl import columns, load_tables
 from tests.reference import reference_dir
 
@@ -16,6 +16,7 @@ COMPATIBLE: list[tuple[type, set[str]]] = [
     (Text, {"text", "mediumtext", "longtext"}),
     (String, {"varchar"}),
     (DateTime, {"timestamp", "datetime"}),
+    (Date, {"date"}),
     (LargeBinary, {"blob", "mediumblob", "longblob"}),
 ]
 
@@ -52,5 +53,5 @@ def test_every_column_koppla_reads_exists_with_a_compatible_type(table: object) 
 
 def test_tracked_tables_carry_the_order_id_column() -> None:
     magento = load_tables(reference_dir())
-    for table_name, column in TRACKED_TABLES.items():
+    for table_name, column in {**TRACKED_TABLES, **CUSTOMER_TRACKED_TABLES}.items():
         assert column in columns(magento[table_name])

@@ -81,6 +81,45 @@ def test_a_token_in_the_file_is_refused(tmp_path: Path) -> None:
         ({"platform_url": "ftp://x"}, "platform_url", "pattern"),
         ({"batch_max_messages": 501}, "batch_max_messages", "500"),
         ({"websites": [site(colour="red")]}, "websites[0].colour", "Extra inputs"),
+        (
+            {"websites": [site(customer_profiles=True)]},
+            "websites[0].profile_dataset_id",
+            "required while customer_profiles is on",
+        ),
+        (
+            {"websites": [site(customer_profiles=True, profile_dataset_id="d")]},
+            "websites[0].profile_dataset_id",
+            "must differ from dataset_id",
+        ),
+        (
+            {
+                "websites": [
+                    site(
+                        customer_profiles=True,
+                        profile_dataset_id="p",
+                        profiles_same_datastream=False,
+                    )
+                ]
+            },
+            "websites[0].profile_datastream_id",
+            "required while profiles_same_datastream is off",
+        ),
+        (
+            {
+                "websites": [
+                    site(),
+                    site(
+                        website_code="eu",
+                        dataset_id="",
+                        back_office_events=False,
+                        customer_profiles=True,
+                        profile_dataset_id="p",
+                    ),
+                ]
+            },
+            "websites[1]",
+            "dataset_id is required while customer_profiles is on",
+        ),
     ],
 )
 def test_bad_settings_name_the_field(
@@ -97,3 +136,35 @@ def test_bad_settings_name_the_field(
 def test_back_office_events_off_needs_no_dataset(tmp_path: Path) -> None:
     settings = load_settings(tmp_path, websites=[site(dataset_id="", back_office_events=False)])
     assert not settings.websites[0].back_office_events
+
+
+def test_customer_profiles_are_off_by_default_and_stream_through_the_same_datastream(
+    tmp_path: Path,
+) -> None:
+    plain = load_settings(tmp_path, websites=[site()]).websites[0]
+    assert not plain.customer_profiles and plain.profiles_same_datastream
+    on = load_settings(
+        tmp_path, websites=[site(customer_profiles=True, profile_dataset_id="p")]
+    ).websites[0]
+    assert on.profile_stream == "ds"
+    separate = load_settings(
+        tmp_path,
+        websites=[
+            site(
+                customer_profiles=True,
+                profile_dataset_id="p",
+                profiles_same_datastream=False,
+                profile_datastream_id="ds-profiles",
+            )
+        ],
+    ).websites[0]
+    assert separate.profile_stream == "ds-profiles"
+
+
+def test_every_website_setting_is_documented() -> None:
+    from koppla.connector.settings import ConnectorSettings, WebsiteSettings
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "connector.md").read_text()
+    missing = [f"websites[].{name}" for name in WebsiteSettings.model_fields]
+    missing += [name for name in ConnectorSettings.model_fields if name not in ("home", "token")]
+    assert [name for name in missing if f"`{name}`" not in text] == []

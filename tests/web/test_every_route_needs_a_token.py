@@ -29,6 +29,8 @@ PLAUSIBLE = {
     "key": "demo_events",
     "dataset_id": "0123456789abcdef01234567",
     "batch_id": "0123456789abcdef01234567",
+    "mergePolicyId": "00000000-0000-4000-8000-000000000000",
+    "identity": "email:ann@example.com",
 }
 QUERY = {"sql": "SELECT 1"}
 WRONG_CREDENTIALS: list[dict[str, str]] = [

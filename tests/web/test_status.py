@@ -29,13 +29,15 @@ async def test_status_shows_the_backlog_until_the_pipeline_stores_it(
 
     before = (await client.get("/api/v1/status", headers=auth)).json()
     assert sum(s["backlogBytes"] for s in before["spool"]) > 0
-    assert before["datasets"][0]["lastBatch"] is None
+    assert all(d["lastBatch"] is None for d in before["datasets"])
 
     pipeline.step()
     after = (await client.get("/api/v1/status", headers=auth)).json()
     assert sum(s["backlogBytes"] for s in after["spool"]) == 0
-    (dataset,) = after["datasets"]
-    assert (dataset["name"], dataset["rows"]) == ("demo_events", 1)
+    datasets = {d["name"]: d for d in after["datasets"]}
+    assert sorted(datasets) == ["demo_events", "demo_profiles"]
+    dataset = datasets["demo_events"]
+    assert dataset["rows"] == 1
     assert dataset["lastBatch"]["status"] == "success"
     assert dataset["lastBatch"]["failedRecords"] == 1
     assert after["quarantinedRecords"] == 1

@@ -6,14 +6,16 @@ import pytest
 
 from koppla.core.errors import NotFound
 from koppla.xdm.experience_event import SCHEMA_ID, commerce_experience_event
+from koppla.xdm.profile import PROFILE_SCHEMA_ID
 from koppla.xdm.registry import SchemaRegistry, builtin_registry
 from koppla.xdm.types import Object, Schema
 
 
-def test_builtin_registry_holds_the_commerce_event() -> None:
+def test_builtin_registry_holds_the_commerce_event_and_profile() -> None:
     registry = builtin_registry()
-    assert registry.ids() == (SCHEMA_ID,)
+    assert registry.ids() == (SCHEMA_ID, PROFILE_SCHEMA_ID)
     assert registry.get(SCHEMA_ID) is commerce_experience_event()
+    assert registry.get(PROFILE_SCHEMA_ID).xdm_class == "https://ns.adobe.com/xdm/context/profile"
     assert SCHEMA_ID in registry
 
 

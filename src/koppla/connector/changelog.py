@@ -6,6 +6,12 @@ DELETE triggers on the order tables; the connector reads rows and deletes exactl
 processed (so a transaction that commits late with a lower version is never skipped). `poll`:
 no writes to the shop at all; scans `updated_at`/`created_at` of the same tables since a cursor,
 re-reading a small overlap (the feed's hashes drop what did not really change).
+
+Customers are tracked the same way in a second changelog, `koppla_customer_cl` (`entity_id` =
+the affected CUSTOMER id), filled by triggers on `customer_entity` and `customer_address_entity`;
+both changelogs are installed and removed together. A deleted customer shows up in the changelog
+through the DELETE trigger; polling cannot see a row that is gone, so the customer feed compares
+the ids it knows with the ids that exist instead (`customer_feed.CustomersFeed.sweep`).
 """
 
 from __future__ import annotations
@@ -14,14 +20,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine, column, delete, func, inspect, select, table, text
+from sqlalchemy import Engine, Table, column, delete, func, inspect, select, table, text
 
 from koppla.connector import schema as t
-from koppla.connector.schema import TRACKED_TABLES
+from koppla.connector.schema import CUSTOMER_TRACKED_TABLES, TRACKED_TABLES
 
 CHANGELOG = "koppla_sales_order_cl"
+CUSTOMER_CHANGELOG = "koppla_customer_cl"
 POLL_OVERLAP = timedelta(seconds=2)
 _OPS = {"insert": "NEW", "update": "NEW", "delete": "OLD"}
+
+
+@dataclass(frozen=True, slots=True)
+class Changelog:
+    """One trigger-filled changelog: its table, the tables it watches and what it records."""
+
+    name: str
+    tables: dict[str, str]
+    what: str
+
+
+ORDER_LOG = Changelog(CHANGELOG, TRACKED_TABLES, "orders touched")
+CUSTOMER_LOG = Changelog(CUSTOMER_CHANGELOG, CUSTOMER_TRACKED_TABLES, "customers touched")
+CHANGELOGS = (ORDER_LOG, CUSTOMER_LOG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,23 +75,27 @@ def _trigger_name(table_name: str, op: str) -> str:
 
 
 def trigger_ddl(dialect: str) -> list[str]:
-    """The statements creating the changelog table and triggers (`mysql` or `sqlite`)."""
+    """The statements creating both changelog tables and their triggers (`mysql` or `sqlite`)."""
+    return [statement for log in CHANGELOGS for statement in _log_ddl(log, dialect)]
+
+
+def _log_ddl(log: Changelog, dialect: str) -> list[str]:
     statements: list[str] = []
     if dialect == "sqlite":
         statements.append(
-            f"CREATE TABLE IF NOT EXISTS {CHANGELOG} (version_id INTEGER PRIMARY KEY "
+            f"CREATE TABLE IF NOT EXISTS {log.name} (version_id INTEGER PRIMARY KEY "
             "AUTOINCREMENT, entity_id INTEGER NOT NULL)"
         )
     else:
         statements.append(
-            f"CREATE TABLE IF NOT EXISTS {CHANGELOG} (version_id INT UNSIGNED NOT NULL "
+            f"CREATE TABLE IF NOT EXISTS {log.name} (version_id INT UNSIGNED NOT NULL "
             "AUTO_INCREMENT PRIMARY KEY, entity_id INT UNSIGNED NOT NULL DEFAULT 0) ENGINE=InnoDB "
-            "COMMENT='Koppla connector changelog: orders touched'"
+            f"COMMENT='Koppla connector changelog: {log.what}'"
         )
-    for table_name, col in TRACKED_TABLES.items():
+    for table_name, col in log.tables.items():
         for op, row in _OPS.items():
             name = _trigger_name(table_name, op)
-            insert = f"INSERT INTO {CHANGELOG} (entity_id) VALUES ({row}.{col})"
+            insert = f"INSERT INTO {log.name} (entity_id) VALUES ({row}.{col})"
             if dialect == "sqlite":
                 statements.append(
                     f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {op.upper()} ON {table_name} "
@@ -89,10 +114,11 @@ def drop_ddl(dialect: str) -> list[str]:
     """The statements removing every object `trigger_ddl` creates."""
     drops = [
         f"DROP TRIGGER IF EXISTS {_trigger_name(name, op)}"
-        for name in TRACKED_TABLES
+        for log in CHANGELOGS
+        for name in log.tables
         for op in _OPS
     ]
-    return [*drops, f"DROP TABLE IF EXISTS {CHANGELOG}"]
+    return [*drops, *(f"DROP TABLE IF EXISTS {log.name}" for log in CHANGELOGS)]
 
 
 def _dialect(engine: Engine) -> str:
@@ -115,28 +141,30 @@ def uninstall_triggers(engine: Engine) -> None:
             conn.execute(text(statement))
 
 
-def triggers_installed(engine: Engine) -> bool:
-    """True when the changelog table exists."""
-    return bool(inspect(engine).has_table(CHANGELOG))
-
-
-_cl = table(CHANGELOG, column("version_id"), column("entity_id"))
+def triggers_installed(engine: Engine, log: Changelog = ORDER_LOG) -> bool:
+    """True when the changelog table of `log` (default: the orders') exists."""
+    return bool(inspect(engine).has_table(log.name))
 
 
 class TriggerChanges:
-    """Reads the trigger-filled changelog."""
+    """Reads one trigger-filled changelog (default: the orders')."""
 
-    cursor_name = "changelog_version"
-
-    def __init__(self, engine: Engine, limit: int = 5000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        limit: int = 5000,
+        log: Changelog = ORDER_LOG,
+        cursor_name: str = "changelog_version",
+    ) -> None:
         self._engine = engine
         self._limit = limit
+        self._cl = table(log.name, column("version_id"), column("entity_id"))
+        self.cursor_name = cursor_name
 
     def fetch(self, cursor: str | None) -> Changes:
         """The oldest unprocessed changelog rows (any version: late commits are included)."""
-        query = (
-            select(_cl.c.version_id, _cl.c.entity_id).order_by(_cl.c.version_id).limit(self._limit)
-        )
+        cl = self._cl
+        query = select(cl.c.version_id, cl.c.entity_id).order_by(cl.c.version_id).limit(self._limit)
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         versions = tuple(int(r[0]) for r in rows)
@@ -151,10 +179,12 @@ class TriggerChanges:
         with self._engine.begin() as conn:
             for start in range(0, len(versions), 1000):
                 chunk = versions[start : start + 1000]
-                conn.execute(delete(_cl).where(_cl.c.version_id.in_(chunk)))
+                conn.execute(delete(self._cl).where(self._cl.c.version_id.in_(chunk)))
 
 
-_POLLED = (
+Polled = tuple[tuple[Table, str, str], ...]
+
+ORDER_POLLED: Polled = (
     (t.sales_order, "entity_id", "updated_at"),
     (t.sales_invoice, "order_id", "updated_at"),
     (t.sales_shipment, "order_id", "updated_at"),
@@ -162,15 +192,24 @@ _POLLED = (
     (t.sales_creditmemo, "order_id", "updated_at"),
     (t.sales_payment_transaction, "order_id", "created_at"),
 )
+"""Each order table polled: the table, the column holding the order id, the time stamp."""
+
+CUSTOMER_POLLED: Polled = (
+    (t.customer_entity, "entity_id", "updated_at"),
+    (t.customer_address_entity, "parent_id", "updated_at"),
+)
+"""Each customer table polled, as `ORDER_POLLED`."""
 
 
 class PollChanges:
-    """Scans timestamps: no triggers, no writes to the shop database."""
+    """Scans timestamps: no triggers, no writes to the shop database (default: orders)."""
 
-    cursor_name = "poll_timestamp"
-
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, polled: Polled = ORDER_POLLED, cursor_name: str = "poll_timestamp"
+    ) -> None:
         self._engine = engine
+        self._polled = polled
+        self.cursor_name = cursor_name
 
     def now(self) -> datetime:
         """The shop database's current time (UTC)."""
@@ -184,9 +223,11 @@ class PollChanges:
         ids: dict[int, None] = {}
         newest = datetime.fromisoformat(cursor) if cursor else since
         with self._engine.connect() as conn:
-            for tbl, id_col, ts_col in _POLLED:
+            for tbl, id_col, ts_col in self._polled:
                 query = select(tbl.c[id_col], tbl.c[ts_col]).where(tbl.c[ts_col] >= since)
                 for oid, stamp in conn.execute(query):
+                    if oid is None:
+                        continue
                     ids[int(oid)] = None
                     if isinstance(stamp, datetime) and stamp.replace(tzinfo=None) > newest:
                         newest = stamp.replace(tzinfo=None)

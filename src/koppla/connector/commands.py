@@ -2,7 +2,8 @@
 
 Named after Magento's own commands where they do the same job: `index:reindex
 sales_order_data_exporter_v2` rebuilds the orders feed, `saas:resync --feed orders` sends
-everything again.
+everything again; `index:reindex customer_profiles` and `saas:resync --feed customers` do the
+same for the customer profiles of the websites that have them on.
 """
 
 from __future__ import annotations
@@ -20,15 +21,28 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from koppla.connector.changelog import install_triggers, triggers_installed, uninstall_triggers
+from koppla.connector.changelog import (
+    CHANGELOGS,
+    install_triggers,
+    triggers_installed,
+    uninstall_triggers,
+)
 from koppla.connector.demo_store import DemoShop, create_demo_schema
-from koppla.connector.runner import INITIAL_SYNC, LAST_CHANGE_MS, Connector
+from koppla.connector.runner import (
+    CUSTOMER_SYNC,
+    INITIAL_SYNC,
+    LAST_CHANGE_MS,
+    LAST_CUSTOMER_CHANGE_MS,
+    Connector,
+)
 from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.source import connect
 from koppla.core import clock, codec
 from koppla.core.errors import KopplaError
 
 FEED = "sales_order_data_exporter_v2"
+CUSTOMER_INDEXER = "customer_profiles"
+FEEDS = ("orders", "customers")
 
 HomeOption = Annotated[
     Path,
@@ -42,7 +56,8 @@ err = Console(stderr=True)
 connector_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help="The store-side connector: Magento orders → back-office XDM events → the platform.",
+    help="The store-side connector: Magento orders and customers → back-office XDM events and "
+    "profile records → the platform.",
 )
 
 
@@ -89,30 +104,58 @@ def _reindex(connector: Connector, label: str, *, resend: bool) -> None:
     )
 
 
+def _reindex_customers(connector: Connector, label: str, *, resend: bool) -> None:
+    websites = connector.customers.websites()
+    if not websites:
+        console.print("no website has customer_profiles on; nothing to do")
+        return
+    total = connector.customer_source.count(websites)
+    with _progress() as bar:
+        task = bar.add_task(label, total=total)
+        report = connector.reindex_customers(lambda n: bar.advance(task, n), resend=resend)
+    console.print(
+        f"{report.read} customers read, {report.changed} changed, {report.events} messages "
+        f"queued, {report.errors} customers with errors"
+    )
+
+
 @connector_app.command("index:reindex")
 def reindex(
-    indexer: Annotated[str, typer.Argument(help=f"The indexer: {FEED}.")],
+    indexer: Annotated[
+        str, typer.Argument(help=f"The indexer: {FEED} (orders) or {CUSTOMER_INDEXER}.")
+    ],
     home: HomeOption = Path("koppla-data"),
 ) -> None:
-    """Rebuild the orders feed snapshots; queue events for real changes only (sends nothing)."""
-    if indexer != FEED:
-        err.print(f"[red]error:[/] unknown indexer {indexer!r}; the orders feed is {FEED}")
+    """Rebuild the orders feed (or customer) snapshots; queue messages for real changes only
+    (sends nothing)."""
+    if indexer not in (FEED, CUSTOMER_INDEXER):
+        err.print(
+            f"[red]error:[/] unknown indexer {indexer!r}; the orders feed is {FEED}, "
+            f"the customer profiles are {CUSTOMER_INDEXER}"
+        )
         raise typer.Exit(2)
     with _connector(home) as connector:
-        _reindex(connector, "Reindexing orders", resend=False)
+        if indexer == FEED:
+            _reindex(connector, "Reindexing orders", resend=False)
+        else:
+            _reindex_customers(connector, "Reindexing customers", resend=False)
 
 
 @connector_app.command("saas:resync")
 def resync(
-    feed: Annotated[str, typer.Option("--feed", help="The feed to resend: orders.")],
+    feed: Annotated[str, typer.Option("--feed", help="The feed to resend: orders or customers.")],
     home: HomeOption = Path("koppla-data"),
 ) -> None:
-    """Send every order's whole history again; the platform drops duplicates by event id."""
-    if feed != "orders":
-        err.print(f"[red]error:[/] unknown feed {feed!r}; only 'orders' exists")
+    """Send every order's whole history (or every customer's profile) again; the platform drops
+    duplicates by `_id`."""
+    if feed not in FEEDS:
+        err.print(f"[red]error:[/] unknown feed {feed!r}; the feeds are 'orders' and 'customers'")
         raise typer.Exit(2)
     with _connector(home) as connector:
-        _reindex(connector, "Resyncing orders", resend=True)
+        if feed == "orders":
+            _reindex(connector, "Resyncing orders", resend=True)
+        else:
+            _reindex_customers(connector, "Resyncing customers", resend=True)
         result = connector.sender.drain(max_rounds=1_000_000)
         console.print(f"{result.sent} events sent, {result.failed} refused")
         if result.waiting:
@@ -152,7 +195,8 @@ def status(
     home: HomeOption = Path("koppla-data"),
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show the backlog, the last change seen, the last delivery and the delivery lag."""
+    """Show the backlog, the last change seen, the last delivery, the delivery lag and the
+    customer counts."""
     settings = _settings(home)
     from koppla.connector.state import State
 
@@ -178,6 +222,16 @@ def status(
                 {"orderId": oid, "field": fld, "message": msg}
                 for oid, fld, msg in state.order_errors()
             ],
+            "customers": {
+                "profileWebsites": [
+                    w.website_code for w in settings.websites if w.customer_profiles
+                ],
+                "backfilledWebsites": [
+                    c for c in (state.cursor(CUSTOMER_SYNC) or "").split(",") if c
+                ],
+                "lastChangeMs": _int(state.cursor(LAST_CUSTOMER_CHANGE_MS)),
+                **state.customer_counts(),
+            },
         }
     finally:
         state.close()
@@ -197,7 +251,8 @@ def install(
     home: HomeOption = Path("koppla-data"),
     remove: Annotated[bool, typer.Option("--remove", help="Drop them instead.")] = False,
 ) -> None:
-    """Create the changelog table and triggers in the shop database (Update by Schedule)."""
+    """Create the order and customer changelog tables and triggers in the shop database (Update
+    by Schedule)."""
     settings = _settings(home)
     engine = connect(settings.dsn)
     try:
@@ -206,7 +261,7 @@ def install(
             console.print("changelog triggers removed")
         else:
             count = install_triggers(engine)
-            console.print(f"changelog table and triggers installed ({count} statements)")
+            console.print(f"changelog tables and triggers installed ({count} statements)")
     finally:
         engine.dispose()
 
@@ -228,7 +283,7 @@ def demo_store(
     engine = connect(settings.dsn)
     try:
         create_demo_schema(engine)
-        if not triggers_installed(engine):
+        if not all(triggers_installed(engine, log) for log in CHANGELOGS):
             install_triggers(engine)
         shop = DemoShop(engine, seed)
         with _progress() as bar:

@@ -1,8 +1,13 @@
 """The HTTP client to the platform: the outbox, batched, to streaming ingestion.
 
 `POST {platform}/collection/batch/{datastreamId}` with up to 500 messages and 1 MB per request,
-in outbox order. Success marks events sent; a retryable failure leaves them pending and backs
-off; a terminal refusal marks the batch failed with the reason (413 splits the batch first).
+one datastream per request, in outbox order per datastream. Success marks messages sent; a
+retryable failure leaves them pending and backs off; a terminal refusal marks the batch failed
+with the reason (413 splits the batch first).
+
+Routing (`route`): order events go to the website's dataset through its datastream; customer
+profile events to the same dataset and profile records to the profile dataset (profile schema),
+both through the profile datastream when `profiles_same_datastream` is off.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from koppla.connector.state import OutboxEvent, State
 from koppla.core import codec
 from koppla.core.errors import is_retryable
 from koppla.xdm.experience_event import SCHEMA_ID
+from koppla.xdm.profile import PROFILE_SCHEMA_ID
 
 log = logging.getLogger("koppla.connector.delivery")
 
@@ -34,15 +40,34 @@ def _trust(ca_file: Path | None) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one outbox message goes: datastream, dataset and schema."""
+
+    datastream_id: str
+    dataset_id: str
+    schema_id: str
+
+
+def route(event: OutboxEvent, website: WebsiteSettings) -> Route:
+    """The datastream, dataset and schema of `event` under `website`'s settings."""
+    if event.target == "profile_records":
+        return Route(website.profile_stream, website.profile_dataset_id, PROFILE_SCHEMA_ID)
+    if event.target == "profile_events":
+        return Route(website.profile_stream, website.dataset_id, SCHEMA_ID)
+    return Route(website.datastream_id, website.dataset_id, SCHEMA_ID)
+
+
 def message(event: OutboxEvent, website: WebsiteSettings) -> dict[str, Any]:
     """One streaming-ingestion message (header + body) carrying `event`."""
-    schema_ref = {"id": SCHEMA_ID, "contentType": CONTENT_TYPE}
+    target = route(event, website)
+    schema_ref = {"id": target.schema_id, "contentType": CONTENT_TYPE}
     return {
         "header": {
             "schemaRef": schema_ref,
             "imsOrgId": website.org_id,
-            "datasetId": website.dataset_id,
-            "flowId": website.datastream_id,
+            "datasetId": target.dataset_id,
+            "flowId": target.datastream_id,
             "source": {"name": SOURCE_NAME},
         },
         "body": {"xdmMeta": {"schemaRef": schema_ref}, "xdmEntity": event.body},
@@ -54,23 +79,40 @@ def batches(
     websites: dict[str, WebsiteSettings],
     max_messages: int,
     max_bytes: int,
-) -> list[tuple[WebsiteSettings, list[OutboxEvent], list[bytes]]]:
-    """Split `events` (kept in order) into requests: one website each, within both limits."""
-    out: list[tuple[WebsiteSettings, list[OutboxEvent], list[bytes]]] = []
+) -> list[tuple[str, list[OutboxEvent], list[bytes]]]:
+    """Split `events` into requests of one datastream each, within both limits.
+
+    The messages of one datastream keep their outbox order.
+    """
+    streams: dict[str, list[OutboxEvent]] = {}
+    for event in events:
+        streams.setdefault(route(event, websites[event.website]).datastream_id, []).append(event)
+    out: list[tuple[str, list[OutboxEvent], list[bytes]]] = []
+    for stream, queued in streams.items():
+        out += _split(stream, queued, websites, max_messages, max_bytes)
+    return out
+
+
+def _split(
+    stream: str,
+    events: list[OutboxEvent],
+    websites: dict[str, WebsiteSettings],
+    max_messages: int,
+    max_bytes: int,
+) -> list[tuple[str, list[OutboxEvent], list[bytes]]]:
+    out: list[tuple[str, list[OutboxEvent], list[bytes]]] = []
     envelope = len(b'{"messages":[]}')
     size = envelope
     for event in events:
-        site = websites[event.website]
-        encoded = codec.dumps(message(event, site))
+        encoded = codec.dumps(message(event, websites[event.website]))
         last = out[-1] if out else None
         fits = (
             last is not None
-            and last[0].website_code == site.website_code
             and len(last[1]) < max_messages
             and size + len(encoded) + 1 <= max_bytes
         )
         if not fits:
-            out.append((site, [], []))
+            out.append((stream, [], []))
             size = envelope
         out[-1][1].append(event)
         out[-1][2].append(encoded)
@@ -114,19 +156,16 @@ class Sender:
             pending = self._state.pending(self._settings.batch_max_messages * 4)
             if not pending:
                 break
-            orphans = [e.seq for e in pending if e.website not in self._websites]
-            if orphans:
-                self._state.mark_failed(orphans, "the website is no longer configured")
-                failed += len(orphans)
-                pending = [e for e in pending if e.website in self._websites]
-            for site, events, bodies in batches(
+            failed += self._drop_orphans(pending)
+            pending = [e for e in pending if self._deliverable(e) is None]
+            for stream, events, bodies in batches(
                 pending,
                 self._websites,
                 self._settings.batch_max_messages,
                 self._settings.batch_max_bytes,
             ):
                 try:
-                    good, bad = self._send(site, events, bodies)
+                    good, bad = self._send(stream, events, bodies)
                 except Exception as error:
                     if not is_retryable(error) and not isinstance(error, Unauthorized):
                         raise
@@ -138,19 +177,37 @@ class Sender:
                 sent, failed = sent + good, failed + bad
         return SendResult(sent, failed)
 
-    def _send(
-        self, site: WebsiteSettings, events: list[OutboxEvent], bodies: list[bytes]
-    ) -> tuple[int, int]:
+    def _deliverable(self, event: OutboxEvent) -> str | None:
+        """Why `event` can no longer be delivered, or None."""
+        site = self._websites.get(event.website)
+        if site is None:
+            return "the website is no longer configured"
+        if event.target != "events" and not site.customer_profiles:
+            return "customer profiles are off for the website"
+        return None
+
+    def _drop_orphans(self, pending: list[OutboxEvent]) -> int:
+        """Mark failed the messages that cannot be delivered any more; return how many."""
+        reasons: dict[str, list[int]] = {}
+        for event in pending:
+            reason = self._deliverable(event)
+            if reason is not None:
+                reasons.setdefault(reason, []).append(event.seq)
+        for reason, seqs in reasons.items():
+            self._state.mark_failed(seqs, reason)
+        return sum(len(seqs) for seqs in reasons.values())
+
+    def _send(self, stream: str, events: list[OutboxEvent], bodies: list[bytes]) -> tuple[int, int]:
         """POST one batch; return (sent, failed). Raises on retryable trouble."""
         try:
-            self._post(site, bodies)
+            self._post(stream, bodies)
         except Rejected as error:
             if isinstance(error, Unauthorized):
                 raise
             if error.status == 413 and len(events) > 1:
                 half = len(events) // 2
-                a = self._send(site, events[:half], bodies[:half])
-                b = self._send(site, events[half:], bodies[half:])
+                a = self._send(stream, events[:half], bodies[:half])
+                b = self._send(stream, events[half:], bodies[half:])
                 return a[0] + b[0], a[1] + b[1]
             self._state.mark_failed([e.seq for e in events], str(error))
             log.error("platform refused %d event(s) for good: %s", len(events), error)
@@ -158,8 +215,8 @@ class Sender:
         self._state.mark_sent([e.seq for e in events])
         return len(events), 0
 
-    def _post(self, site: WebsiteSettings, bodies: list[bytes]) -> None:
-        url = f"{self._settings.platform_url.rstrip('/')}/collection/batch/{site.datastream_id}"
+    def _post(self, stream: str, bodies: list[bytes]) -> None:
+        url = f"{self._settings.platform_url.rstrip('/')}/collection/batch/{stream}"
         payload = b'{"messages":[' + b",".join(bodies) + b"]}"
         headers = {"content-type": "application/json"}
         if self._settings.token is not None:

@@ -1,7 +1,8 @@
 """The demo, in-process: the SQLite demo shop, its simulator and the connector loop.
 
-`koppla up --demo` calls `run_demo(home, stop, platform_url=..., token=..., dataset_id=...)` in a
-thread once the platform listens; it returns when `stop` is set.
+`koppla up --demo` calls `run_demo(home, stop, platform_url=..., token=..., dataset_id=...,
+profile_dataset_id=...)` in a thread once the platform listens; it returns when `stop` is set.
+The demo website sends customer profiles (records to `profile_dataset_id`) when that is given.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from koppla.connector import schema as t
-from koppla.connector.changelog import install_triggers, triggers_installed
+from koppla.connector.changelog import CHANGELOGS, install_triggers, triggers_installed
 from koppla.connector.demo_store import DemoShop, create_demo_schema
 from koppla.connector.runner import run_connector
 from koppla.connector.settings import ConnectorSettings, load_settings
@@ -31,16 +32,20 @@ def demo_settings(
     platform_url: str,
     token: str,
     dataset_id: str,
+    profile_dataset_id: str = "",
     environment_id: str = "koppla-demo",
     **extra: object,
 ) -> ConnectorSettings:
-    """Settings sending the demo shop's `base` website to the demo datastream."""
+    """Settings sending the demo shop's `base` website to the demo datastream (with customer
+    profiles when `profile_dataset_id` is given)."""
     site = {
         "website_code": "base",
         "org_id": DEMO_ORG_ID,
         "datastream_id": DEMO_DATASTREAM_ID,
         "dataset_id": dataset_id,
         "environment_id": environment_id,
+        "customer_profiles": bool(profile_dataset_id),
+        "profile_dataset_id": profile_dataset_id,
     }
     return load_settings(home, platform_url=platform_url, token=token, websites=[site], **extra)
 
@@ -48,17 +53,20 @@ def demo_settings(
 def prepare_demo_shop(
     settings: ConnectorSettings, orders: int = 200, seed: int | None = None
 ) -> None:
-    """Create the demo shop with triggers, and `orders` historical orders if it has none."""
+    """Create the demo shop with triggers, and its customers and `orders` historical orders if
+    it has none."""
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = connect(settings.dsn)
     try:
         create_demo_schema(engine)
-        if not triggers_installed(engine):
+        if not all(triggers_installed(engine, log) for log in CHANGELOGS):
             install_triggers(engine)
         with engine.connect() as conn:
             existing = conn.execute(select(func.count()).select_from(t.sales_order)).scalar_one()
         if not existing:
             DemoShop(engine, seed).generate(orders)
+        else:
+            DemoShop(engine, seed).generate_customers()  # a demo shop made before customers
     finally:
         engine.dispose()
 
@@ -70,6 +78,7 @@ def run_demo(
     platform_url: str,
     token: str,
     dataset_id: str,
+    profile_dataset_id: str = "",
     orders: int = 200,
     simulate_every_s: float = 2.0,
     platform_ca_file: Path | None = None,
@@ -80,6 +89,7 @@ def run_demo(
         platform_url=platform_url,
         token=token,
         dataset_id=dataset_id,
+        profile_dataset_id=profile_dataset_id,
         platform_ca_file=platform_ca_file,
     )
     prepare_demo_shop(settings, orders)

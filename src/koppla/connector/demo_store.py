@@ -1,8 +1,10 @@
 """The demo store: a Magento-shaped shop on SQLite, its generator and its simulator.
 
 `DemoShop` writes rows the way Magento does (order + items + addresses + payment; invoice rows;
-shipment + items + track; credit memo; state/status updates with `updated_at`), each business
-action in one transaction. It works on any engine whose tables have at least the columns of
+shipment + items + track; credit memo; state/status updates with `updated_at`; customers with
+their default billing/shipping addresses), each business action in one transaction. The demo
+customers 1..`CUSTOMERS` are the ones orders name: a registered shopper's order carries its
+customer's email (`demo_customer`). It works on any engine whose tables have at least the columns of
 `koppla.connector.schema` (the SQLite demo store, or a real Magento schema in tests).
 """
 
@@ -12,10 +14,10 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy import Engine, Table, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from koppla.connector import schema as t
@@ -125,8 +127,13 @@ COLORS = ("Black", "Blue", "Green", "Red")
 SIZES = ("XS", "S", "M", "L", "XL")
 CARRIERS = (("ups", "United Parcel Service"), ("fedex", "Federal Express"), ("usps", "USPS"))
 WEBSITE_CODE = "base"
+WEBSITE_ID = 1
+STORE_ID = 1
+CUSTOMER_GROUP_ID = 1
 TAX_RATE = 0.08
 SHIPPING = 5.0
+CUSTOMERS = 499
+"""Demo customers 1..CUSTOMERS exist from the start; registered shoppers' orders name them."""
 
 
 def create_demo_schema(engine: Engine) -> None:
@@ -291,12 +298,84 @@ class Ids:
         return cls(start)
 
 
+def demo_customer(customer_id: int) -> tuple[str, str, str]:
+    """The first name, last name and email demo customer `customer_id` is created with."""
+    first = FIRST[customer_id % len(FIRST)]
+    last = LAST[(customer_id // len(FIRST)) % len(LAST)]
+    return first, last, f"{first}.{last}.{customer_id}@example.com".lower()
+
+
+def _street(rng: random.Random) -> str:
+    return f"{rng.randrange(1, 200)} Main Street" + ("\nApt 4" if rng.random() < 0.3 else "")
+
+
+def new_address(
+    rng: random.Random, ids: Ids, customer_id: int, first: str, last: str, when: datetime
+) -> Row:
+    """A customer address row (`customer_address_entity`) in one of the demo cities."""
+    city, country, region, postcode = rng.choice(CITIES)
+    return {
+        "entity_id": ids.take(t.customer_address_entity),
+        "parent_id": customer_id,
+        "is_active": 1,
+        "firstname": first,
+        "lastname": last,
+        "company": "Koppla Demo AB" if rng.random() < 0.1 else None,
+        "street": _street(rng),
+        "city": city,
+        "region": region,
+        "postcode": postcode,
+        "country_id": country,
+        "telephone": f"+1555{rng.randrange(10**6):06d}",
+        "created_at": when,
+        "updated_at": when,
+    }
+
+
+def new_customer(
+    rng: random.Random, ids: Ids, when: datetime, customer_id: int | None = None
+) -> list[tuple[Table, Row]]:
+    """A registered customer with a default billing (and shipping) address, as rows to insert."""
+    cid = customer_id if customer_id is not None else ids.take(t.customer_entity)
+    first, last, email = demo_customer(cid)
+    billing = new_address(rng, ids, cid, first, last, when)
+    shipping = billing if rng.random() < 0.8 else new_address(rng, ids, cid, first, last, when)
+    born = date(1950, 1, 1) + timedelta(days=rng.randrange(50 * 365))
+    customer: Row = {
+        "entity_id": cid,
+        "website_id": WEBSITE_ID,
+        "email": email,
+        "group_id": CUSTOMER_GROUP_ID,
+        "store_id": STORE_ID,
+        "is_active": 1,
+        "prefix": None,
+        "firstname": first,
+        "middlename": "J." if rng.random() < 0.1 else None,
+        "lastname": last,
+        "suffix": None,
+        "dob": born if rng.random() < 0.7 else None,
+        "gender": rng.choice((1, 2, 3)),
+        "default_billing": billing["entity_id"],
+        "default_shipping": shipping["entity_id"],
+        "created_at": when,
+        "updated_at": when,
+    }
+    addresses = [billing] if shipping is billing else [billing, shipping]
+    return [(t.customer_entity, customer), *((t.customer_address_entity, a) for a in addresses)]
+
+
 def new_order(rng: random.Random, ids: Ids, when: datetime, store_id: int = 1) -> Draft:
-    """A freshly placed order (state `new`, status `pending`) with items, addresses, payment."""
+    """A freshly placed order (state `new`, status `pending`) with items, addresses, payment.
+
+    A registered shopper (70 %) is one of the demo customers 1..`CUSTOMERS`, with its email.
+    """
     oid = ids.take(t.sales_order)
     first, last = rng.choice(FIRST), rng.choice(LAST)
     guest = rng.random() < 0.3
     email = f"{first}.{last}{rng.randrange(1000)}@example.com".lower()
+    customer_id = None if guest else rng.randrange(1, CUSTOMERS + 1)
+    if customer_id is not None:
+        first, last, email = demo_customer(customer_id)
     items, subtotal, discount = _lines(rng, ids, oid, store_id, when)
     tax = round((subtotal - discount) * TAX_RATE, 2)
     grand = round(subtotal - discount + tax + SHIPPING, 2)
@@ -306,7 +385,7 @@ def new_order(rng: random.Random, ids: Ids, when: datetime, store_id: int = 1) -
         "state": "new",
         "status": "pending",
         "store_id": store_id,
-        "customer_id": None if guest else rng.randrange(1, 500),
+        "customer_id": customer_id,
         "customer_is_guest": int(guest),
         "customer_email": email,
         "customer_firstname": first,
@@ -349,7 +428,7 @@ def new_order(rng: random.Random, ids: Ids, when: datetime, store_id: int = 1) -
         draft.add(t.sales_order_item, item)
     draft.add(t.sales_order_payment, payment)
     city, country, region, postcode = rng.choice(CITIES)
-    street = f"{rng.randrange(1, 200)} Main Street" + ("\nApt 4" if rng.random() < 0.3 else "")
+    street = _street(rng)
     for kind in ("billing", "shipping"):
         draft.add(
             t.sales_order_address,
@@ -657,8 +736,12 @@ class DemoShop:
     def generate(
         self, orders: int, progress: Callable[[int], None] | None = None, chunk: int = 2000
     ) -> None:
-        """Add `orders` orders placed over the last 90 days, in every state, in bulk."""
+        """Add `orders` orders placed over the last 90 days, in every state, in bulk.
+
+        A shop without customers first gets the demo customers 1..`CUSTOMERS`.
+        """
         now = clock.now().replace(tzinfo=None, microsecond=0)
+        self.generate_customers(now)
         done = 0
         while done < orders:
             count = min(chunk, orders - done)
@@ -679,6 +762,70 @@ class DemoShop:
             done += count
             if progress is not None:
                 progress(count)
+
+    def generate_customers(self, now: datetime | None = None) -> int:
+        """Create the demo customers 1..`CUSTOMERS` if the shop has none; return how many."""
+        now = now or clock.now().replace(tzinfo=None, microsecond=0)
+        with self.engine.begin() as conn:
+            if not _empty(conn, t.customer_entity):
+                return 0
+            ids = Ids.from_db(conn)
+            rows: dict[str, list[Row]] = {}
+            for cid in range(1, CUSTOMERS + 1):
+                joined = timedelta(seconds=self.rng.randrange(300 * 86400))
+                when = now - timedelta(days=400) + joined
+                for table, row in new_customer(self.rng, ids, when, cid):
+                    rows.setdefault(table.name, []).append(row)
+            for table in (t.customer_entity, t.customer_address_entity):
+                conn.execute(table.insert(), rows[table.name])
+        return CUSTOMERS
+
+    def create_customer(self) -> int:
+        """Register one new customer now; return its entity id."""
+        when = clock.now().replace(tzinfo=None, microsecond=0)
+        with self.engine.begin() as conn:
+            rows = new_customer(self.rng, Ids.from_db(conn), when)
+            for table, row in rows:
+                conn.execute(table.insert(), [row])
+        return int(rows[0][1]["entity_id"])
+
+    def edit_customer(self, customer_id: int, what: str = "name") -> None:
+        """Change a customer's last name (`name`) or default billing street and city (`address`)."""
+        when = clock.now().replace(tzinfo=None, microsecond=0)
+        entity, address = t.customer_entity, t.customer_address_entity
+        with self.engine.begin() as conn:
+            customer = conn.execute(select(entity).where(entity.c.entity_id == customer_id)).one()
+            if what == "name":
+                names = [n for n in LAST if n != customer.lastname]
+                conn.execute(
+                    update(entity)
+                    .where(entity.c.entity_id == customer_id)
+                    .values(lastname=self.rng.choice(names), updated_at=when)
+                )
+            elif what == "address":
+                city, country, region, postcode = self.rng.choice(CITIES)
+                street = f"{self.rng.randrange(200, 400)} Harbour Road"
+                conn.execute(
+                    update(address)
+                    .where(address.c.entity_id == customer.default_billing)
+                    .values(
+                        street=street,
+                        city=city,
+                        region=region,
+                        postcode=postcode,
+                        country_id=country,
+                        updated_at=when,
+                    )
+                )
+            else:
+                raise ValueError(f"unknown customer edit {what!r}")
+
+    def delete_customer(self, customer_id: int) -> None:
+        """Delete a customer and its addresses (Magento's foreign key cascades the same way)."""
+        entity, address = t.customer_entity, t.customer_address_entity
+        with self.engine.begin() as conn:
+            conn.execute(delete(address).where(address.c.parent_id == customer_id))
+            conn.execute(delete(entity).where(entity.c.entity_id == customer_id))
 
     def place(self) -> int:
         """Place one order now; return its entity id."""
@@ -709,7 +856,11 @@ class DemoShop:
             _write(conn, draft, existing=True)
 
     def simulate_once(self) -> tuple[str, int]:
-        """One random business action on the shop (mostly moving orders forward)."""
+        """One random business action on the shop (mostly moving orders forward; now and then
+        a customer registers or edits a name or an address; rarely one is deleted)."""
+        customer_action = self._customer_action(self.rng.random())
+        if customer_action is not None:
+            return customer_action
         with self.engine.connect() as conn:
             open_orders = conn.execute(
                 select(t.sales_order.c.entity_id, t.sales_order.c.state)
@@ -730,6 +881,26 @@ class DemoShop:
             return "place", self.place()
         self.act(int(oid), action)
         return action, int(oid)
+
+    def _customer_action(self, roll: float) -> tuple[str, int] | None:
+        if roll >= 0.09:
+            return None
+        if roll < 0.03:
+            return "register", self.create_customer()
+        entity = t.customer_entity
+        with self.engine.connect() as conn:
+            recent = conn.execute(
+                select(entity.c.entity_id).order_by(entity.c.entity_id.desc()).limit(50)
+            ).all()
+        if not recent:
+            return "register", self.create_customer()
+        cid = int(self.rng.choice(recent)[0])
+        if roll < 0.085:
+            what = "name" if roll < 0.06 else "address"
+            self.edit_customer(cid, what)
+            return f"edit_{what}", cid
+        self.delete_customer(cid)
+        return "delete_customer", cid
 
     def simulate(self, stop: threading.Event, every_s: float = 1.0) -> int:
         """Keep the shop busy until `stop` is set; return the number of actions taken."""

@@ -108,11 +108,11 @@ def _base(snap: Snapshot, ctx: EventContext, event_type: str, sub_id: object, wh
 
 
 def _finish(event: Event, ctx: EventContext) -> Event:
-    pruned: Event = _prune(event)
+    pruned: Event = prune(event)
     return drop_addresses(pruned) if ctx.redact else pruned
 
 
-def _prune(value: Any) -> Any:
+def prune(value: Any) -> Any:
     """Drop None values and empty containers so every field present carries data."""
     if isinstance(value, dict):
         out = {}
@@ -120,13 +120,13 @@ def _prune(value: Any) -> Any:
             if item is None:
                 continue
             if isinstance(item, dict | list):
-                item = _prune(item)
+                item = prune(item)
                 if not item:
                     continue
             out[key] = item
         return out
     if isinstance(value, list):
-        return [_prune(v) if isinstance(v, dict | list) else v for v in value]
+        return [prune(v) if isinstance(v, dict | list) else v for v in value]
     return value
 
 

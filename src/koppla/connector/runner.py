@@ -1,4 +1,9 @@
-"""The scheduled loop: changes → orders feed → outbox → delivery, every `poll_interval_s`.
+"""The scheduled loop: changes → orders and customer feeds → outbox → delivery.
+
+Every `poll_interval_s`. Customers are synced only while a website has `customer_profiles` on:
+the first step (and the first after such a website is added) backfills every customer of those
+websites, later steps follow the customer changelog (or poll), and in `poll` mode a cheap id
+scan at most every `SWEEP_EVERY_S` notices deleted customers.
 
 `run_connector(home, stop)` is what `koppla connector run` and `koppla up --demo` call; it
 returns when `stop` is set. `Connector` holds the object graph for commands and tests.
@@ -16,11 +21,15 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from koppla.connector.changelog import (
+    CUSTOMER_LOG,
+    CUSTOMER_POLLED,
     ChangeTracker,
     PollChanges,
     TriggerChanges,
     triggers_installed,
 )
+from koppla.connector.customer_feed import CustomersFeed
+from koppla.connector.customers import CustomerSource
 from koppla.connector.delivery import Sender, SendResult
 from koppla.connector.feed import OrdersFeed, SyncReport
 from koppla.connector.settings import ConnectorSettings, load_settings
@@ -33,6 +42,15 @@ log = logging.getLogger("koppla.connector")
 
 INITIAL_SYNC = "initial_sync_done"
 LAST_CHANGE_MS = "last_change_ms"
+ORDER_POLL_CURSOR = "poll_timestamp"
+CUSTOMER_SYNC = "customer_sync_websites"
+"""Cursor: the websites (comma-separated codes) whose customers were backfilled."""
+CUSTOMER_CHANGELOG_CURSOR = "customer_changelog_version"
+CUSTOMER_POLL_CURSOR = "customer_poll_timestamp"
+LAST_CUSTOMER_CHANGE_MS = "last_customer_change_ms"
+SWEEP_EVERY_S = 60.0
+"""Poll mode: how often the known customer ids are compared with the existing ones."""
+NO_SYNC = SyncReport(0, 0, 0, 0)
 KEEP_SENT_MS = 7 * 24 * 3600 * 1000
 """How long delivered events stay in the outbox (for `status` and investigations)."""
 PRUNE_EVERY_S = 3600.0
@@ -47,6 +65,7 @@ class StepReport:
     sync: SyncReport
     delivery: SendResult
     more: bool = False
+    customers: SyncReport = NO_SYNC
 
 
 class Connector:
@@ -62,8 +81,18 @@ class Connector:
         self.tracker: ChangeTracker = (
             TriggerChanges(self.engine)
             if settings.change_tracking == "triggers"
-            else PollChanges(self.engine)
+            else PollChanges(self.engine, cursor_name=ORDER_POLL_CURSOR)
         )
+        self.customer_source = CustomerSource(self.engine, self.source)
+        self.customers = CustomersFeed(settings, self.customer_source, self.state)
+        self.customer_tracker: ChangeTracker = (
+            TriggerChanges(self.engine, log=CUSTOMER_LOG, cursor_name=CUSTOMER_CHANGELOG_CURSOR)
+            if settings.change_tracking == "triggers"
+            else PollChanges(self.engine, CUSTOMER_POLLED, CUSTOMER_POLL_CURSOR)
+        )
+        self.sweep_every_s = SWEEP_EVERY_S
+        self._next_sweep = 0.0
+        self._customer_log: bool | None = None
 
     def close(self) -> None:
         """Release connections and files."""
@@ -79,25 +108,92 @@ class Connector:
                 '`koppla connector install-triggers` or set change_tracking = "poll"',
                 field="change_tracking",
             )
+        triggers = self.settings.change_tracking == "triggers"
+        if triggers and self.customers.websites() and not self._has_customer_log():
+            raise InvalidInput(
+                "change_tracking: the customer changelog triggers are not installed in the shop "
+                "database; run `koppla connector install-triggers` again (it adds them) or set "
+                'change_tracking = "poll"',
+                field="change_tracking",
+            )
+
+    def _has_customer_log(self) -> bool:
+        """Whether the customer changelog exists (triggers mode; looked up once)."""
+        if self.settings.change_tracking != "triggers":
+            return False
+        if self._customer_log is None:
+            self._customer_log = triggers_installed(self.engine, CUSTOMER_LOG)
+        return self._customer_log
 
     def reindex(self, progress: Progress | None = None, *, resend: bool = False) -> SyncReport:
         """Rebuild the feed for every order of the configured websites (events only for changes)."""
         start_cursor: dict[str, str] = {}
         if isinstance(self.tracker, PollChanges):
-            start_cursor[PollChanges.cursor_name] = self.tracker.now().isoformat()
-        total = SyncReport(0, 0, 0, 0)
+            start_cursor[ORDER_POLL_CURSOR] = self.tracker.now().isoformat()
+        total = NO_SYNC
         for ids in self.source.order_ids(self.feed.websites()):
-            report = self.feed.sync(ids, resend=resend)
-            total = SyncReport(
-                *(a + b for a, b in zip(_fields(total), _fields(report), strict=True))
-            )
+            total = _add(total, self.feed.sync(ids, resend=resend))
             if progress is not None:
                 progress(len(ids))
         done = {INITIAL_SYNC: "1", **start_cursor}
-        if self.state.cursor(PollChanges.cursor_name) is not None:
-            done.pop(PollChanges.cursor_name, None)
+        if self.state.cursor(ORDER_POLL_CURSOR) is not None:
+            done.pop(ORDER_POLL_CURSOR, None)
         self.feed.sync([], done)
         return total
+
+    def reindex_customers(
+        self,
+        progress: Progress | None = None,
+        *,
+        resend: bool = False,
+        websites: list[str] | None = None,
+    ) -> SyncReport:
+        """Sync every customer of the profile-enabled websites (or of `websites`), and notice
+        customers deleted meanwhile; messages only for changes unless `resend`."""
+        enabled = self.customers.websites()
+        cursors: dict[str, str] = {}
+        tracker = self.customer_tracker
+        if isinstance(tracker, PollChanges) and self.state.cursor(CUSTOMER_POLL_CURSOR) is None:
+            cursors[CUSTOMER_POLL_CURSOR] = tracker.now().isoformat()
+        total = NO_SYNC
+        for ids in self.customer_source.customer_ids(enabled if websites is None else websites):
+            total = _add(total, self.customers.sync(ids, resend=resend))
+            if progress is not None:
+                progress(len(ids))
+        cursors[CUSTOMER_SYNC] = ",".join(sorted(enabled))
+        return _add(total, self.customers.sweep(cursors))
+
+    def _customer_step(self) -> tuple[SyncReport, bool]:
+        """Customers: backfill new profile websites, else follow the changes."""
+        enabled = self.customers.websites()
+        stored = self.state.cursor(CUSTOMER_SYNC) or ""
+        done = {code for code in stored.split(",") if code}
+        cursors: dict[str, str] = {}
+        if done - set(enabled):  # a website turned off: turning it on again means a backfill
+            cursors[CUSTOMER_SYNC] = ",".join(sorted(done & set(enabled)))
+        if not enabled:
+            if self._has_customer_log():  # keep the changelog from growing while unused
+                self.customer_tracker.ack(self.customer_tracker.fetch(None))
+            return (self.customers.sync([], cursors) if cursors else NO_SYNC), False
+        missing = [code for code in enabled if code not in done]
+        if missing:
+            log.info("backfill of the customers of %s", ", ".join(missing))
+            return self.reindex_customers(websites=missing), False
+        return self._follow_customers(cursors)
+
+    def _follow_customers(self, cursors: dict[str, str]) -> tuple[SyncReport, bool]:
+        """Sync the customers changed since the cursor; in poll mode, sweep for deletions."""
+        tracker = self.customer_tracker
+        changes = tracker.fetch(self.state.cursor(tracker.cursor_name))
+        cursors[tracker.cursor_name] = changes.cursor
+        if changes.order_ids:
+            cursors[LAST_CUSTOMER_CHANGE_MS] = str(clock.now_ms())
+        report = self.customers.sync(changes.order_ids, cursors)
+        tracker.ack(changes)
+        if isinstance(tracker, PollChanges) and clock.monotonic() >= self._next_sweep:
+            self._next_sweep = clock.monotonic() + self.sweep_every_s
+            report = _add(report, self.customers.sweep())
+        return report, changes.more
 
     def step(self) -> StepReport:
         """One scheduled run: catch up on changes, then deliver what waits."""
@@ -113,16 +209,18 @@ class Connector:
             sync = self.feed.sync(changes.order_ids, cursors)
             self.tracker.ack(changes)
             more = changes.more
+        customers, more_customers = self._customer_step()
         delivery = self.sender.drain()
-        if sync.events or delivery.sent or delivery.failed:
+        if sync.events or customers.events or delivery.sent or delivery.failed:
             log.info(
-                "%d orders changed, %d events queued, %d sent, %d refused",
+                "%d orders and %d customers changed, %d messages queued, %d sent, %d refused",
                 sync.changed,
-                sync.events,
+                customers.changed,
+                sync.events + customers.events,
                 delivery.sent,
                 delivery.failed,
             )
-        return StepReport(sync, delivery, more)
+        return StepReport(sync, delivery, more or more_customers, customers)
 
     def loop(self, stop: threading.Event) -> None:
         """Run `step` every `poll_interval_s` until `stop` is set; survive a shop DB outage."""
@@ -144,6 +242,10 @@ class Connector:
 
 def _fields(report: SyncReport) -> tuple[int, int, int, int]:
     return report.read, report.changed, report.events, report.errors
+
+
+def _add(a: SyncReport, b: SyncReport) -> SyncReport:
+    return SyncReport(*(x + y for x, y in zip(_fields(a), _fields(b), strict=True)))
 
 
 def run_connector(

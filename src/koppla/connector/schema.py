@@ -1,9 +1,9 @@
 """Koppla's own definition of the Magento 2 tables and columns the connector reads.
 
-Written from the facts in Magento's declarative schema (`Sales`, `Store`, `Catalog` modules'
-db_schema.xml); only the subset Koppla reads (plus the NOT NULL columns without a default the demo
-store must write). The demo store creates exactly these tables on SQLite. Amounts are read as
-floats (`asdecimal=False`): events carry JSON numbers anyway.
+Written from the facts in Magento's declarative schema (`Sales`, `Store`, `Catalog`, `Customer`
+modules' db_schema.xml); only the subset Koppla reads (plus the NOT NULL columns without a
+default the demo store must write). The demo store creates exactly these tables on SQLite.
+Amounts are read as floats (`asdecimal=False`): events carry JSON numbers anyway.
 
 `eav_metadata` holds the two tables of Magento's `Eav` module Koppla reads to find the category
 `name` attribute. They are not in the reference schema, so their minimal columns are written from
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     Integer,
     MetaData,
@@ -304,6 +305,47 @@ catalog_category_product = Table(
     Column("product_id", Integer, nullable=False, server_default="0"),
 )
 
+customer_entity = Table(
+    "customer_entity",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("website_id", SmallInteger),
+    Column("email", String(255)),
+    Column("group_id", SmallInteger, nullable=False, server_default="0"),
+    Column("store_id", SmallInteger, server_default="0"),
+    Column("is_active", SmallInteger, nullable=False, server_default="1"),
+    Column("prefix", String(40)),
+    Column("firstname", String(255)),
+    Column("middlename", String(255)),
+    Column("lastname", String(255)),
+    Column("suffix", String(40)),
+    Column("dob", Date),
+    Column("gender", SmallInteger),
+    Column("default_billing", Integer),
+    Column("default_shipping", Integer),
+    _stamp("created_at"),
+    _stamp("updated_at"),
+)
+
+customer_address_entity = Table(
+    "customer_address_entity",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer),
+    Column("is_active", SmallInteger, nullable=False, server_default="1"),
+    Column("firstname", String(255), nullable=False),
+    Column("lastname", String(255), nullable=False),
+    Column("company", String(255)),
+    Column("street", Text, nullable=False),
+    Column("city", String(255), nullable=False),
+    Column("region", String(255)),
+    Column("postcode", String(255)),
+    Column("country_id", String(255), nullable=False),
+    Column("telephone", String(255), nullable=False),
+    _stamp("created_at"),
+    _stamp("updated_at"),
+)
+
 eav_metadata = MetaData()
 
 eav_entity_type = Table(
@@ -330,3 +372,9 @@ TRACKED_TABLES: dict[str, str] = {
     "sales_payment_transaction": "order_id",
 }
 """Each table whose changes touch an order, and the column holding the affected order id."""
+
+CUSTOMER_TRACKED_TABLES: dict[str, str] = {
+    "customer_entity": "entity_id",
+    "customer_address_entity": "parent_id",
+}
+"""Each table whose changes touch a customer, and the column holding the affected customer id."""

@@ -3,7 +3,9 @@
 The API token comes from the environment (`KOPPLA_CONNECTOR_TOKEN`) only: it is never read from
 or written to disk, never logged, and shown redacted in reprs. Rules from the Data Connection
 admin (domain.md §2.1) apply per website: the organization id is 24 letters or digits followed by
-`@AdobeOrg`, a dataset id is required while back-office events are on.
+`@AdobeOrg`, a dataset id is required while back-office events or customer profiles are on;
+customer profiles need a profile dataset id different from the dataset id, and a profile
+datastream id unless they stream through the same datastream.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,12 +57,67 @@ class WebsiteSettings(BaseModel):
         description="Data space id, sent as `commerce.commerceScope.environmentID`.",
     )
     back_office_events: bool = Field(default=True, description="Send back-office events.")
+    customer_profiles: bool = Field(
+        default=False, description="Send customer profile records and profile events."
+    )
+    profiles_same_datastream: bool = Field(
+        default=True,
+        description="Stream customer profiles through `datastream_id` (else through "
+        "`profile_datastream_id`).",
+    )
+    profile_dataset_id: str = Field(
+        default="",
+        validate_default=True,
+        description="Dataset the profile records go to; required while customer_profiles is "
+        "on, and different from `dataset_id`.",
+    )
+    profile_datastream_id: str = Field(
+        default="",
+        validate_default=True,
+        description="Datastream for customer profiles; required when customer_profiles is on "
+        "and profiles_same_datastream is off.",
+    )
+
+    @field_validator("profile_dataset_id")
+    @classmethod
+    def _profile_dataset(cls, value: str, info: ValidationInfo) -> str:
+        if not info.data.get("customer_profiles"):
+            return value
+        if not value:
+            raise ValueError("a profile dataset id is required while customer_profiles is on")
+        if value == info.data.get("dataset_id"):
+            raise ValueError(
+                "must differ from dataset_id (profile records and events go to different datasets)"
+            )
+        return value
+
+    @field_validator("profile_datastream_id")
+    @classmethod
+    def _profile_datastream(cls, value: str, info: ValidationInfo) -> str:
+        data = info.data
+        separate = data.get("customer_profiles") and not data.get("profiles_same_datastream", True)
+        if separate and not value:
+            raise ValueError(
+                "a profile datastream id is required while profiles_same_datastream is off"
+            )
+        return value
 
     @model_validator(mode="after")
     def _dataset_required(self) -> WebsiteSettings:
         if self.back_office_events and not self.dataset_id:
             raise ValueError("dataset_id is required while back_office_events is on")
+        if self.customer_profiles and not self.dataset_id:
+            raise ValueError(
+                "dataset_id is required while customer_profiles is on (profile events go to it)"
+            )
         return self
+
+    @property
+    def profile_stream(self) -> str:
+        """The datastream customer profile records and events go through."""
+        if self.profiles_same_datastream or not self.profile_datastream_id:
+            return self.datastream_id
+        return self.profile_datastream_id
 
 
 class ConnectorSettings(BaseSettings):

@@ -3,6 +3,11 @@
 Lives at `<home>/connector/state.sqlite`, never in the shop database. A feed step writes the new
 snapshots, the events they imply and the advanced cursor in ONE transaction (`FeedCommit`), so a
 crash either keeps all of it or none. The sender drains the outbox in `seq` order.
+
+The outbox carries three kinds of messages (`target`): order events (`events`), customer profile
+events (`profile_events`) and customer profile records (`profile_records`); customer messages
+name their customer (`customer_id`; their `order_id` is 0). A state file made before customers
+were tracked gains these columns when opened (its rows are order events).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from koppla.core import clock, codec
 from koppla.core.sqlite import SqliteFile
@@ -25,18 +30,35 @@ CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, order_id INTEGER NOT NULL,
   website TEXT NOT NULL, event_type TEXT NOT NULL, body BLOB NOT NULL,
   status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
-  created_ms INTEGER NOT NULL, sent_ms INTEGER
+  created_ms INTEGER NOT NULL, sent_ms INTEGER, target TEXT NOT NULL DEFAULT 'events',
+  customer_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, seq);
+CREATE TABLE IF NOT EXISTS customer_snapshot (
+  customer_id INTEGER PRIMARY KEY, website TEXT NOT NULL, hash TEXT NOT NULL, doc BLOB NOT NULL,
+  event_type TEXT NOT NULL, synced_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS order_error (
   order_id INTEGER PRIMARY KEY, field TEXT, message TEXT NOT NULL, seen_ms INTEGER NOT NULL
 );
 """
 
 
+_MIGRATIONS = (
+    ("outbox", "target", "ALTER TABLE outbox ADD COLUMN target TEXT NOT NULL DEFAULT 'events'"),
+    ("outbox", "customer_id", "ALTER TABLE outbox ADD COLUMN customer_id INTEGER"),
+)
+
+Target = Literal["events", "profile_events", "profile_records"]
+"""Where an outbox message goes: the event dataset (orders, customers) or the profile dataset."""
+
+RECORD_TYPE = "profileRecord"
+"""The `event_type` the outbox lists a profile record under (records have no eventType)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
-    """One event waiting in (or sent from) the outbox."""
+    """One message waiting in (or sent from) the outbox: an event, or a profile record."""
 
     seq: int
     event_id: str
@@ -44,6 +66,28 @@ class OutboxEvent:
     website: str
     event_type: str
     body: dict[str, Any]
+    target: Target = "events"
+    customer_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMessage:
+    """A customer profile event or record for the outbox."""
+
+    customer_id: int
+    website: str
+    target: Target
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSnapshot:
+    """What the connector last sent about a customer: its snapshot, hash and last event type."""
+
+    website: str
+    digest: str
+    doc: dict[str, Any]
+    event_type: str
 
 
 @dataclass(slots=True)
@@ -55,6 +99,9 @@ class FeedCommit:
     cursors: dict[str, str] = field(default_factory=dict)
     errors: list[tuple[int, str | None, str]] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
+    customers: dict[int, CustomerSnapshot] = field(default_factory=dict)
+    customers_gone: list[int] = field(default_factory=list)
+    customer_messages: list[CustomerMessage] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +121,15 @@ class State:
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA)
         self._tx = self._file.transaction
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a state file made by an older connector lacks."""
+        for table, column, statement in _MIGRATIONS:
+            present = {str(r[1]) for r in self._file.all(f"PRAGMA table_info({table})")}
+            if column not in present:
+                with self._tx() as db:
+                    db.execute(statement)
 
     def close(self) -> None:
         """Close the database."""
@@ -95,6 +151,27 @@ class State:
             for oid, digest, doc in self._file.all(query, chunk):
                 found[int(oid)] = (str(digest), codec.loads(doc))
         return found
+
+    def customer_snapshots(self, customer_ids: Iterable[int]) -> dict[int, CustomerSnapshot]:
+        """The stored snapshot of each of `customer_ids` that has one."""
+        ids = list(customer_ids)
+        found: dict[int, CustomerSnapshot] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = (
+                "SELECT customer_id, website, hash, doc, event_type FROM customer_snapshot "
+                f"WHERE customer_id IN ({marks})"
+            )
+            for cid, website, digest, doc, kind in self._file.all(query, chunk):
+                doc_value = codec.loads(doc)
+                found[int(cid)] = CustomerSnapshot(str(website), str(digest), doc_value, str(kind))
+        return found
+
+    def customer_ids(self) -> dict[int, str]:
+        """Every customer the connector has a snapshot of, with its website."""
+        rows = self._file.all("SELECT customer_id, website FROM customer_snapshot")
+        return {int(r[0]): str(r[1]) for r in rows}
 
     def commit(self, change: FeedCommit, *, resend: bool = False) -> int:
         """Apply one feed step atomically; return how many events entered the outbox.
@@ -125,6 +202,7 @@ class State:
                     (event["_id"], oid, website, event["eventType"], codec.dumps(event), now),
                 )
                 added += cur.rowcount
+            added += self._commit_customers(db, change, conflict, now)
             db.executemany(
                 "INSERT INTO cursor (name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
@@ -140,14 +218,60 @@ class State:
             )
         return added
 
+    @staticmethod
+    def _commit_customers(db: Any, change: FeedCommit, conflict: str, now: int) -> int:
+        db.executemany(
+            "INSERT INTO customer_snapshot (customer_id, website, hash, doc, event_type, "
+            "synced_ms) VALUES (?,?,?,?,?,?) ON CONFLICT(customer_id) DO UPDATE SET "
+            "website=excluded.website, hash=excluded.hash, doc=excluded.doc, "
+            "event_type=excluded.event_type, synced_ms=excluded.synced_ms",
+            [
+                (cid, snap.website, snap.digest, codec.dumps(snap.doc), snap.event_type, now)
+                for cid, snap in change.customers.items()
+            ],
+        )
+        db.executemany(
+            "DELETE FROM customer_snapshot WHERE customer_id=?",
+            [(cid,) for cid in change.customers_gone],
+        )
+        added = 0
+        for msg in change.customer_messages:
+            kind = msg.body.get("eventType", RECORD_TYPE)
+            cur = db.execute(
+                "INSERT INTO outbox (event_id, order_id, website, event_type, body, created_ms, "
+                f"target, customer_id) VALUES (?,0,?,?,?,?,?,?) ON CONFLICT(event_id) {conflict}",
+                (
+                    msg.body["_id"],
+                    msg.website,
+                    kind,
+                    codec.dumps(msg.body),
+                    now,
+                    msg.target,
+                    msg.customer_id,
+                ),
+            )
+            added += cur.rowcount
+        return added
+
     def pending(self, limit: int) -> list[OutboxEvent]:
-        """The oldest pending events, in outbox order."""
+        """The oldest pending messages, in outbox order."""
         rows = self._file.all(
-            "SELECT seq, event_id, order_id, website, event_type, body FROM outbox "
-            "WHERE status='pending' ORDER BY seq LIMIT ?",
+            "SELECT seq, event_id, order_id, website, event_type, body, target, customer_id "
+            "FROM outbox WHERE status='pending' ORDER BY seq LIMIT ?",
             (limit,),
         )
-        return [OutboxEvent(r[0], r[1], r[2], r[3], r[4], codec.loads(r[5])) for r in rows]
+        return [
+            OutboxEvent(r[0], r[1], r[2], r[3], r[4], codec.loads(r[5]), r[6], r[7]) for r in rows
+        ]
+
+    def customer_counts(self) -> dict[str, int]:
+        """Customers known, and customer messages by status, for `status`."""
+        known = self._file.one("SELECT count(*) FROM customer_snapshot")
+        rows = self._file.all(
+            "SELECT status, count(*) FROM outbox WHERE target != 'events' GROUP BY status"
+        )
+        counts = {f"messages{str(status).capitalize()}": int(n) for status, n in rows}
+        return {"known": int(known[0]) if known else 0, **counts}
 
     def mark_sent(self, seqs: Iterable[int]) -> None:
         """Record that the platform durably accepted these events."""

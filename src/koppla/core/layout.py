@@ -33,6 +33,11 @@ class Layout:
         return self.home / "pipeline" / "health.json"
 
     @property
+    def profiles(self) -> Path:
+        """The profile stage's directory: its lock and the embedded profile store."""
+        return self.home / "profiles"
+
+    @property
     def query_tmp(self) -> Path:
         """Where the query engine may spill; out of reach of user SQL."""
         return self.home / "query-tmp"

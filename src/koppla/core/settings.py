@@ -146,6 +146,33 @@ class Settings(BaseSettings):
         description="How long event ids are held in each dataset's fast dedupe index; older ids "
         "are checked against the dataset itself.",
     )
+    profile_store_url: str = Field(
+        default="",
+        description="Where profiles and the identity graph live: an SQLAlchemy URL such as "
+        "`postgresql+psycopg://koppla@db.internal/koppla`; default: SQLite in "
+        "`<home>/profiles/profiles.sqlite`.",
+    )
+    profile_max_identities: int = Field(
+        default=50,
+        ge=2,
+        le=1000,
+        description="Most identities in one identity graph; past it the oldest links are "
+        "dropped (AEP's limit is 50).",
+    )
+    profile_namespace_limits: dict[str, int] = Field(
+        default_factory=lambda: {"CustomerId": 1},
+        description="Most identities of a namespace in one graph, e.g. `{CustomerId = 1}`: two "
+        "customers who share a device stay two profiles.",
+    )
+    profile_events_kept: int = Field(
+        default=100,
+        ge=1,
+        description="Newest events kept per identity for profile timelines (the datasets keep "
+        "every event).",
+    )
+    profile_poll_ms: int = Field(
+        default=100, ge=10, description="How often the profile stage looks for new data."
+    )
     query_timeout_s: float = Field(default=30.0, gt=0, description="Longest a SQL query may run.")
     query_max_rows: int = Field(default=10_000, ge=1, description="Most rows a query returns.")
     query_memory_limit: str = Field(

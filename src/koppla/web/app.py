@@ -30,6 +30,8 @@ from koppla.web.routes import (
     datastreams,
     debug,
     health,
+    identity,
+    profiles,
     query,
     storefront,
     streaming,
@@ -99,7 +101,18 @@ def create_app(settings: Settings) -> KopplaApp:
 
     api = FastAPI(title="Koppla", version=__version__, lifespan=lifespan)
     api.state.services = services
-    for module in (health, query, datasets, datastreams, streaming, debug, storefront, aep_catalog):
+    for module in (
+        health,
+        query,
+        datasets,
+        datastreams,
+        streaming,
+        debug,
+        storefront,
+        aep_catalog,
+        profiles,
+        identity,
+    ):
         api.include_router(module.router)
     openapi.install(api)
     return KopplaApp(api)

@@ -16,7 +16,7 @@ from koppla.connector.demo import run_demo
 from koppla.core.layout import Layout
 from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
-from koppla.platform.catalog.demo import DEMO_DATASET
+from koppla.platform.catalog.demo import DEMO_DATASET, DEMO_PROFILE_DATASET
 from koppla.platform.catalog.store import Catalog
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def main(settings_json: str, parent_pid: int) -> None:
             platform_url=url,
             token=token,
             dataset_id=catalog.dataset(DEMO_DATASET).id,
+            profile_dataset_id=catalog.dataset(DEMO_PROFILE_DATASET).id,
             platform_ca_file=settings.tls_cert,
         )
     finally:

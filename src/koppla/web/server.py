@@ -1,4 +1,4 @@
-"""`koppla up`: the HTTP server in this process and the pipeline in a child process."""
+"""`koppla up`: the HTTP server in this process; the pipeline and the profile stage in children."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from koppla.core import clock
 from koppla.core.settings import Settings
 from koppla.platform.pipeline import process as pipeline_process
 from koppla.platform.pipeline.heartbeat import RESTARTS_ENV
+from koppla.platform.profiles import process as profiles_process
 from koppla.web import demo_process
 from koppla.web.app import KopplaApp, create_app
 from koppla.web.backoff import Backoff
@@ -175,7 +176,8 @@ def app_from_environment() -> KopplaApp:
 
 
 def serve(settings: Settings, *, demo_shop: bool = False) -> None:
-    """Run Koppla until interrupted: `edge_workers` HTTP processes and one pipeline process.
+    """Run Koppla until interrupted: `edge_workers` HTTP processes, one pipeline process and one
+    profile-stage process.
 
     With several workers each has its own spool stream; the live debugger of a worker shows the
     requests that worker received. `demo_shop` also runs the demo shop's simulator and the
@@ -187,7 +189,10 @@ def serve(settings: Settings, *, demo_shop: bool = False) -> None:
             pipeline_process.main,
             (settings.model_dump_json(), os.getpid()),
             restarts_env=RESTARTS_ENV,
-        )
+        ),
+        ChildSupervisor(
+            "koppla-profiles", profiles_process.main, (settings.model_dump_json(), os.getpid())
+        ),
     ]
     if demo_shop:
         children.append(

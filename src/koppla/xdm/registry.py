@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from koppla.core.errors import NotFound
 from koppla.xdm.experience_event import commerce_experience_event
+from koppla.xdm.profile import commerce_profile
 from koppla.xdm.types import Schema
 
 
@@ -41,4 +42,4 @@ class SchemaRegistry:
 
 def builtin_registry() -> SchemaRegistry:
     """A registry holding Koppla's built-in schemas."""
-    return SchemaRegistry([commerce_experience_event()])
+    return SchemaRegistry([commerce_experience_event(), commerce_profile()])

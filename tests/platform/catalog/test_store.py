@@ -28,12 +28,15 @@ def test_rules_name_the_field(tmp_path: Path) -> None:
         catalog.create_dataset("events", schema_id="s")
     with pytest.raises(InvalidInput, match="reserved"):
         catalog.create_dataset("quarantine", schema_id="s")
+    for shadowed in ("profiles", "identities"):  # the profile store's SQL tables
+        with pytest.raises(InvalidInput, match="reserved"):
+            catalog.create_dataset(shadowed, schema_id="s")
     with pytest.raises(InvalidInput) as bad_org:
         catalog.create_datastream(org_id="nope", event_dataset="events")
     assert bad_org.value.field == "orgId"
     with pytest.raises(NotFound):
         catalog.create_datastream(org_id=ORG, event_dataset="missing")
-    catalog.create_dataset("profiles", schema_id="s")
+    catalog.create_dataset("profile_events", schema_id="s")
     with pytest.raises(Conflict, match="must differ"):
         catalog.create_datastream(org_id=ORG, event_dataset="events", profile_dataset="events")
     with pytest.raises(InvalidInput, match="allowed origin"):

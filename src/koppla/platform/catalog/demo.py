@@ -1,34 +1,58 @@
-"""The demo organization, dataset and datastream that `koppla demo` and `koppla up --demo` make."""
+"""The demo organization, datasets and datastream that `koppla demo` and `koppla up --demo` make."""
 
 from __future__ import annotations
 
 from koppla.core.errors import NotFound
-from koppla.platform.catalog.models import Datastream
+from koppla.platform.catalog.models import Dataset, Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.xdm.experience_event import commerce_experience_event
+from koppla.xdm.profile import commerce_profile
 
 DEMO_ORG_ID = "KOPPLADEMO00000000000000@AdobeOrg"
 DEMO_DATASTREAM_ID = "6d3b1f0e-8c2a-4e7b-9a41-0d2f6a1c5e90"
 DEMO_DATASET = "demo_events"
+DEMO_PROFILE_DATASET = "demo_profiles"
+
+
+def _ensure_dataset(catalog: Catalog, name: str, schema_id: str, description: str) -> Dataset:
+    """The dataset `name`, enabled for Profile (created when missing)."""
+    try:
+        found = catalog.dataset(name)
+        return found if found.profile_enabled else catalog.set_profile_enabled(found.id, True)
+    except NotFound:
+        return catalog.create_dataset(
+            name, schema_id=schema_id, description=description, profile_enabled=True
+        )
 
 
 def ensure_demo(catalog: Catalog) -> Datastream:
-    """The demo datastream, created with its dataset on first use (idempotent)."""
-    try:
-        return catalog.datastream(DEMO_DATASTREAM_ID)
-    except NotFound:
-        pass
-    try:
-        catalog.dataset(DEMO_DATASET)
-    except NotFound:
-        catalog.create_dataset(
-            DEMO_DATASET,
-            schema_id=commerce_experience_event().id,
-            description="Storefront events of the demo datastream",
-        )
-    return catalog.create_datastream(
-        org_id=DEMO_ORG_ID,
-        event_dataset=DEMO_DATASET,
-        name="Koppla demo",
-        datastream_id=DEMO_DATASTREAM_ID,
+    """The demo datastream with its event and profile datasets, created on first use.
+
+    Idempotent, and it brings a demo made by an older Koppla up to date: the profile dataset is
+    added and attached to the datastream when missing.
+    """
+    _ensure_dataset(
+        catalog,
+        DEMO_DATASET,
+        commerce_experience_event().id,
+        "Storefront and back-office events of the demo datastream",
     )
+    profiles = _ensure_dataset(
+        catalog,
+        DEMO_PROFILE_DATASET,
+        commerce_profile().id,
+        "Customer profile records of the demo shop",
+    )
+    try:
+        stream = catalog.datastream(DEMO_DATASTREAM_ID)
+    except NotFound:
+        return catalog.create_datastream(
+            org_id=DEMO_ORG_ID,
+            event_dataset=DEMO_DATASET,
+            profile_dataset=DEMO_PROFILE_DATASET,
+            name="Koppla demo",
+            datastream_id=DEMO_DATASTREAM_ID,
+        )
+    if stream.profile_dataset_id is None:
+        stream = catalog.set_profile_dataset(stream.id, profiles.id)
+    return stream

@@ -12,7 +12,9 @@ ORG_ID = re.compile(r"^[A-Za-z0-9]{24}@AdobeOrg$")
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DATASTREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}$")
 ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$")
-RESERVED_NAMES = frozenset({"quarantine", "batches", "datasets", "information_schema"})
+RESERVED_NAMES = frozenset(
+    {"quarantine", "batches", "datasets", "information_schema", "profiles", "identities"}
+)
 
 BatchStatus = Literal["loading", "success", "failed"]
 
@@ -69,6 +71,8 @@ class Dataset:
     schema_id: str
     created_ms: int
     description: str = ""
+    profile_enabled: bool = False
+    """Enabled for Profile (AEP's `unifiedProfile` tag): its records and events feed profiles."""
 
 
 @dataclass(frozen=True, slots=True)

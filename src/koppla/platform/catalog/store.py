@@ -54,12 +54,26 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 
 CONSENT_CHANGES_KEPT = 100_000
 
+_DATASET_COLUMNS = "id, name, schema_id, created_ms, description, profile_enabled"
+
+_MIGRATIONS = (("datasets", "profile_enabled", "INTEGER NOT NULL DEFAULT 0"),)
+"""Columns added after a catalog file may have been created: (table, column, definition)."""
+
 
 class Catalog:
     """Read and change the catalog; every method is one short transaction."""
 
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA, foreign_keys=True)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a catalog written by an older Koppla lacks."""
+        for table, column, definition in _MIGRATIONS:
+            have = {str(row[1]) for row in self._all(f"PRAGMA table_info({table})")}
+            if column not in have:
+                with self._write() as db:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -76,7 +90,13 @@ class Catalog:
 
     # datasets
     def create_dataset(
-        self, name: str, *, schema_id: str, description: str = "", dataset_id: str | None = None
+        self,
+        name: str,
+        *,
+        schema_id: str,
+        description: str = "",
+        dataset_id: str | None = None,
+        profile_enabled: bool = False,
     ) -> Dataset:
         """Create a dataset; `Conflict` if the name is taken."""
         dataset = Dataset(
@@ -85,12 +105,20 @@ class Catalog:
             schema_id=schema_id,
             created_ms=clock.now_ms(),
             description=description,
+            profile_enabled=profile_enabled,
         )
         try:
             with self._write() as db:
                 db.execute(
-                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?)",
-                    (dataset.id, dataset.name, dataset.schema_id, description, dataset.created_ms),
+                    f"INSERT INTO datasets ({_DATASET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        dataset.id,
+                        dataset.name,
+                        dataset.schema_id,
+                        dataset.created_ms,
+                        description,
+                        int(profile_enabled),
+                    ),
                 )
         except sqlite3.IntegrityError as error:
             raise Conflict(f"a dataset named {name!r} or with id {dataset.id!r} exists") from error
@@ -98,21 +126,26 @@ class Catalog:
 
     def datasets(self) -> list[Dataset]:
         """Every dataset, by name."""
-        rows = self._all(
-            "SELECT id, name, schema_id, created_ms, description FROM datasets ORDER BY name"
-        )
-        return [Dataset(*row) for row in rows]
+        rows = self._all(f"SELECT {_DATASET_COLUMNS} FROM datasets ORDER BY name")
+        return [_dataset(row) for row in rows]
 
     def dataset(self, key: str) -> Dataset:
         """The dataset with id or name `key`; `NotFound` otherwise."""
         row = self._one(
-            "SELECT id, name, schema_id, created_ms, description FROM datasets "
-            "WHERE id = ? OR name = ?",
-            (key, key),
+            f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE id = ? OR name = ?", (key, key)
         )
         if row is None:
             raise NotFound(f"no dataset with id or name {key!r}")
-        return Dataset(*row)
+        return _dataset(row)
+
+    def set_profile_enabled(self, key: str, enabled: bool) -> Dataset:
+        """Enable (or disable) a dataset for Profile; `NotFound` for an unknown dataset."""
+        dataset = self.dataset(key)
+        with self._write() as db:
+            db.execute(
+                "UPDATE datasets SET profile_enabled = ? WHERE id = ?", (int(enabled), dataset.id)
+            )
+        return self.dataset(dataset.id)
 
     # datastreams
     def create_datastream(
@@ -156,6 +189,19 @@ class Catalog:
         except sqlite3.IntegrityError as error:
             raise Conflict(f"a datastream with id {stream.id!r} exists") from error
         return stream
+
+    def set_profile_dataset(self, datastream_id: str, dataset: str) -> Datastream:
+        """Make `dataset` (id or name) the datastream's profile dataset."""
+        stream = self.datastream(datastream_id)
+        profiles = self.dataset(dataset)
+        if profiles.id == stream.event_dataset_id:
+            raise Conflict("the profile dataset must differ from the event dataset")
+        with self._write() as db:
+            db.execute(
+                "UPDATE datastreams SET profile_dataset_id = ? WHERE id = ?",
+                (profiles.id, stream.id),
+            )
+        return self.datastream(stream.id)
 
     def datastreams(self) -> list[Datastream]:
         """Every datastream."""
@@ -321,6 +367,17 @@ def _log_consents(db: sqlite3.Connection, changes: list[tuple[str, str, str]]) -
     db.execute(
         "DELETE FROM consent_changes WHERE seq <= (SELECT max(seq) FROM consent_changes) - ?",
         (CONSENT_CHANGES_KEPT,),
+    )
+
+
+def _dataset(row: tuple[Any, ...]) -> Dataset:
+    return Dataset(
+        id=str(row[0]),
+        name=str(row[1]),
+        schema_id=str(row[2]),
+        created_ms=int(row[3]),
+        description=str(row[4]),
+        profile_enabled=bool(row[5]),
     )
 
 

@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import duckdb
 
@@ -23,11 +23,14 @@ from koppla.core import clock
 from koppla.core.errors import InvalidInput
 from koppla.platform.query.errors import QueryFailed, QueryTimeout
 from koppla.platform.query.guard import check_sql, explained_select
+from koppla.platform.query.live import LiveTable, LiveTables
 from koppla.platform.query.reach import FILES_OFF, Reach
 from koppla.platform.query.result import Column, QueryResult, TableInfo
 from koppla.platform.query.sandbox import SandboxLimits, open_sandbox
 from koppla.platform.query.slots import QuerySlots
 from koppla.platform.query.snapshots import DeltaSnapshots, Snapshot
+
+T = TypeVar("T")
 
 TableSource = Callable[[], Mapping[str, str]]
 """Returns the current `{table_name: delta_table_path}`; called once per query."""
@@ -50,14 +53,17 @@ class QueryEngine:
         temp_limit: str = "0",
         max_concurrent: int = 4,
         slot_wait_s: float = 3.0,
+        live: LiveTables | None = None,
     ) -> None:
         """Configure and lock the DuckDB database; `tables` is consulted on every query.
 
         Queries may spill up to `temp_limit` into `temp_directory` (no directory or "0": no
         spilling). At most `max_concurrent` queries run at once; one more waits up to
-        `slot_wait_s` for a slot, then fails with `QueryBusy`.
+        `slot_wait_s` for a slot, then fails with `QueryBusy`. `live` names tables read fresh
+        for each query that names them (the profile store's), beside the datasets.
         """
         self._tables = tables
+        self._live: LiveTables = live or dict
         self._timeout_s = timeout_s
         self._max_rows = _positive(max_rows)
         self._limits = SandboxLimits(memory_limit, threads, temp_directory, temp_limit)
@@ -79,11 +85,14 @@ class QueryEngine:
         with self._slots.hold():
             started = clock.monotonic()
             tables = self._tables()
+            live = self._live()
             with self._cursor() as cursor:
-                self._reach.check(cursor, explained_select(sql), tables)
+                self._reach.check(cursor, explained_select(sql), [*tables, *live])
                 snapshots = self._current(_referenced(cursor, sql, tables))
                 for name, snapshot in snapshots.items():
                     cursor.register(name, snapshot.dataset)
+                for name in _referenced(cursor, sql, live):
+                    cursor.register(name, live[name].load())
                 columns, rows = self._execute(cursor, sql, cap, lambda: self._catalog_hint(tables))
         truncated = len(rows) > cap
         elapsed_ms = (clock.monotonic() - started) * 1000
@@ -99,7 +108,9 @@ class QueryEngine:
                     Column(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)
                 )
                 infos.append(TableInfo(name, columns, snapshot.row_count, snapshot.version))
-        return infos
+            for name, table in sorted(self._live().items()):
+                infos.append(TableInfo(name, _columns(cursor, table), None, None))
+        return sorted(infos, key=lambda info: info.name)
 
     def close(self) -> None:
         """Close the DuckDB database; the engine cannot be used afterwards."""
@@ -157,6 +168,11 @@ class QueryEngine:
         return columns, rows
 
 
+def _columns(cursor: duckdb.DuckDBPyConnection, table: LiveTable) -> tuple[Column, ...]:
+    relation = cursor.from_arrow(table.schema.empty_table())
+    return tuple(Column(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True))
+
+
 def _positive(max_rows: int) -> int:
     if max_rows < 1:
         raise InvalidInput(f"max_rows must be at least 1, got {max_rows}", field="max_rows")
@@ -173,8 +189,8 @@ def _interrupted(expired: bool, timeout_s: float) -> Exception:
 
 
 def _referenced(
-    cursor: duckdb.DuckDBPyConnection, sql: str, tables: Mapping[str, str]
-) -> Mapping[str, str]:
+    cursor: duckdb.DuckDBPyConnection, sql: str, tables: Mapping[str, T]
+) -> Mapping[str, T]:
     """The tables `sql` names, so only those are refreshed and registered; all if unclear."""
     try:
         names = {name.lower() for name in cursor.get_table_names(sql)}

@@ -50,7 +50,8 @@ class TableInfo:
     name: str
     columns: tuple[Column, ...]
     row_count: int | None
-    version: int
+    version: int | None
+    """The Delta version read; None for a live table (read fresh for each query)."""
 
 
 def json_value(value: Any) -> Any:

@@ -27,7 +27,7 @@ def _dataset(dataset: Dataset) -> dict[str, Any]:
         "created": dataset.created_ms,
         "updated": dataset.created_ms,
         "schemaRef": {"id": dataset.schema_id, "contentType": CONTENT_TYPE},
-        "tags": {},
+        "tags": {"unifiedProfile": ["enabled:true"]} if dataset.profile_enabled else {},
     }
 
 

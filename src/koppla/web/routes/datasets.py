@@ -25,6 +25,13 @@ class DatasetCreate(BaseModel):
     name: str = Field(description="Lowercase SQL table name.")
     schema_id: str | None = Field(default=None, alias="schemaId")
     description: str = ""
+    profile_enabled: bool = Field(default=False, alias="profileEnabled", strict=True)
+
+
+class DatasetChange(BaseModel):
+    """A change to a dataset: whether it is enabled for Profile."""
+
+    profile_enabled: bool = Field(alias="profileEnabled", strict=True)
 
 
 @router.get("/datasets")
@@ -41,7 +48,10 @@ def create_dataset(body: DatasetCreate, svc: Svc, _: Caller) -> dict[str, Any]:
         raise HTTPException(400, detail=f"unknown schema {schema_id!r}")
     try:
         dataset = svc.catalog.create_dataset(
-            body.name, schema_id=schema_id, description=body.description
+            body.name,
+            schema_id=schema_id,
+            description=body.description,
+            profile_enabled=body.profile_enabled,
         )
     except InvalidInput as error:
         raise HTTPException(400, detail=str(error)) from error
@@ -60,6 +70,15 @@ def get_dataset(key: str, svc: Svc, _: Caller) -> dict[str, Any]:
         raise HTTPException(404, detail=str(error)) from error
     batches = svc.catalog.batches(dataset_id=dataset.id, limit=20)
     return {**asdict(dataset), "batches": [asdict(b) for b in batches]}
+
+
+@router.patch("/datasets/{key}")
+def change_dataset(key: str, body: DatasetChange, svc: Svc, _: Caller) -> dict[str, Any]:
+    """Enable or disable a dataset for Profile."""
+    try:
+        return asdict(svc.catalog.set_profile_enabled(key, body.profile_enabled))
+    except NotFound as error:
+        raise HTTPException(404, detail=str(error)) from error
 
 
 @router.get("/batches")

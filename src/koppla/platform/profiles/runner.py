@@ -1,0 +1,127 @@
+"""The profile runner: follows every profile-enabled dataset and feeds the profile stage.
+
+One pass (`step`) reads, for each dataset enabled for Profile, what its Delta table gained since
+the stage's cursor (`tail.read_since`), turns the rows into observations and applies them with
+the cursor they reach. A dataset newly enabled (no cursor yet), or one whose old commits were
+cleaned away, is read whole first (`tail.read_all`). Records come from datasets of the
+Individual Profile class, events from the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from koppla.core.layout import Layout
+from koppla.platform.catalog.models import Dataset
+from koppla.platform.catalog.store import Catalog
+from koppla.platform.profiles.graph import Limits
+from koppla.platform.profiles.observation import Kind, Observation, observe
+from koppla.platform.profiles.policies import PolicyBook
+from koppla.platform.profiles.rows import document
+from koppla.platform.profiles.stage import ProfileStage
+from koppla.platform.profiles.store import ProfileStore
+from koppla.platform.profiles.tail import LogGone, Rows, read_all, read_since
+from koppla.xdm.profile import PROFILE_SCHEMA_ID
+from koppla.xdm.registry import SchemaRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """What one pass did: rows read, observations applied, and whether more is waiting."""
+
+    rows: int
+    observations: int
+    more: bool
+
+
+class ProfileRunner:
+    """Keeps the profile store current with the profile-enabled datasets of one home."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        catalog: Catalog,
+        registry: SchemaRegistry,
+        store: ProfileStore,
+        *,
+        limits: Limits | None = None,
+        events_kept: int = 100,
+        max_rows: int = 20_000,
+    ) -> None:
+        self._layout = layout
+        self._catalog = catalog
+        self._registry = registry
+        self._store = store
+        self._max_rows = max_rows
+        self.policies = PolicyBook(store)
+        self.stage = ProfileStage(
+            store, limits=limits, events_kept=events_kept, policy=self.policies.default
+        )
+
+    def run(
+        self,
+        stop: threading.Event,
+        poll_ms: int = 100,
+        on_progress: Callable[[], None] | None = None,
+    ) -> None:
+        """Step until `stop` is set; idle passes wait `poll_ms`."""
+        while not stop.is_set():
+            report = self.step()
+            if on_progress is not None:
+                on_progress()
+            if not report.more:
+                stop.wait(poll_ms / 1000)
+
+    def step(self) -> StepReport:
+        """One pass over every profile-enabled dataset."""
+        cursors = self._store.cursors()
+        rows = observations = 0
+        more = False
+        for dataset in self._catalog.datasets():
+            if not dataset.profile_enabled:
+                continue
+            path = self._layout.dataset(dataset.id)
+            after = cursors.get(dataset.id, -1)
+            try:
+                if after < 0:
+                    raise LogGone("no cursor yet")
+                batch = read_since(path, after, max_rows=self._max_rows)
+                batches = [batch] if batch.cursor != after else []
+            except LogGone as reason:
+                log.info("profiles: reading dataset %s whole (%s)", dataset.name, reason)
+                batches = list(read_all(path)) if path.exists() else []
+            for batch in batches:
+                found = self._apply(dataset, batch)
+                rows += len(batch.rows)
+                observations += found
+                more = more or batch.more
+        return StepReport(rows, observations, more)
+
+    def _apply(self, dataset: Dataset, batch: Rows) -> int:
+        kind: Kind = "record" if _is_profile(self._registry, dataset) else "event"
+        found: list[Observation] = []
+        for row, stamp in batch.rows:
+            try:
+                obs = observe(dataset.id, kind, document(row), stamp)
+            except Exception:  # one stored row must never stop profiles
+                log.exception("profiles: a row of dataset %s could not be read", dataset.name)
+                continue
+            if obs is not None:
+                found.append(obs)
+        cursors = {} if batch.cursor is None else {dataset.id: batch.cursor}
+        self.stage.apply(found, cursors)
+        return len(found)
+
+
+def _is_profile(registry: SchemaRegistry, dataset: Dataset) -> bool:
+    if dataset.schema_id == PROFILE_SCHEMA_ID:
+        return True
+    try:
+        return registry.get(dataset.schema_id).xdm_class.endswith("/context/profile")
+    except Exception:  # an unknown schema: treat its rows as events
+        return False
