@@ -141,6 +141,7 @@ def build() -> typer.Typer:
         finally:
             services.query.close()
             services.catalog.close()
+            services.profiles.close()
         if json:
             sys.stdout.write(codec.dumps(result.to_json()).decode() + "\n")
         else:
@@ -326,7 +327,7 @@ def build() -> typer.Typer:
         home: HomeOption = None,
         json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Pipeline (running, last error, restarts), datasets, quarantine, spool, counters."""
+        """Pipeline (running, last error, restarts), datasets, quarantine, spool, profiles."""
         from koppla.web.services import build_services
         from koppla.web.status import describe_pipeline
         from koppla.web.status import status as home_status
@@ -337,6 +338,7 @@ def build() -> typer.Typer:
         finally:
             services.query.close()
             services.catalog.close()
+            services.profiles.close()
         if json:
             sys.stdout.write(codec.dumps(report).decode() + "\n")
             return
@@ -356,6 +358,12 @@ def build() -> typer.Typer:
         console.print(f"quarantine: {report['quarantinedRecords']} records")
         for s in report["spool"]:
             console.print(f"spool {s['stream']}: {s['backlogBytes']} bytes waiting to be stored")
+        p = report["profiles"]
+        waiting = ", ".join(f"{k} {v}" for k, v in p["commitsWaiting"].items()) or "none"
+        console.print(
+            f"profiles: {p['profiles']} profiles, {p['identities']} identities, "
+            f"{p['guardrailHits']} guardrail hits; dataset commits not yet read: {waiting}"
+        )
         for s in report["datastreams"]:
             console.print(f"datastream {s['id']}: {s['counters'] or 'no counters'}")
 

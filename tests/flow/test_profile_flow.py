@@ -1,4 +1,4 @@
-"""A shopper from anonymous browsing to one profile, in process: edge, ingestion, pipeline, profiles."""
+"""A shopper from anonymous browsing to one profile, in process: edge, pipeline, profiles."""
 
 from __future__ import annotations
 

@@ -41,6 +41,10 @@ async def test_status_shows_the_backlog_until_the_pipeline_stores_it(
     assert dataset["lastBatch"]["status"] == "success"
     assert dataset["lastBatch"]["failedRecords"] == 1
     assert after["quarantinedRecords"] == 1
+    assert dataset["profileEnabled"] is True
+    profiles = after["profiles"]
+    assert profiles["commitsWaiting"]["demo_events"] >= 1  # no profile stage ran in this test
+    assert (profiles["profiles"], profiles["guardrailHits"]) == (0, 0)
     assert (await client.get("/api/v1/status")).status_code == 401
 
 

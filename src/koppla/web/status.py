@@ -1,4 +1,4 @@
-"""The state of a Koppla home at a glance: pipeline, datasets, spool backlog, counters.
+"""The state of a Koppla home at a glance: pipeline, datasets, spool backlog, profiles, counters.
 
 What an operator checks first: is the pipeline running and what failed last, is anything waiting
 to be stored (spool backlog), did the last batches land, how much was refused (quarantine) or
@@ -14,6 +14,7 @@ from koppla.core.layout import Layout
 from koppla.platform.datasets.quarantine import TABLE_NAME as QUARANTINE
 from koppla.platform.pipeline import health
 from koppla.platform.pipeline.cursor import Cursors
+from koppla.platform.profiles.tail import latest_version
 from koppla.platform.spool.position import segment_name
 from koppla.platform.spool.reader import list_streams
 from koppla.platform.spool.writer import stream_segments
@@ -88,6 +89,17 @@ _PIPELINE_KEYS = (
 )
 
 
+def profiles_state(services: Services) -> dict[str, Any]:
+    """The profile store's size, and how many commits of each profile-enabled dataset wait."""
+    cursors = services.profiles.cursors()
+    waiting = {}
+    for dataset in services.catalog.datasets():
+        if dataset.profile_enabled:
+            latest = latest_version(services.layout.dataset(dataset.id))
+            waiting[dataset.name] = max(0, latest - cursors.get(dataset.id, -1))
+    return {**services.profiles.summary(), "commitsWaiting": waiting}
+
+
 def _iso(epoch_ms: int | None) -> str | None:
     return None if epoch_ms is None else clock.iso(clock.from_ms(epoch_ms))
 
@@ -103,6 +115,7 @@ def status(services: Services) -> dict[str, Any]:
                 "name": dataset.name,
                 "id": dataset.id,
                 "rows": counts.get(dataset.name),
+                "profileEnabled": dataset.profile_enabled,
                 "lastBatch": None
                 if not last
                 else {
@@ -119,6 +132,7 @@ def status(services: Services) -> dict[str, Any]:
         "datasets": datasets,
         "quarantinedRecords": counts.get(QUARANTINE),
         "spool": spool_backlog(services),
+        "profiles": profiles_state(services),
         "datastreams": [
             {"id": s.id, "orgId": s.org_id, "counters": services.catalog.counters(s.id)}
             for s in services.catalog.datastreams()

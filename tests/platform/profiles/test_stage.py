@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,3 +217,43 @@ def test_a_failed_write_leaves_nothing_half_done_and_the_retry_lands_once(
     assert view is not None and len(view.members) == 3
     assert view.computed.orders == 1 and store.counts()["events"] == 3
     assert store.profile(view.graph_id) is not None
+
+
+def test_a_new_default_policy_remerges_the_profiles_kept_for_sql(tmp_path: Path) -> None:
+    from koppla.core.layout import Layout
+    from koppla.platform.catalog.store import Catalog
+    from koppla.platform.profiles.runner import ProfileRunner
+    from koppla.xdm.registry import builtin_registry
+
+    store = ProfileStore(f"sqlite:///{tmp_path / 'p.sqlite'}")
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    runner = ProfileRunner(Layout(tmp_path), catalog, builtin_registry(), store)
+    runner.step()
+    runner.stage.apply(
+        [
+            _record("42", "ann@example.com", "FromCrm", T0, dataset="crm"),
+            _record("42", "ann@example.com", "FromShop", T0 + 5000, dataset="shop"),
+        ],
+        {},
+    )
+    view = ProfileLookup(store).profile(ANN)
+    assert view is not None
+    row = store.profile(view.graph_id)
+    assert row is not None and row.attributes["person"]["name"]["firstName"] == "FromShop"
+
+    runner.policies.create(
+        {
+            "name": "CRM first",
+            "default": True,
+            "schema": {"name": "_xdm.context.profile"},
+            "identityGraph": {"type": "pdg"},
+            "attributeMerge": {"type": "dataSetPrecedence", "order": ["crm"]},
+        }
+    )
+    runner.step()
+
+    row = store.profile(view.graph_id)
+    assert row is not None and row.attributes["person"]["name"]["firstName"] == "FromCrm"
+    assert row.sources[0] == "crm"
+    store.close()
+    catalog.close()

@@ -70,7 +70,7 @@ def normalise(namespace: str, value: str) -> Identity | None:
     lower-cased, every other id is trimmed.
     """
     symbol = namespace_symbol(namespace)
-    if not symbol or len(symbol) > MAX_NAMESPACE_CHARS:
+    if not symbol or len(symbol) > MAX_NAMESPACE_CHARS or ":" in symbol:
         return None
     text = value.strip()
     if symbol in ("Email", "Email_LC_SHA256", "Phone_SHA256"):

@@ -9,6 +9,7 @@ Individual Profile class, events from the others.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.profiles.graph import Limits
+from koppla.platform.profiles.merge import MergePolicy
 from koppla.platform.profiles.observation import Kind, Observation, observe
 from koppla.platform.profiles.policies import PolicyBook
 from koppla.platform.profiles.rows import document
@@ -28,6 +30,9 @@ from koppla.xdm.profile import PROFILE_SCHEMA_ID
 from koppla.xdm.registry import SchemaRegistry
 
 log = logging.getLogger(__name__)
+
+POLICY_CURSOR = "merge-policy"
+"""The store cursor that remembers which default merge policy the kept profiles were merged by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +83,10 @@ class ProfileRunner:
                 stop.wait(poll_ms / 1000)
 
     def step(self) -> StepReport:
-        """One pass over every profile-enabled dataset."""
+        """One pass over every profile-enabled dataset (after a default-policy change, first
+        the profiles kept for SQL are merged again under the new default)."""
         cursors = self._store.cursors()
+        self._follow_policy(cursors)
         rows = observations = 0
         more = False
         for dataset in self._catalog.datasets():
@@ -102,6 +109,16 @@ class ProfileRunner:
                 more = more or batch.more
         return StepReport(rows, observations, more)
 
+    def _follow_policy(self, cursors: dict[str, int]) -> None:
+        """Merge every profile again when the default merge policy is not the one they used."""
+        marker = _policy_marker(self.policies.default())
+        if cursors.get(POLICY_CURSOR) == marker:
+            return
+        if cursors:  # profiles exist that were merged under another policy
+            count = self.stage.remerge_all()
+            log.info("profiles: %d profiles merged again under the new default policy", count)
+        self.stage.apply([], {POLICY_CURSOR: marker})
+
     def _apply(self, dataset: Dataset, batch: Rows) -> int:
         kind: Kind = "record" if _is_profile(self._registry, dataset) else "event"
         found: list[Observation] = []
@@ -116,6 +133,12 @@ class ProfileRunner:
         cursors = {} if batch.cursor is None else {dataset.id: batch.cursor}
         self.stage.apply(found, cursors)
         return len(found)
+
+
+def _policy_marker(policy: MergePolicy) -> int:
+    """A number that changes whenever the default policy or its settings change."""
+    digest = hashlib.sha256(f"{policy.id}:{policy.version}:{policy.updated_ms}".encode())
+    return int(digest.hexdigest()[:15], 16)
 
 
 def _is_profile(registry: SchemaRegistry, dataset: Dataset) -> bool:

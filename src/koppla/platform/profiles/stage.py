@@ -174,6 +174,33 @@ class ProfileStage:
         self._remember(cache, change)
         return ApplyReport(len(observations), len(change.links), len(change.hits), len(touched))
 
+    def remerge_all(self, batch: int = 2000) -> int:
+        """Merge every stored profile again under the current default policy; returns how many.
+
+        For a change of the default merge policy: the profiles kept for SQL were merged under
+        the old one (lookups merge on read and need nothing). Computed attributes stay as they
+        are.
+        """
+        policy = self._policy()
+        done = 0
+        for graph_ids in list(self._store.graph_ids(batch)):
+            members = self._store.graph_members(graph_ids)
+            identities = [m.identity for ms in members.values() for m in ms]
+            by_identity: dict[Identity, list[Fragment]] = {}
+            for f in self._store.fragments(identities):
+                by_identity.setdefault(f.identity, []).append(
+                    Fragment(f.dataset_id, f.identity, f.record, f.updated_ms)
+                )
+            rows = []
+            for graph_id, ms in members.items():
+                parts = [f for m in ms for f in by_identity.get(m.identity, ())]
+                attributes, winners = merged(parts, policy)
+                rows.append((graph_id, attributes, winners))
+            self._store.set_attributes(rows)
+            done += len(rows)
+        self._cache = None
+        return done
+
     def _link(self, graph: _Graph, obs: Observation, change: Write) -> bool:
         """Link one observation's identities into the in-memory graph; note what changed.
 

@@ -420,6 +420,35 @@ class ProfileStore:
             row = conn.execute(select(t.profiles).where(t.profiles.c.graph_id == graph_id)).first()
         return None if row is None else _profile(row)
 
+    def graph_members(self, graph_ids: Sequence[str]) -> dict[str, list[Member]]:
+        """The members of each of `graph_ids`, by node id."""
+        query = (
+            "SELECT node, ns, id, graph_id, first_ms, last_ms FROM identities WHERE graph_id IN "
+        )
+        out: dict[str, list[Member]] = {}
+        with self._read() as conn:
+            for node, ns, ident, graph_id, first, last in self._rows_in(conn, query, graph_ids):
+                member = Member(Identity(ns, ident), int(node), graph_id, int(first), int(last))
+                out.setdefault(graph_id, []).append(member)
+        for members in out.values():
+            members.sort(key=lambda m: m.node)
+        return out
+
+    def set_attributes(self, rows: Sequence[tuple[str, dict[str, Any], list[str]]]) -> None:
+        """Replace profiles' merged attributes and sources: `(graph id, attributes, sources)`."""
+        dump = codec.dumps
+        with self.engine.begin() as conn:
+            self._many(
+                conn,
+                "UPDATE profiles SET attributes = ?, sources = ? WHERE graph_id = ?",
+                [(dump(a).decode(), dump(s).decode(), g) for g, a, s in rows],
+            )
+
+    def graph_ids(self, batch: int = 2000) -> Iterator[list[str]]:
+        """Every profile's graph id, `batch` at a time."""
+        for part in self.rows("profiles", ["graph_id"], batch):
+            yield [str(row[0]) for row in part]
+
     def profile_rows(self, graph_ids: Sequence[str]) -> dict[str, ProfileRow]:
         """The stored profiles of `graph_ids` that exist."""
         query = (
@@ -536,6 +565,18 @@ class ProfileStore:
                     conn.execute(select(func.count()).select_from(table)).scalar_one()
                 )
         return out
+
+    def summary(self) -> dict[str, int]:
+        """How many profiles, identities and guardrail hits the store holds."""
+        with self._read() as conn:
+            return {
+                name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for name, table in (
+                    ("profiles", t.profiles),
+                    ("identities", t.identities),
+                    ("guardrailHits", t.hits),
+                )
+            }
 
     def rows(
         self, table: str, columns: Sequence[str], batch: int = 50_000
