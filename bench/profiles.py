@@ -8,7 +8,7 @@ What it measures:
    record's new first name shows. `--probes` records, one at a time; seconds from the POST's
    acknowledgement to the lookup returning it (Adobe's figure is about 10 minutes).
 2. `links` — in process, on a fresh store (SQLite by default, `--store-url` for PostgreSQL): the
-   profile stage applying `--shoppers` shoppers' observations in chunks of `--chunk`, each one a
+   profile stage applying `--shoppers` shoppers' observations in chunks of `--chunk` (20,000: what the runner reads at once), each one a
    link update (two or three identities seen together: a sign-in with ECID and email, the shop's
    record with customer id and email, a second device's sign-in); link updates per second,
    storage included.
@@ -305,7 +305,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["latency", "links", "lookup"], default=None)
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--shoppers", type=int, default=50_000)
-    parser.add_argument("--chunk", type=int, default=5_000)
+    parser.add_argument("--chunk", type=int, default=20_000)
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=10_000)
     parser.add_argument("--store-url", default=None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from koppla.core import clock, ids
 from koppla.platform.profiles.computed import computed
@@ -37,6 +38,9 @@ from koppla.platform.profiles.store import (
 )
 
 log = logging.getLogger(__name__)
+
+MERGES_HELD = 100_000
+"""Most merge results the stage keeps between chunks (then it starts afresh)."""
 
 PRUNE_SLACK = 1.5
 """A timeline is cut back to `events_kept` once it holds this many times as many events."""
@@ -105,6 +109,11 @@ class _Cache:
     facts: dict[int, list[Fact]] = field(default_factory=dict)
     loaded: set[int] = field(default_factory=set)
     """Nodes whose activity and facts are held (absent from `activity`: none stored)."""
+    records: dict[Identity, dict[str, StoredFragment]] = field(default_factory=dict)
+    """Record fragments by identity and dataset, for the identities loaded (empty: none)."""
+    merges: dict[tuple[object, ...], tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
+    """Merge results by policy and fragments: a graph that gained an identity but no record
+    merges to what it did before, so the merge is not done again."""
 
 
 class ProfileStage:
@@ -320,7 +329,7 @@ class ProfileStage:
             cache.rows.update(self._store.profile_rows(unknown))
         kept = {g: cache.rows[g] for g in graph_ids if g not in dirty and g in cache.rows}
         remerge = [g for g in graph_ids if g not in kept]
-        fragments = self._fragments(graph, remerge, change)
+        fragments = self._fragments(cache, remerge, change)
         nodes = [graph.members[i].node for g in graph_ids for i in graph.graphs[g]]
         self._load_inputs(cache, nodes)
         self._overlay(cache.activity, change)
@@ -336,7 +345,7 @@ class ProfileStage:
             old = kept.get(graph_id)
             if old is None and policy is not None:
                 parts = [f for i in members for f in fragments.get(i, ())]
-                attributes, winners = merged(parts, policy)
+                attributes, winners = self._merged(cache, parts, policy)
             else:
                 assert old is not None
                 attributes, winners = old.attributes, old.sources
@@ -360,6 +369,29 @@ class ProfileStage:
             )
         return rows
 
+    def _merged(
+        self, cache: _Cache, parts: Sequence[StoredFragment], policy: MergePolicy
+    ) -> tuple[dict[str, Any], list[str]]:
+        """`merged()` of `parts`, or the answer it gave before for the very same fragments."""
+        if not parts:
+            return {}, []
+        key = (
+            policy.id,
+            policy.version,
+            policy.updated_ms,
+            *sorted((f.dataset_id, f.identity, f.record_id, f.updated_ms) for f in parts),
+        )
+        held = cache.merges.get(key)
+        if held is None:
+            held = merged(
+                [Fragment(f.dataset_id, f.identity, f.record, f.updated_ms) for f in parts],
+                policy,
+            )
+            if len(cache.merges) >= MERGES_HELD:
+                cache.merges.clear()
+            cache.merges[key] = held
+        return held
+
     def _load_inputs(self, cache: _Cache, nodes: Iterable[int]) -> None:
         """Make sure the activity and order facts of `nodes` are held in the cache."""
         missing = [n for n in nodes if n not in cache.loaded]
@@ -380,31 +412,48 @@ class ProfileStage:
             cache.facts.setdefault(fact.node, []).append(fact)
         for node, count in change.event_counts.items():
             cache.activity[node] = replace(cache.activity[node], events=count)
+        for (dataset_id, identity), fragment in change.fragments.items():
+            held = cache.records.get(identity)
+            if held is not None:
+                old = held.get(dataset_id)
+                if old is None or old.updated_ms <= fragment.updated_ms:
+                    held[dataset_id] = fragment
+        for identity, deleted in change.tombstones.items():
+            held = cache.records.get(identity)
+            if held is not None:
+                for dataset_id, fragment in list(held.items()):
+                    if fragment.updated_ms <= deleted:
+                        del held[dataset_id]
         cache.loaded.update(change.new_nodes)
 
     def _fragments(
-        self, graph: _Graph, graph_ids: Sequence[str], change: Write
-    ) -> dict[Identity, list[Fragment]]:
+        self, cache: _Cache, graph_ids: Sequence[str], change: Write
+    ) -> dict[Identity, list[StoredFragment]]:
         """The record fragments of the graphs' members: stored, overlaid by this chunk's."""
-        identities = {i for g in graph_ids for i in graph.graphs[g]}
+        identities = {i for g in graph_ids for i in cache.graph.graphs[g]}
         if not identities:
             return {}
-        fragments: dict[tuple[str, Identity], StoredFragment] = {
-            (f.dataset_id, f.identity): f for f in self._store.fragments(identities)
-        }
-        for key, fragment in change.fragments.items():
-            if key[1] in identities and (
-                key not in fragments or fragments[key].updated_ms <= fragment.updated_ms
-            ):
-                fragments[key] = fragment
-        by_identity: dict[Identity, list[Fragment]] = {}
-        for f in fragments.values():
-            deleted = change.tombstones.get(f.identity)
-            if deleted is not None and f.updated_ms <= deleted:
-                continue
-            by_identity.setdefault(f.identity, []).append(
-                Fragment(f.dataset_id, f.identity, f.record, f.updated_ms)
-            )
+        missing = identities - cache.records.keys()
+        if missing:
+            for identity in missing:
+                cache.records[identity] = {}
+            for f in self._store.fragments(missing):
+                cache.records[f.identity][f.dataset_id] = f
+        pending: dict[Identity, list[StoredFragment]] = {}
+        for (_, who), fragment in change.fragments.items():
+            if who in identities:
+                pending.setdefault(who, []).append(fragment)
+        by_identity: dict[Identity, list[StoredFragment]] = {}
+        for identity in identities:
+            held = dict(cache.records[identity])
+            for fragment in pending.get(identity, ()):
+                old = held.get(fragment.dataset_id)
+                if old is None or old.updated_ms <= fragment.updated_ms:
+                    held[fragment.dataset_id] = fragment
+            deleted = change.tombstones.get(identity)
+            kept = [f for f in held.values() if deleted is None or f.updated_ms > deleted]
+            if kept:
+                by_identity[identity] = kept
         return by_identity
 
     def _overlay(self, activity: dict[int, Activity], change: Write) -> None:

@@ -35,6 +35,9 @@ from koppla.platform.profiles.identity import Identity
 CHUNK = 500
 """Most values in one SQL `IN (...)` list."""
 
+SQLITE_CACHE_KIB = 65_536
+"""Page cache per SQLite connection (64 MiB): the graph's indexes stay in memory as they grow."""
+
 _IDENTITY = (
     "INSERT INTO identities (node, ns, id, graph_id, first_ms, last_ms) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (node) DO UPDATE SET graph_id = excluded.graph_id, "
@@ -121,6 +124,8 @@ def open_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            cursor.execute("PRAGMA wal_autocheckpoint=20000")
             cursor.close()
 
         return engine
