@@ -7,11 +7,15 @@ What it measures:
    `GET /data/core/ups/access/entities?...&entityIdNS=CustomerId` polled every 10 ms until the
    record's new first name shows. `--probes` records, one at a time; seconds from the POST's
    acknowledgement to the lookup returning it (Adobe's figure is about 10 minutes).
+1b. `shop` — the same server with the store connector (poll interval 1 s) on a SQLite demo shop
+   (`--mariadb`: on MariaDB): a customer's name edited in the shop database, then a customer
+   deleted; seconds until the profile lookup shows the new name / no record data any more.
 2. `links` — in process, on a fresh store (SQLite by default, `--store-url` for PostgreSQL): the
-   profile stage applying `--shoppers` shoppers' observations in chunks of `--chunk` (20,000: what the runner reads at once), each one a
-   link update (two or three identities seen together: a sign-in with ECID and email, the shop's
-   record with customer id and email, a second device's sign-in); link updates per second,
-   storage included.
+   profile stage applying `--shoppers` shoppers' observations in chunks of `--chunk` (20,000,
+   what the runner reads at once), each one a link update (identities seen together: a sign-in
+   with ECID and email, the shop's record with customer id and email, a second device's
+   sign-in); link updates per second, storage included. Then as many sign-ins of known
+   shoppers on known devices (links known, times move on).
 3. `lookup` — a store filled with `--profiles` profiles (bulk-written in the stage's own row
    shapes: three identities, two links, one record, one activity row and two events each), then
    `--lookups` random lookups by email through `ProfileLookup.profile` (merge on read included):
@@ -109,6 +113,97 @@ def latency(probes: int) -> dict[str, Any]:
         "p90_s": pct(seconds, 0.9),
         "max_s": max(seconds),
     }
+
+
+# --- 1b. customer edited / deleted in the shop database -> profile changed -------------------
+
+
+def shop_changes(probes: int, mariadb: bool) -> dict[str, Any]:
+    """Edit a customer's name, then delete a customer, in the shop database (SQLite demo store
+    or MariaDB); seconds until the profile lookup shows the new name / no record data."""
+    import threading
+
+    from connector_latency import Platform, mariadb_database, prepare_shop
+    from koppla.connector.demo import demo_settings
+    from koppla.connector.demo_store import DemoShop
+    from koppla.connector.runner import run_connector
+    from koppla.connector.source import connect
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="koppla-profiles-shop-") as tmp:
+        platform = Platform(Path(tmp) / "platform")
+        try:
+            with mariadb_database() as maria:
+                dsn = maria if mariadb and maria else f"sqlite:///{tmp}/shop.sqlite"
+                prepare_shop(dsn)
+                engine = connect(dsn)
+                shop = DemoShop(engine, seed=5)
+                customers = [shop.create_customer() for _ in range(2 * probes)]
+                profiles = str(platform.http.get("/api/v1/datasets/demo_profiles").json()["id"])
+                settings = demo_settings(
+                    Path(tmp) / "connector",
+                    environment_id="bench",
+                    platform_url=platform.url,
+                    token=platform.token,
+                    dataset_id=platform.dataset_id,
+                    profile_dataset_id=profiles,
+                    source_dsn=dsn,
+                    poll_interval_s=1.0,
+                )
+                stop = threading.Event()
+                thread = threading.Thread(
+                    target=run_connector, args=(settings.home, stop, settings)
+                )
+                thread.start()
+                try:
+                    for cid in customers:
+                        _wait(lambda c=cid: _name(platform.http, c) is not None, 120)
+                    edits, deletes = [], []
+                    for cid in customers[:probes]:
+                        before = _name(platform.http, cid)
+                        time.sleep(random.random())
+                        shop.edit_customer(cid, "name")
+                        began = time.monotonic()
+                        _wait(lambda c=cid, b=before: _name(platform.http, c) not in (b, None), 30)
+                        edits.append(time.monotonic() - began)
+                    for cid in customers[probes:]:
+                        time.sleep(random.random())
+                        shop.delete_customer(cid)
+                        began = time.monotonic()
+                        _wait(lambda c=cid: _name(platform.http, c) == "", 30)
+                        deletes.append(time.monotonic() - began)
+                finally:
+                    stop.set()
+                    thread.join(timeout=30)
+                    engine.dispose()
+                out = {"store": "MariaDB" if mariadb and maria else "SQLite demo store"}
+                out.update(edit=edits, delete=deletes)
+        finally:
+            platform.stop()
+    return out
+
+
+def _name(http: httpx.Client, customer: int) -> str | None:
+    """The profile's last name; "" when the profile has no record data; None when unknown."""
+    params = {
+        "schema.name": "_xdm.context.profile",
+        "entityId": str(customer),
+        "entityIdNS": "CustomerId",
+    }
+    found = http.get("/data/core/ups/access/entities", params=params)
+    if found.status_code != 200:
+        return None
+    (entity,) = found.json().values()
+    person = entity["entity"].get("person")
+    return "" if person is None else str(person.get("name", {}).get("lastName", ""))
+
+
+def _wait(check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the change did not show in time")
+        time.sleep(0.02)
 
 
 # --- 2. link updates per second through the stage ---------------------------------------------
@@ -302,7 +397,8 @@ def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["latency", "links", "lookup"], default=None)
+    parser.add_argument("--only", choices=["latency", "shop", "links", "lookup"], default=None)
+    parser.add_argument("--mariadb", action="store_true", help="shop phase on MariaDB")
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--shoppers", type=int, default=50_000)
     parser.add_argument("--chunk", type=int, default=20_000)
@@ -318,6 +414,15 @@ def main() -> None:
             f"record posted -> lookup returns it: {r['found']}/{r['probes']} probes, "
             f"p50 {r['p50_s']:.3f} s, p90 {r['p90_s']:.3f} s, max {r['max_s']:.3f} s"
         )
+    if args.only in (None, "shop"):
+        r = shop_changes(max(5, args.probes // 2), args.mariadb)
+        for kind in ("edit", "delete"):
+            values = r[kind]
+            print(
+                f"customer {kind}d in the shop ({r['store']}, connector poll 1 s) -> profile "
+                f"shows it: n={len(values)} p50 {pct(values, 0.5):.2f} s, "
+                f"p90 {pct(values, 0.9):.2f} s, max {max(values):.2f} s"
+            )
     if args.only in (None, "links"):
         r = links(args.store_url, args.shoppers, args.chunk)
         size = f"{r['bytes_per_profile']:.0f} B/profile" if r["bytes_per_profile"] else "n/a"
