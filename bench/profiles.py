@@ -416,10 +416,10 @@ def main() -> None:
         )
     if args.only in (None, "shop"):
         r = shop_changes(max(5, args.probes // 2), args.mariadb)
-        for kind in ("edit", "delete"):
+        for kind, done in (("edit", "edited"), ("delete", "deleted")):
             values = r[kind]
             print(
-                f"customer {kind}d in the shop ({r['store']}, connector poll 1 s) -> profile "
+                f"customer {done} in the shop ({r['store']}, connector poll 1 s) -> profile "
                 f"shows it: n={len(values)} p50 {pct(values, 0.5):.2f} s, "
                 f"p90 {pct(values, 0.9):.2f} s, max {max(values):.2f} s"
             )

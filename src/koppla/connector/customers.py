@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, select
 
 from koppla.connector import schema as t
 from koppla.connector.snapshot import Row, Scope, stamp
-from koppla.connector.source import CHUNK, StoreSource
+from koppla.connector.source import CHUNK, StoreSource, keyset_ids
 from koppla.core import codec
 
 EXCLUDED_FROM_HASH = frozenset({"updatedAt"})
@@ -126,20 +126,8 @@ class CustomerSource:
         """Every customer id of the given websites, in chunks, ascending."""
         sites = self._website_ids(website_codes)
         entity = t.customer_entity
-        last = 0
-        while sites:
-            query = (
-                select(entity.c.entity_id)
-                .where(entity.c.entity_id > last, entity.c.website_id.in_(sites))
-                .order_by(entity.c.entity_id)
-                .limit(CHUNK * 4)
-            )
-            with self.engine.connect() as conn:
-                ids = [int(r[0]) for r in conn.execute(query)]
-            if not ids:
-                return
-            yield ids
-            last = ids[-1]
+        if sites:
+            yield from keyset_ids(self.engine, entity.c.entity_id, entity.c.website_id.in_(sites))
 
     def existing(self, customer_ids: Iterable[int]) -> set[int]:
         """Which of `customer_ids` still exist (a cheap id scan, in chunks)."""

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, inspect, select
+from sqlalchemy import Column, ColumnElement, Engine, Table, create_engine, event, inspect, select
 from sqlalchemy.engine import Connection
 
 from koppla.connector import schema as t
@@ -57,6 +57,26 @@ def connect(dsn: str) -> Engine:
         cur.close()
 
     return engine
+
+
+def keyset_ids(
+    engine: Engine, id_column: Column[Any], condition: ColumnElement[bool], after: int = 0
+) -> Iterator[list[int]]:
+    """The ids meeting `condition`, ascending, `CHUNK * 4` at a time (keyset paging)."""
+    last = after
+    while True:
+        query = (
+            select(id_column)
+            .where(id_column > last, condition)
+            .order_by(id_column)
+            .limit(CHUNK * 4)
+        )
+        with engine.connect() as conn:
+            ids = [int(r[0]) for r in conn.execute(query)]
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
 
 
 def _rows(conn: Connection, table: Table, column: str, keys: Sequence[int]) -> list[Row]:
@@ -205,20 +225,10 @@ class StoreSource:
         """Every order id of the given websites, in chunks, ascending."""
         stores = self.store_ids(website_codes)
         order = t.sales_order
-        last = after
-        while stores:
-            query = (
-                select(order.c.entity_id)
-                .where(order.c.entity_id > last, order.c.store_id.in_(stores))
-                .order_by(order.c.entity_id)
-                .limit(CHUNK * 4)
+        if stores:
+            yield from keyset_ids(
+                self.engine, order.c.entity_id, order.c.store_id.in_(stores), after
             )
-            with self.engine.connect() as conn:
-                ids = [int(r[0]) for r in conn.execute(query)]
-            if not ids:
-                return
-            yield ids
-            last = ids[-1]
 
     def count_orders(self, website_codes: Iterable[str]) -> int:
         """How many orders the given websites have."""

@@ -11,29 +11,12 @@ from __future__ import annotations
 
 from functools import cache
 
+from koppla.xdm.commerce import ADDRESS
 from koppla.xdm.experience_event import CHANNEL, EMAIL_ADDRESS, IDENTITY_MAP
 from koppla.xdm.types import BOOLEAN, DATE, DATE_TIME, INTEGER, STRING, Object, Schema, Type
 
 PROFILE_SCHEMA_ID = "https://ns.koppla.dev/xdm/commerce-profile"
 PROFILE_CLASS = "https://ns.adobe.com/xdm/context/profile"
-
-ADDRESS = Object(
-    {
-        "primary": BOOLEAN,
-        "label": STRING,
-        "street1": STRING,
-        "street2": STRING,
-        "street3": STRING,
-        "street4": STRING,
-        "city": STRING,
-        "region": STRING,
-        "state": STRING,
-        "postalCode": STRING,
-        "country": STRING,
-        "countryCode": STRING,
-        "status": STRING,
-    }
-)
 
 PHONE = Object(
     {
