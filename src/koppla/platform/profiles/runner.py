@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.catalog.store import Catalog
@@ -64,6 +66,8 @@ class ProfileRunner:
         self._store = store
         self._max_rows = max_rows
         self.policies = PolicyBook(store)
+        self.skipped = 0
+        """Observations the stage could not apply (each logged with its id), since start."""
         self.stage = ProfileStage(
             store, limits=limits, events_kept=events_kept, policy=self.policies.default
         )
@@ -131,8 +135,28 @@ class ProfileRunner:
             if obs is not None:
                 found.append(obs)
         cursors = {} if batch.cursor is None else {dataset.id: batch.cursor}
-        self.stage.apply(found, cursors)
+        try:
+            self.stage.apply(found, cursors)
+        except SQLAlchemyError:  # the store itself failed: the process restarts and re-reads
+            raise
+        except Exception:  # one observation must never stop profiles: find it, go on
+            log.exception("profiles: a chunk of %s failed; applying it one by one", dataset.name)
+            self._one_by_one(found, cursors)
         return len(found)
+
+    def _one_by_one(self, found: list[Observation], cursors: dict[str, int]) -> None:
+        """Apply each observation alone, skipping (and logging) those that fail, then cursors."""
+        for obs in found:
+            try:
+                self.stage.apply([obs], {})
+            except SQLAlchemyError:
+                raise
+            except Exception:  # this observation alone is at fault
+                self.skipped += 1
+                log.exception(
+                    "profiles: skipped %s %s of dataset %s", obs.kind, obs.record_id, obs.dataset_id
+                )
+        self.stage.apply([], cursors)
 
 
 def _policy_marker(policy: MergePolicy) -> int:
