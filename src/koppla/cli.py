@@ -360,9 +360,15 @@ def build() -> typer.Typer:
             console.print(f"spool {s['stream']}: {s['backlogBytes']} bytes waiting to be stored")
         p = report["profiles"]
         waiting = ", ".join(f"{k} {v}" for k, v in p["commitsWaiting"].items()) or "none"
+        stage = (
+            "profile stage: no pass yet"
+            if p["lastPassAgeS"] is None
+            else f"profile stage: last pass {p['lastPassAgeS']:.0f} s ago"
+        )
         console.print(
             f"profiles: {p['profiles']} profiles, {p['identities']} identities, "
-            f"{p['guardrailHits']} guardrail hits; dataset commits not yet read: {waiting}"
+            f"{p['guardrailHits']} guardrail hits; dataset commits not yet read: {waiting}; "
+            f"{stage}"
         )
         for s in report["datastreams"]:
             console.print(f"datastream {s['id']}: {s['counters'] or 'no counters'}")

@@ -160,3 +160,9 @@ def test_sigkill_while_profiles_are_built_loses_and_doubles_nothing(
             break
         time.sleep(0.3)
     assert totals == expected
+    out = subprocess.run(
+        [sys.executable, "-m", "koppla", "status", "--json", "--home", str(koppla.home)],
+        check=True,
+        capture_output=True,
+    )
+    assert codec.loads(out.stdout)["profiles"]["lastPassAgeS"] < 30

@@ -45,6 +45,7 @@ async def test_status_shows_the_backlog_until_the_pipeline_stores_it(
     profiles = after["profiles"]
     assert profiles["commitsWaiting"]["demo_events"] >= 1  # no profile stage ran in this test
     assert (profiles["profiles"], profiles["guardrailHits"]) == (0, 0)
+    assert profiles["lastPassAt"] is None
     assert (await client.get("/api/v1/status")).status_code == 401
 
 

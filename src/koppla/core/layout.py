@@ -38,6 +38,11 @@ class Layout:
         return self.home / "profiles"
 
     @property
+    def profiles_beat(self) -> Path:
+        """Touched by the profile stage after every pass: its age says whether it runs."""
+        return self.home / "profiles" / "heartbeat"
+
+    @property
     def query_tmp(self) -> Path:
         """Where the query engine may spill; out of reach of user SQL."""
         return self.home / "query-tmp"

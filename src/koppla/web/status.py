@@ -90,14 +90,23 @@ _PIPELINE_KEYS = (
 
 
 def profiles_state(services: Services) -> dict[str, Any]:
-    """The profile store's size, and how many commits of each profile-enabled dataset wait."""
+    """The profile store's size, how many commits of each profile-enabled dataset wait, and
+    when the profile stage last made a pass (`lastPassAgeS` grows while it is down)."""
     cursors = services.profiles.cursors()
     waiting = {}
     for dataset in services.catalog.datasets():
         if dataset.profile_enabled:
             latest = latest_version(services.layout.dataset(dataset.id))
             waiting[dataset.name] = max(0, latest - cursors.get(dataset.id, -1))
-    return {**services.profiles.summary(), "commitsWaiting": waiting}
+    beat = services.layout.profiles_beat
+    last = int(beat.stat().st_mtime * 1000) if beat.exists() else None
+    age = None if last is None else round(max(0, clock.now_ms() - last) / 1000, 1)
+    return {
+        **services.profiles.summary(),
+        "commitsWaiting": waiting,
+        "lastPassAt": _iso(last),
+        "lastPassAgeS": age,
+    }
 
 
 def _iso(epoch_ms: int | None) -> str | None:

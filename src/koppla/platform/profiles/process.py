@@ -54,7 +54,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             limits=limits(settings),
             events_kept=settings.profile_events_kept,
         )
-        runner.run(stop, poll_ms=settings.profile_poll_ms)
+        runner.run(stop, poll_ms=settings.profile_poll_ms, on_progress=layout.profiles_beat.touch)
     except Exception:
         log.exception("the profile stage stopped; it will be restarted")
         raise
