@@ -41,6 +41,7 @@ _API_STATUS_TEXT = {
 
 ROUTE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/datasets"): (400, 409),
+    ("patch", "/api/v1/datasets/{key}"): (400,),
     ("post", "/api/v1/datastreams"): (400, 409),
     ("get", "/api/v1/batches"): (404,),
     ("get", "/api/v1/batches/{batch_id}/failed"): (400,),
