@@ -49,11 +49,11 @@ from koppla.platform.profiles.lookup import ProfileLookup
 from koppla.platform.profiles.observation import Observation, observe
 from koppla.platform.profiles.policies import PolicyBook
 from koppla.platform.profiles.stage import ProfileStage
-from koppla.platform.profiles.store import (
+from koppla.platform.profiles.store import ProfileStore
+from koppla.platform.profiles.stored import (
     Activity,
     Member,
     ProfileRow,
-    ProfileStore,
     StoredEvent,
     StoredFragment,
     Write,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from koppla.platform.profiles.computed import Computed, computed
-from koppla.platform.profiles.store import Activity, Fact
+from koppla.platform.profiles.stored import Activity, Fact
 
 
 def test_times_and_cart_combine_over_every_identity() -> None:

@@ -13,7 +13,7 @@ from koppla.platform.profiles.identity import Identity
 from koppla.platform.profiles.lookup import ProfileView
 from koppla.platform.profiles.merge import MergePolicy
 from koppla.platform.profiles.render import profile_json, render_profile, summary
-from koppla.platform.profiles.store import Member, StoredEvent
+from koppla.platform.profiles.stored import Member, StoredEvent
 
 JAN_1 = 1_767_225_600_000
 EMAIL = Identity("Email", "ann@example.com")

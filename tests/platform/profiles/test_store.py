@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from koppla.platform.profiles.graph import GuardrailHit, Link
 from koppla.platform.profiles.identity import Identity
-from koppla.platform.profiles.store import (
+from koppla.platform.profiles.store import ProfileStore
+from koppla.platform.profiles.stored import (
     Activity,
     Fact,
     Member,
     ProfileRow,
-    ProfileStore,
     StoredEvent,
     StoredFragment,
     Write,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from koppla.platform.profiles.store import Activity, Fact
+from koppla.platform.profiles.stored import Activity, Fact
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from koppla.platform.profiles.graph import GuardrailHit, Link
 from koppla.platform.profiles.identity import Identity
 from koppla.platform.profiles.merge import Fragment, MergePolicy, merged
 from koppla.platform.profiles.policies import PolicyBook
-from koppla.platform.profiles.store import Member, ProfileStore, StoredEvent
+from koppla.platform.profiles.store import ProfileStore
+from koppla.platform.profiles.stored import Member, StoredEvent
 
 
 @dataclass(frozen=True, slots=True)

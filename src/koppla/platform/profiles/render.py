@@ -21,7 +21,7 @@ from koppla.core import clock
 from koppla.platform.profiles.computed import Computed
 from koppla.platform.profiles.graph import GuardrailHit
 from koppla.platform.profiles.lookup import ProfileView
-from koppla.platform.profiles.store import Member, StoredEvent
+from koppla.platform.profiles.stored import Member, StoredEvent
 
 MAX_LIST_ITEMS = 5
 """Items of a list attribute shown in the tree before `… N more`."""

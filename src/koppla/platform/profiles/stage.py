@@ -26,12 +26,12 @@ from koppla.platform.profiles.graph import Limits, Link, Region, link
 from koppla.platform.profiles.identity import Identity
 from koppla.platform.profiles.merge import Fragment, MergePolicy, merged
 from koppla.platform.profiles.observation import Observation
-from koppla.platform.profiles.store import (
+from koppla.platform.profiles.store import ProfileStore
+from koppla.platform.profiles.stored import (
     Activity,
     Fact,
     Member,
     ProfileRow,
-    ProfileStore,
     StoredEvent,
     StoredFragment,
     Write,
@@ -336,19 +336,18 @@ class ProfileStage:
         pending: dict[int, list[Fact]] = {}
         for fact in change.order_facts:
             pending.setdefault(fact.node, []).append(fact)
-        policy = self._policy() if remerge else None
+        policy = self._policy()
         now = clock.now_ms()
         rows = []
         for graph_id in graph_ids:
             members = sorted(graph.graphs[graph_id], key=lambda i: graph.members[i].node)
             member_nodes = [graph.members[i].node for i in members]
             old = kept.get(graph_id)
-            if old is None and policy is not None:
+            if old is not None:
+                attributes, winners = old.attributes, old.sources
+            else:
                 parts = [f for i in members for f in fragments.get(i, ())]
                 attributes, winners = self._merged(cache, parts, policy)
-            else:
-                assert old is not None
-                attributes, winners = old.attributes, old.sources
             numbers = computed(
                 [cache.activity[n] for n in member_nodes if n in cache.activity],
                 [f for n in member_nodes for f in (*cache.facts.get(n, ()), *pending.get(n, ()))],

@@ -30,7 +30,7 @@ from fastapi.responses import Response
 from koppla.core import codec
 from koppla.platform.profiles.identity import Identity, namespace_symbol, normalise
 from koppla.platform.profiles.lookup import ProfileLookup
-from koppla.platform.profiles.store import Member
+from koppla.platform.profiles.stored import Member
 from koppla.web.auth import Caller, Svc
 
 router = APIRouter(prefix="/data/core/identity", tags=["identity"])

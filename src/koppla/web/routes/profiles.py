@@ -32,7 +32,7 @@ from koppla.platform.profiles.lookup import ProfileLookup, ProfileView
 from koppla.platform.profiles.merge import policy_to_api
 from koppla.platform.profiles.policies import PROFILE_CLASS
 from koppla.platform.profiles.render import computed_json, hit_json, profile_json, when
-from koppla.platform.profiles.store import StoredEvent
+from koppla.platform.profiles.stored import StoredEvent
 from koppla.web.auth import Caller, Svc
 from koppla.web.routes.datasets import Limit
 
