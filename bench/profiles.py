@@ -20,6 +20,8 @@ What it measures:
    shapes: three identities, two links, one record, one activity row and two events each), then
    `--lookups` random lookups by email through `ProfileLookup.profile` (merge on read included):
    p50/p99/max milliseconds.
+   Then how long the SQL tables `profiles` and `identities` take to read from that store (each
+   query naming them reads them afresh).
 4. `size` — the store's bytes on disk per profile after step 3 (and after step 2, where each
    shopper's profile also holds three timeline events).
 
@@ -48,6 +50,7 @@ from koppla.platform.profiles.identity import Identity
 from koppla.platform.profiles.lookup import ProfileLookup
 from koppla.platform.profiles.observation import Observation, observe
 from koppla.platform.profiles.policies import PolicyBook
+from koppla.platform.profiles.sql import identities_table, profiles_table
 from koppla.platform.profiles.stage import ProfileStage
 from koppla.platform.profiles.store import ProfileStore
 from koppla.platform.profiles.stored import (
@@ -371,6 +374,12 @@ def lookup_phase(store_url: str | None, profiles: int, count: int) -> dict[str, 
         bulk(store, profiles)
         filled = time.perf_counter() - began
         result = lookups(store, profiles, count)
+        began = time.perf_counter()
+        rows = profiles_table(store).num_rows
+        result.update(sql_profiles_s=time.perf_counter() - began, sql_rows=rows)
+        began = time.perf_counter()
+        rows = identities_table(store).num_rows
+        result.update(sql_identities_s=time.perf_counter() - began, sql_identity_rows=rows)
         result.update(
             profiles=store.counts()["profiles"],
             fill_seconds=filled,
@@ -442,6 +451,11 @@ def main() -> None:
             f"lookup with {r['profiles']} profiles stored (filled in {r['fill_seconds']:.0f} s): "
             f"{r['lookups']} lookups, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
             f"max {r['max_ms']:.2f} ms, {r['missing']} missing; store {size}"
+        )
+        print(
+            f"SQL tables read from the store: profiles {r['sql_rows']} rows in "
+            f"{r['sql_profiles_s']:.2f} s, identities {r['sql_identity_rows']} rows in "
+            f"{r['sql_identities_s']:.2f} s"
         )
     sys.stdout.flush()
 

@@ -9,7 +9,6 @@ identities, merged attributes (JSON, under the default merge policy) and compute
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -59,13 +58,13 @@ def profiles_table(store: ProfileStore) -> pa.Table:
         "last_cart",
         "updated_ms",
     ]
-    return _table(store, "profiles", columns, PROFILES_SCHEMA, _profile_row)
+    return _table(store, "profiles", columns, PROFILES_SCHEMA, _profile_columns)
 
 
 def identities_table(store: ProfileStore) -> pa.Table:
     """Every identity as one Arrow table (`IDENTITIES_SCHEMA`)."""
     columns = ["ns", "id", "graph_id", "first_ms", "last_ms"]
-    return _table(store, "identities", columns, IDENTITIES_SCHEMA, _identity_row)
+    return _table(store, "identities", columns, IDENTITIES_SCHEMA, _identity_columns)
 
 
 def _table(
@@ -73,41 +72,44 @@ def _table(
     name: str,
     columns: list[str],
     schema: pa.Schema,
-    convert: Callable[[tuple[Any, ...]], dict[str, Any]],
+    convert: Callable[[list[tuple[Any, ...]]], list[pa.Array]],
 ) -> pa.Table:
     batches = [
-        pa.RecordBatch.from_pylist([convert(row) for row in part], schema=schema)
+        pa.RecordBatch.from_arrays(convert(part), schema=schema)
         for part in store.rows(name, columns)
     ]
     return pa.Table.from_batches(batches, schema=schema)
 
 
-def _profile_row(row: tuple[Any, ...]) -> dict[str, Any]:
-    graph_id, identities, attributes, sources, first, last, orders, value, cart, updated = row
-    return {
-        "profile_id": graph_id,
-        "identities": codec.loads(identities),
-        "attributes": attributes,
-        "sources": codec.loads(sources),
-        "first_seen": _time(first),
-        "last_seen": _time(last),
-        "orders": orders,
-        "lifetime_value": value,
-        "last_cart": cart,
-        "updated_at": _time(updated),
-    }
+def _profile_columns(rows: list[tuple[Any, ...]]) -> list[pa.Array]:
+    graph, identities, attributes, sources, first, last, orders, value, cart, updated = zip(
+        *rows, strict=True
+    )
+    return [
+        pa.array(graph, pa.string()),
+        pa.array([codec.loads(i) for i in identities], pa.list_(pa.string())),
+        pa.array(attributes, pa.string()),
+        pa.array([codec.loads(s) for s in sources], pa.list_(pa.string())),
+        _times(first),
+        _times(last),
+        pa.array(orders, pa.int64()),
+        pa.array(value, pa.float64()),
+        pa.array(cart, pa.string()),
+        _times(updated),
+    ]
 
 
-def _identity_row(row: tuple[Any, ...]) -> dict[str, Any]:
-    namespace, value, graph_id, first, last = row
-    return {
-        "namespace": namespace,
-        "id": value,
-        "profile_id": graph_id,
-        "first_seen": _time(first),
-        "last_seen": _time(last),
-    }
+def _identity_columns(rows: list[tuple[Any, ...]]) -> list[pa.Array]:
+    namespace, value, graph, first, last = zip(*rows, strict=True)
+    return [
+        pa.array(namespace, pa.string()),
+        pa.array(value, pa.string()),
+        pa.array(graph, pa.string()),
+        _times(first),
+        _times(last),
+    ]
 
 
-def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+def _times(ms: tuple[int | None, ...]) -> pa.Array:
+    """Epoch milliseconds as UTC timestamps, converted column-wise."""
+    return pa.array(ms, pa.int64()).cast(_TIME)

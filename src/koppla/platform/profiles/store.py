@@ -492,17 +492,29 @@ class ProfileStore:
     def rows(
         self, table: str, columns: Sequence[str], batch: int = 50_000
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """Every row of one store table, `batch` at a time (for SQL over profiles)."""
+        """Every row of one store table, `batch` at a time (for SQL over profiles).
+
+        Read through the driver's own cursor (a server-side one on PostgreSQL), so a million
+        rows neither pass through SQLAlchemy's row objects nor sit in memory at once.
+        """
         source = t.metadata.tables[table]
+        names = ", ".join(source.c[c].name for c in columns)  # only the table's own columns
         with self._read() as conn:
-            result = conn.execution_options(stream_results=True).execute(
-                select(*(source.c[c] for c in columns))
+            raw = conn.connection.dbapi_connection
+            if raw is None:
+                raise RuntimeError("the store's connection is closed")
+            cursor = (
+                raw.cursor(name="koppla_rows") if self.dialect == "postgresql" else raw.cursor()
             )
-            while True:
-                part = result.fetchmany(batch)
-                if not part:
-                    return
-                yield [tuple(r) for r in part]
+            try:
+                cursor.execute(f"SELECT {names} FROM {source.name}")
+                while True:
+                    part = cursor.fetchmany(batch)
+                    if not part:
+                        return
+                    yield [tuple(row) for row in part]
+            finally:
+                cursor.close()
 
     # ---- the one writer
     def write(self, change: Write) -> None:
