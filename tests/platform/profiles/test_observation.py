@@ -97,3 +97,22 @@ def test_cart_events_show_the_cart_and_account_deletes_name_the_customer() -> No
         "at_ms": 9,
     }
     assert deleted is not None and deleted.deletes == (Identity("CustomerId", "7"),)
+
+
+def test_nul_characters_never_reach_the_store() -> None:
+    body = {
+        "_id": "e\x001",
+        "eventType": "commerce.backofficeOrderPlaced\x00",
+        "identityMap": {
+            "Email": [{"id": "nul\x00@example.com"}, {"id": "ann@example.com", "primary": True}],
+            "bad\x00ns": [{"id": "x"}],
+        },
+        "commerce": {"order": {"purchaseID": "P\x001", "priceTotal": 5, "currencyCode": "U\x00SD"}},
+    }
+
+    obs = observe("ds", "event", body, 0)
+
+    assert obs is not None
+    assert obs.identities == (Identity("Email", "ann@example.com"),)
+    assert (obs.record_id, obs.event_type) == ("e1", "commerce.backofficeOrderPlaced")
+    assert obs.order == OrderFact("P1", "placed", 5.0, "USD")

@@ -99,3 +99,23 @@ def test_an_observation_the_stage_cannot_apply_is_skipped_and_the_rest_land(
     assert runner.skipped == 1
     assert store.cursors()[dataset.id] >= 1
     assert runner.step().observations == 0  # the chunk is done: the cursor moved past it
+
+
+def test_when_the_store_itself_fails_nothing_is_skipped_and_the_failure_stops_the_pass(
+    home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout, catalog, dataset, store = home
+    runner = ProfileRunner(layout, catalog, builtin_registry(), store)
+    runner.step()  # the first pass (no rows yet) records its cursors
+    _append(layout, dataset, [_event(1, "ann@example.com"), _event(2, "bo@x.io")])
+
+    def broken(change: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "write", broken)
+    with pytest.raises(OSError):
+        runner.step()
+
+    assert runner.skipped == 0
+    monkeypatch.undo()
+    assert runner.step().observations == 2  # read again once the store works

@@ -3,7 +3,8 @@
 Pure. `identities_of(xdm)` reads a record's or event's `identityMap` (the pipeline has already
 spelled standard namespaces one way and added `personalEmail.address` as `Email`) and returns
 each usable identity once, normalised, with the one the record names as primary first. What
-cannot identify a person is left out: empty or oversized ids, the Web SDK's all-zero fallback
+cannot identify a person is left out: empty or oversized ids, ids or namespaces holding NUL
+(no text column of PostgreSQL can store it), the Web SDK's all-zero fallback
 ECID (every visitor without an ECID would otherwise become one person), malformed items.
 """
 
@@ -70,14 +71,14 @@ def normalise(namespace: str, value: str) -> Identity | None:
     lower-cased, every other id is trimmed.
     """
     symbol = namespace_symbol(namespace)
-    if not symbol or len(symbol) > MAX_NAMESPACE_CHARS or ":" in symbol:
+    if not symbol or len(symbol) > MAX_NAMESPACE_CHARS or ":" in symbol or "\x00" in symbol:
         return None
     text = value.strip()
     if symbol in ("Email", "Email_LC_SHA256", "Phone_SHA256"):
         text = text.lower()
     elif symbol == "Phone":
         text = _PHONE_NOISE.sub("", text)
-    if not text or len(text) > MAX_ID_CHARS:
+    if not text or len(text) > MAX_ID_CHARS or "\x00" in text:
         return None
     if symbol == "ECID" and _ZERO_ECID.fullmatch(text):
         return None

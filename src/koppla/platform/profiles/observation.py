@@ -79,13 +79,14 @@ def observe(
     identities = tuple(identities_of(body))
     if not identities:
         return None
-    record_id = str(body.get("_id") or "")
+    record_id = _clean(str(body.get("_id") or ""))
     if kind == "record":
         audit = body.get("extSourceSystemAudit")
         updated = audit.get("lastUpdatedDate") if isinstance(audit, Mapping) else None
         at_ms = _ms(updated) or stored_ms
         return Observation(dataset_id, kind, record_id, identities, at_ms, body)
-    event_type = body.get("eventType") if isinstance(body.get("eventType"), str) else None
+    raw_type = body.get("eventType")
+    event_type = _clean(raw_type) if isinstance(raw_type, str) else None
     at_ms = _ms(body.get("timestamp")) or stored_ms
     return Observation(
         dataset_id,
@@ -107,8 +108,9 @@ def order_fact(event_type: str | None, body: Mapping[str, Any]) -> OrderFact | N
         return None
     order = _get(body, "commerce", "order")
     purchase = order.get("purchaseID") if isinstance(order, Mapping) else None
-    if not isinstance(purchase, str) or not purchase or not isinstance(order, Mapping):
+    if not isinstance(purchase, str) or not _clean(purchase) or not isinstance(order, Mapping):
         return None
+    purchase = _clean(purchase)
     if event_type == PLACED:
         return OrderFact(purchase, "placed", _number(order.get("priceTotal")), _text(order))
     if event_type == CANCELLED:
@@ -176,7 +178,12 @@ def _number(value: object) -> float:
 
 def _text(node: Mapping[str, Any]) -> str | None:
     value = node.get("currencyCode")
-    return value if isinstance(value, str) else None
+    return _clean(value) if isinstance(value, str) else None
+
+
+def _clean(text: str) -> str:
+    """`text` without NUL characters, which PostgreSQL text columns cannot hold."""
+    return text.replace("\x00", "")
 
 
 def _ms(value: object) -> int | None:

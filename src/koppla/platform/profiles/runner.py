@@ -15,8 +15,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.catalog.store import Catalog
@@ -137,26 +135,36 @@ class ProfileRunner:
         cursors = {} if batch.cursor is None else {dataset.id: batch.cursor}
         try:
             self.stage.apply(found, cursors)
-        except SQLAlchemyError:  # the store itself failed: the process restarts and re-reads
-            raise
         except Exception:  # one observation must never stop profiles: find it, go on
-            log.exception("profiles: a chunk of %s failed; applying it one by one", dataset.name)
-            self._one_by_one(found, cursors)
+            self.stage.apply([], {})  # raises when the store itself fails: nothing is skipped
+            log.exception("profiles: a chunk of %s failed; isolating what failed", dataset.name)
+            self._bisect(found)
+            self.stage.apply([], cursors)
         return len(found)
 
-    def _one_by_one(self, found: list[Observation], cursors: dict[str, int]) -> None:
-        """Apply each observation alone, skipping (and logging) those that fail, then cursors."""
-        for obs in found:
-            try:
-                self.stage.apply([obs], {})
-            except SQLAlchemyError:
-                raise
-            except Exception:  # this observation alone is at fault
-                self.skipped += 1
-                log.exception(
-                    "profiles: skipped %s %s of dataset %s", obs.kind, obs.record_id, obs.dataset_id
-                )
-        self.stage.apply([], cursors)
+    def _bisect(self, part: list[Observation]) -> None:
+        """Apply `part` in halves until what fails is one observation, which is skipped (logged).
+
+        Each apply is one transaction, so a failed half leaves nothing behind; a skip happens
+        only after an empty write proves the store itself still works.
+        """
+        if not part:
+            return
+        try:
+            self.stage.apply(part, {})
+            return
+        except Exception:  # something in this part is at fault
+            if len(part) > 1:
+                middle = len(part) // 2
+                self._bisect(part[:middle])
+                self._bisect(part[middle:])
+                return
+        self.stage.apply([], {})
+        (obs,) = part
+        self.skipped += 1
+        log.exception(
+            "profiles: skipped %s %s of dataset %s", obs.kind, obs.record_id, obs.dataset_id
+        )
 
 
 def _policy_marker(policy: MergePolicy) -> int:
