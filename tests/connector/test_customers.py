@@ -279,3 +279,38 @@ def test_a_resync_queues_the_same_messages_again(tmp_path: Path, sqlite_shop: st
     assert report.events == 2
     assert sorted(again.values()) == [RECORD, UPDATE]
     assert set(again) <= set(first)  # the latest record and event, named as the first time
+
+
+def test_mysql_zero_and_impossible_dates_read_as_no_date_and_the_customer_still_goes_out(
+    tmp_path: Path, magento: str
+) -> None:
+    from sqlalchemy import text
+
+    settings = load_settings(
+        tmp_path,
+        source_dsn=magento,
+        change_tracking="poll",
+        platform_url="http://127.0.0.1:9",
+        websites=[site()],
+    )
+    made = Connector(settings)
+    try:
+        with made.engine.begin() as conn:
+            conn.execute(text("SET SESSION sql_mode=''"))  # as many real shops run
+            conn.execute(
+                text(
+                    "INSERT INTO customer_entity (entity_id, website_id, email, firstname, "
+                    "lastname, dob, created_at, updated_at, group_id, store_id) VALUES "
+                    "(901, 1, 'zero@example.com', 'Zed', 'Zero', '0000-00-00', "
+                    "'0000-00-00 00:00:00', '2026-01-01 00:00:00', 1, 1)"
+                )
+            )
+        made.step()
+
+        records = [m.body for m in made.state.pending(100) if m.target == "profile_records"]
+    finally:
+        made.close()
+    (record,) = records
+    assert record["person"]["name"] == {"firstName": "Zed", "lastName": "Zero"}
+    assert "birthDate" not in record["person"]
+    assert "startDate" not in record.get("userAccount", {})

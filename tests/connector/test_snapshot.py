@@ -90,6 +90,7 @@ def test_timestamps_are_utc_rfc3339() -> None:
     assert stamp(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000Z"
     assert stamp("2026-01-02 03:04:05") == "2026-01-02T03:04:05.000Z"
     assert stamp(None) is None
+    assert stamp("0000-00-00 00:00:00") is None  # MySQL's zero date: no date
 
 
 @pytest.mark.parametrize(

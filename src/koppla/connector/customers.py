@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from koppla.connector import schema as t
-from koppla.connector.snapshot import Row, Scope, stamp
+from koppla.connector.snapshot import Row, Scope, is_zero_date, stamp
 from koppla.connector.source import CHUNK, StoreSource, keyset_ids
 from koppla.core import codec
 
@@ -38,13 +38,17 @@ class CustomerRows:
 
 
 def _date(value: object) -> str | None:
-    if value is None:
+    """A date column as `YYYY-MM-DD`; None when absent, MySQL's zero date, or not a date."""
+    if value is None or is_zero_date(value):
         return None
     if isinstance(value, datetime):
         value = value.date()
     if isinstance(value, date):
         return value.isoformat()
-    return str(value)[:10] or None
+    try:
+        return date.fromisoformat(str(value)[:10]).isoformat()
+    except ValueError:
+        return None
 
 
 def _text(value: object) -> str | None:

@@ -85,8 +85,12 @@ def order_uuid(entity_id: int) -> str:
 
 
 def stamp(value: object) -> str | None:
-    """A database timestamp (UTC, naive or aware, or text) as RFC 3339 with a `Z`."""
-    if value is None:
+    """A database timestamp (UTC, naive or aware, or text) as RFC 3339 with a `Z`.
+
+    MySQL's zero date (`0000-00-00 00:00:00`, which PyMySQL hands over as text) means "no
+    date" and gives None.
+    """
+    if value is None or is_zero_date(value):
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -95,6 +99,11 @@ def stamp(value: object) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return clock.iso(value)
+
+
+def is_zero_date(value: object) -> bool:
+    """True for MySQL's zero date or date-time as text (`0000-00-00`, `0000-00-00 00:00:00`)."""
+    return isinstance(value, str) and value.startswith("0000-00-00")
 
 
 def snapshot_hash(snapshot: Mapping[str, Any]) -> str:
