@@ -361,3 +361,28 @@ async def test_the_json_twin_shows_profile_identities_events_and_hits(
     assert unknown.status_code == 404
     malformed = await client.get("/api/v1/profiles/annexample.com", headers=auth)
     assert (malformed.status_code, malformed.json()["field"]) == (400, "identity")
+
+
+async def test_hostile_parameters_are_refused_not_crashed_on(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    events = {
+        "schema.name": "_xdm.context.experienceevent",
+        "relatedSchema.name": "_xdm.context.profile",
+        "relatedEntityId": "111",
+        "relatedEntityIdNS": "ECID",
+    }
+    for extra in ({"start": "².1"}, {"start": "1.99999999999999999999"}, {"startTime": "9" * 30}):
+        response = await client.get(ENTITIES, params={**events, **extra}, headers=auth)
+        assert response.status_code == 400, (extra, response.text)
+    body = {
+        "schema": {"name": "_xdm.context.profile"},
+        "identities": [{"entityId": "111", "entityIdNS": {"code": 5}}],
+    }
+    assert (await client.post(ENTITIES, json=body, headers=auth)).status_code == 400
+    numbered = {
+        **body,
+        "fields": 5,
+        "identities": [{"entityId": "111", "entityIdNS": {"code": "ECID"}}],
+    }
+    assert (await client.post(ENTITIES, json=numbered, headers=auth)).status_code == 400

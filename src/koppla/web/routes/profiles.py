@@ -45,6 +45,8 @@ MAX_IDENTITIES = 100
 """Most identities one `POST /ups/access/entities` may name."""
 ENTITIES = "/data/core/ups/access/entities"
 POLICIES = "/data/core/ups/config/mergePolicies"
+MAX_MS = 10**15 - 1
+"""The latest epoch millisecond a time parameter may name (year 33658)."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A parameter or body field is missing or malformed; `field` names it."},
@@ -192,7 +194,12 @@ def parse_fields(value: str | Sequence[object] | None, field: str = "fields") ->
     """`a.b,c` (or a list) as dotted paths; 400 naming `field` on an empty segment."""
     if value is None or value == "":
         return None
-    raw = value.split(",") if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        raw: list[object] = list(value.split(","))
+    elif isinstance(value, list):
+        raw = list(value)
+    else:
+        raise Refused(400, f"{field} must be a comma list or a list of paths", field)
     paths: list[str] = []
     for path in raw:
         if not isinstance(path, str) or not all(path.strip().split(".")):
@@ -255,8 +262,8 @@ def entities(
     def events() -> dict[str, Any]:
         _schema(related_schema, [PROFILE_CLASS], "relatedSchema.name")
         window = EventWindow(
-            start_ms=_int(start_time, "startTime", 0) if start_time else None,
-            end_ms=_int(end_time, "endTime", 0) if end_time else None,
+            start_ms=_int(start_time, "startTime", 0, 0, MAX_MS) if start_time else None,
+            end_ms=_int(end_time, "endTime", 0, 0, MAX_MS) if end_time else None,
             limit=_int(limit, "limit", MAX_EVENTS, 1, MAX_EVENTS),
             newest_first=_order(orderby),
             cursor=_cursor(start),
@@ -312,7 +319,7 @@ def _cursor(value: Text) -> tuple[int, int] | None:
     if not value:
         return None
     ts, _, seen = value.partition(".")
-    if not (ts.isdigit() and seen.isdigit()):
+    if not (ts.isdecimal() and seen.isdecimal() and len(ts) <= 15 and len(seen) <= 9):
         raise Refused(400, f"start {value!r} is not a cursor from _page.next", "start")
     return int(ts), int(seen)
 
@@ -401,6 +408,8 @@ def entities_of(
         for n, item in enumerate(_asked(body.get("identities"))):
             code = item.get("entityIdNS")
             namespace = code.get("code") if isinstance(code, Mapping) else None
+            if namespace is not None and not isinstance(namespace, str):
+                namespace = ""  # refused by `_identity` with the field named
             field = f"identities[{n}].entityId"
             entity_id = item.get("entityId")
             identity = _identity(
@@ -408,7 +417,9 @@ def entities_of(
             )
             view = lookup.profile(identity, policy_id)
             if view is not None and view.graph_id not in out:
-                requested = {"entityId": entity_id, "entityIdNS": {"code": identity.namespace}}
+                requested: dict[str, Any] = {"entityId": entity_id}
+                if namespace is not None:
+                    requested["entityIdNS"] = {"code": namespace}
                 out[view.graph_id] = {"requestedIdentity": requested, **entity_json(view, fields)}
         if not out:
             raise NotFound("no profile for any of the identities asked about")
