@@ -314,3 +314,30 @@ def test_mysql_zero_and_impossible_dates_read_as_no_date_and_the_customer_still_
     assert record["person"]["name"] == {"firstName": "Zed", "lastName": "Zero"}
     assert "birthDate" not in record["person"]
     assert "startDate" not in record.get("userAccount", {})
+
+
+def test_an_address_edit_undone_later_is_sent_each_time(
+    connector: Connector, shop_engine: Engine
+) -> None:
+    from datetime import timedelta
+
+    shop = DemoShop(shop_engine, seed=12)
+    cid = shop.create_customer()
+    connector.step()
+    address = t.customer_address_entity
+    with shop_engine.connect() as conn:
+        billing = conn.execute(
+            select(t.customer_entity.c.default_billing).where(t.customer_entity.c.entity_id == cid)
+        ).scalar_one()
+        first_city = conn.execute(
+            select(address.c.city).where(address.c.entity_id == billing)
+        ).scalar_one()
+    later = _now()
+    for n, city in enumerate(["Elsewhere", first_city, "Elsewhere"]):
+        with shop_engine.begin() as conn:
+            conn.execute(
+                update(address)
+                .where(address.c.entity_id == billing)
+                .values(city=city, updated_at=later + timedelta(seconds=n + 1))
+            )
+        assert added_by_step(connector) == updated(cid), f"edit {n} to {city}"

@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from koppla.connector.customers import CustomerRows, build_customer_snapshot, customer_hash
+from koppla.connector.customers import CustomerRows, build_customer_snapshot
 from koppla.connector.demo_store import Ids, new_customer
 from koppla.connector.events import EventContext
 from koppla.connector.profile_events import (
@@ -17,7 +17,7 @@ from koppla.connector.profile_events import (
     profile_event,
     profile_record,
 )
-from koppla.connector.snapshot import Scope
+from koppla.connector.snapshot import Scope, snapshot_hash
 from koppla.xdm.event_types import validate_event
 from koppla.xdm.experience_event import commerce_experience_event
 from koppla.xdm.profile import commerce_profile
@@ -37,7 +37,7 @@ def customer(seed: int = 1, **changes: Any) -> CustomerRows:
 
 def snapshot(rows: CustomerRows) -> tuple[dict[str, Any], str]:
     snap = build_customer_snapshot(rows)
-    return snap, customer_hash(snap)
+    return snap, snapshot_hash(snap)
 
 
 def test_the_create_event_carries_the_documented_fields() -> None:

@@ -17,7 +17,6 @@ from koppla.connector.customers import (
     CustomerRows,
     CustomerSource,
     build_customer_snapshot,
-    customer_hash,
 )
 from koppla.connector.events import EventContext
 from koppla.connector.feed import SyncReport
@@ -29,6 +28,7 @@ from koppla.connector.profile_events import (
     profile_record,
 )
 from koppla.connector.settings import ConnectorSettings
+from koppla.connector.snapshot import snapshot_hash
 from koppla.connector.state import CustomerMessage, CustomerSnapshot, FeedCommit, State
 from koppla.core import clock
 
@@ -87,7 +87,7 @@ class CustomersFeed:
         if ctx is None:
             return 0
         snap = build_customer_snapshot(rows)
-        digest = customer_hash(snap)
+        digest = snapshot_hash(snap)
         if old is not None and old.digest == digest and old.website == ctx.website_code:
             if not resend:
                 return 0

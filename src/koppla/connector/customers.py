@@ -2,7 +2,7 @@
 
 `CustomerSource.read(ids)` returns each existing customer's rows (a missing id is a deleted
 customer); `build_customer_snapshot` turns them into a JSON-ready dict of what the profile
-record and events carry, and `customer_hash` its hash without `updatedAt`, so a save that
+record and events carry, and `snapshot.snapshot_hash` its hash without `updatedAt`, so a save that
 changes nothing Koppla sends (a password reset, a login failure count) is no change.
 
 A customer belongs to the website of `customer_entity.website_id`; its store scope is the store
@@ -12,8 +12,7 @@ admin scope or of another website. Customers without a website are not read.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,10 +21,7 @@ from sqlalchemy import Engine, func, select
 
 from koppla.connector import schema as t
 from koppla.connector.snapshot import Row, Scope, is_zero_date, stamp
-from koppla.connector.source import CHUNK, StoreSource, keyset_ids
-from koppla.core import codec
-
-EXCLUDED_FROM_HASH = frozenset({"updatedAt"})
+from koppla.connector.source import CHUNK, StoreSource, group_by, keyset_ids, rows_where
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +89,19 @@ def build_customer_snapshot(rows: CustomerRows) -> dict[str, Any]:
         "birthDate": _date(c.get("dob")),
         "gender": None if c.get("gender") is None else int(c["gender"]),
         "createdAt": stamp(c.get("created_at")),
-        "updatedAt": stamp(c.get("updated_at")) or stamp(c.get("created_at")),
+        "updatedAt": _last_update(rows),
         "billingAddress": _address(rows, c.get("default_billing")),
         "shippingAddress": _address(rows, c.get("default_shipping")),
     }
 
 
-def customer_hash(snapshot: Mapping[str, Any]) -> str:
-    """`sha1` of the snapshot's canonical JSON without `updatedAt`."""
-    kept = {k: v for k, v in snapshot.items() if k not in EXCLUDED_FROM_HASH}
-    return hashlib.sha1(codec.dumps(kept, sort_keys=True)).hexdigest()
+def _last_update(rows: CustomerRows) -> str | None:
+    """When the customer or one of its addresses last changed (an address edit alone, undone
+    later, must not give a record the `_id` of the one before it)."""
+    c = rows.customer
+    touched = [stamp(c.get("updated_at")) or stamp(c.get("created_at"))]
+    touched += [stamp(a.get("updated_at")) for a in rows.addresses]
+    return max((when for when in touched if when), default=None)
 
 
 class CustomerSource:
@@ -162,22 +161,13 @@ class CustomerSource:
         return found
 
     def _read_chunk(self, ids: list[int]) -> dict[int, CustomerRows]:
-        entity, address = t.customer_entity, t.customer_address_entity
         with self.engine.connect() as conn:
-            customers = [
-                dict(r._mapping)
-                for r in conn.execute(select(entity).where(entity.c.entity_id.in_(ids)))
-            ]
-            addresses = [
-                dict(r._mapping)
-                for r in conn.execute(select(address).where(address.c.parent_id.in_(ids)))
-            ]
+            customers = rows_where(conn, t.customer_entity, "entity_id", ids)
+            addresses = rows_where(conn, t.customer_address_entity, "parent_id", ids)
         websites = self.websites()
         if any(c.get("website_id") not in websites for c in customers if c.get("website_id")):
             websites = self.websites(refresh=True)
-        by_parent: dict[int, list[Row]] = {}
-        for row in addresses:
-            by_parent.setdefault(int(row["parent_id"]), []).append(row)
+        by_parent = group_by(addresses, "parent_id")
         out: dict[int, CustomerRows] = {}
         for customer in customers:
             code = websites.get(customer.get("website_id"))  # type: ignore[arg-type]

@@ -826,6 +826,11 @@ class DemoShop:
         with self.engine.begin() as conn:
             conn.execute(delete(address).where(address.c.parent_id == customer_id))
             conn.execute(delete(entity).where(entity.c.entity_id == customer_id))
+            conn.execute(  # Magento's foreign key sets the orders' customer to NULL
+                update(t.sales_order)
+                .where(t.sales_order.c.customer_id == customer_id)
+                .values(customer_id=None)
+            )
 
     def place(self) -> int:
         """Place one order now; return its entity id."""
@@ -899,6 +904,10 @@ class DemoShop:
             what = "name" if roll < 0.06 else "address"
             self.edit_customer(cid, what)
             return f"edit_{what}", cid
+        if len(recent) < 2:
+            return None
+        # never the newest: its id would be the next one registered, under the same name
+        cid = int(self.rng.choice(recent[1:])[0])
         self.delete_customer(cid)
         return "delete_customer", cid
 

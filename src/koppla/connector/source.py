@@ -79,14 +79,16 @@ def keyset_ids(
         last = ids[-1]
 
 
-def _rows(conn: Connection, table: Table, column: str, keys: Sequence[int]) -> list[Row]:
+def rows_where(conn: Connection, table: Table, column: str, keys: Sequence[int]) -> list[Row]:
+    """Every row of `table` whose `column` is one of `keys`, as dicts."""
     if not keys:
         return []
     query = select(table).where(table.c[column].in_(keys))
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def _group(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
+def group_by(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
+    """`rows` grouped by their value of `key`, each group in input order."""
     grouped: dict[Any, list[Row]] = defaultdict(list)
     for row in rows:
         grouped[row[key]].append(row)
@@ -252,39 +254,39 @@ class StoreSource:
     def _read_chunk(
         self, conn: Connection, ids: list[int], scopes: dict[int, Scope]
     ) -> dict[int, OrderRows]:
-        orders = _rows(conn, t.sales_order, "entity_id", ids)
+        orders = rows_where(conn, t.sales_order, "entity_id", ids)
         if any(o.get("store_id") not in scopes for o in orders if o.get("store_id") is not None):
             scopes = self.scopes(refresh=True)
-        item_rows = _rows(conn, t.sales_order_item, "order_id", ids)
-        items = _group(item_rows, "order_id")
+        item_rows = rows_where(conn, t.sales_order_item, "order_id", ids)
+        items = group_by(item_rows, "order_id")
         products = sorted({int(i["product_id"]) for i in item_rows if i["product_id"] is not None})
         categories = read_categories(conn, self.catalog(conn), products)
-        addresses = _group(_rows(conn, t.sales_order_address, "parent_id", ids), "parent_id")
-        payments = _group(_rows(conn, t.sales_order_payment, "parent_id", ids), "parent_id")
-        txns = _group(_rows(conn, t.sales_payment_transaction, "order_id", ids), "order_id")
-        invoices = _rows(conn, t.sales_invoice, "order_id", ids)
-        inv_items = _rows(
+        addresses = group_by(rows_where(conn, t.sales_order_address, "parent_id", ids), "parent_id")
+        payments = group_by(rows_where(conn, t.sales_order_payment, "parent_id", ids), "parent_id")
+        txns = group_by(rows_where(conn, t.sales_payment_transaction, "order_id", ids), "order_id")
+        invoices = rows_where(conn, t.sales_invoice, "order_id", ids)
+        inv_items = rows_where(
             conn, t.sales_invoice_item, "parent_id", [r["entity_id"] for r in invoices]
         )
-        ships = _rows(conn, t.sales_shipment, "order_id", ids)
+        ships = rows_where(conn, t.sales_shipment, "order_id", ids)
         ship_ids = [r["entity_id"] for r in ships]
-        ship_items = _rows(conn, t.sales_shipment_item, "parent_id", ship_ids)
-        tracks = _group(_rows(conn, t.sales_shipment_track, "order_id", ids), "order_id")
-        memos = _rows(conn, t.sales_creditmemo, "order_id", ids)
-        memo_items = _rows(
+        ship_items = rows_where(conn, t.sales_shipment_item, "parent_id", ship_ids)
+        tracks = group_by(rows_where(conn, t.sales_shipment_track, "order_id", ids), "order_id")
+        memos = rows_where(conn, t.sales_creditmemo, "order_id", ids)
+        memo_items = rows_where(
             conn, t.sales_creditmemo_item, "parent_id", [r["entity_id"] for r in memos]
         )
-        inv_by, ship_by, memo_by = (_group(x, "order_id") for x in (invoices, ships, memos))
+        inv_by, ship_by, memo_by = (group_by(x, "order_id") for x in (invoices, ships, memos))
         inv_parent = {r["entity_id"]: r["order_id"] for r in invoices}
         ship_parent = {r["entity_id"]: r["order_id"] for r in ships}
         memo_parent = {r["entity_id"]: r["order_id"] for r in memos}
-        inv_items_by = _group(
+        inv_items_by = group_by(
             ({**r, "_order": inv_parent[r["parent_id"]]} for r in inv_items), "_order"
         )
-        ship_items_by = _group(
+        ship_items_by = group_by(
             ({**r, "_order": ship_parent[r["parent_id"]]} for r in ship_items), "_order"
         )
-        memo_items_by = _group(
+        memo_items_by = group_by(
             ({**r, "_order": memo_parent[r["parent_id"]]} for r in memo_items), "_order"
         )
         out: dict[int, OrderRows] = {}
