@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from koppla.connector.commands import connector_app
 from koppla.core import codec
@@ -136,12 +137,10 @@ def build() -> typer.Typer:
         try:
             result = services.query.run(sql, max_rows=max_rows)
         except KopplaError as error:
-            err.print(f"[red]error:[/] {error}")
+            err.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(2) from error
         finally:
-            services.query.close()
-            services.catalog.close()
-            services.profiles.close()
+            services.close()
         if json:
             sys.stdout.write(codec.dumps(result.to_json()).decode() + "\n")
         else:
@@ -167,7 +166,7 @@ def build() -> typer.Typer:
         try:
             asked = Identity.parse(identity)
         except ValueError as error:
-            err.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+            err.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(2) from error
         services = build_services(_settings(home))
         try:
@@ -179,9 +178,7 @@ def build() -> typer.Typer:
             timeline = lookup.events(asked, limit=events, newest_first=True) if events else []
             names = {d.id: d.name for d in services.catalog.datasets()}
         finally:
-            services.query.close()
-            services.catalog.close()
-            services.profiles.close()
+            services.close()
         if json:
             sys.stdout.write(codec.dumps(profile_json(view, timeline)).decode() + "\n")
         else:
@@ -336,9 +333,7 @@ def build() -> typer.Typer:
         try:
             report = home_status(services)
         finally:
-            services.query.close()
-            services.catalog.close()
-            services.profiles.close()
+            services.close()
         if json:
             sys.stdout.write(codec.dumps(report).decode() + "\n")
             return
@@ -388,7 +383,7 @@ def _run(action: Callable[[], T]) -> T:
     try:
         return action()
     except KopplaError as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from error
 
 

@@ -29,3 +29,8 @@ def from_ms(epoch_ms: int) -> datetime:
 def iso(moment: datetime) -> str:
     """RFC 3339 text with milliseconds and a `Z` suffix, as XDM writes timestamps."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_ms(epoch_ms: int | None) -> str | None:
+    """`iso` of an epoch-milliseconds time; None stays None."""
+    return None if epoch_ms is None else iso(from_ms(epoch_ms))

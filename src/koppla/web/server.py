@@ -135,6 +135,8 @@ class ChildSupervisor:
     def stop(self) -> None:
         """Stop the child gracefully (it finishes what it is writing)."""
         self._stop.set()
+        if self._thread.is_alive():  # a restart it began finishes before the child is stopped
+            self._thread.join(timeout=5)
         if self._process is not None and self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout=30)
@@ -202,12 +204,13 @@ def serve(settings: Settings, *, demo_shop: bool = False) -> None:
         )
     for child in children:
         child.start()
-    served = create_app(settings)
-    served.watch_pipeline()
-    app: KopplaApp | str = served
-    if settings.edge_workers > 1:
+    app: KopplaApp | str
+    if settings.edge_workers > 1:  # each worker process builds its own app
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
         app = "koppla.web.server:app_from_environment"
+    else:
+        app = create_app(settings)
+        app.watch_pipeline()
     config = uvicorn_config(app, settings)
     try:
         if settings.edge_workers > 1:

@@ -32,6 +32,12 @@ class Services:
     query: QueryEngine
     profiles: ProfileStore
 
+    def close(self) -> None:
+        """Close the query engine, the catalog and the profile store."""
+        self.query.close()
+        self.catalog.close()
+        self.profiles.close()
+
     @property
     def lookup(self) -> ProfileLookup:
         """Profile lookups over the profile store."""

@@ -53,12 +53,12 @@ def pipeline_state(layout: Layout, now_ms: int) -> dict[str, Any]:
     return {
         "running": age_s <= HEARTBEAT_FRESH_S,
         "pid": beat.pid,
-        "startedAt": _iso(beat.started_ms),
-        "heartbeatAt": _iso(beat.heartbeat_ms),
+        "startedAt": clock.iso_ms(beat.started_ms),
+        "heartbeatAt": clock.iso_ms(beat.heartbeat_ms),
         "heartbeatAgeS": round(age_s, 1),
-        "progressAt": _iso(beat.progress_ms),
+        "progressAt": clock.iso_ms(beat.progress_ms),
         "lastError": beat.last_error,
-        "lastErrorAt": _iso(beat.last_error_ms),
+        "lastErrorAt": clock.iso_ms(beat.last_error_ms),
         "restarts": beat.restarts,
     }
 
@@ -104,13 +104,9 @@ def profiles_state(services: Services) -> dict[str, Any]:
     return {
         **services.profiles.summary(),
         "commitsWaiting": waiting,
-        "lastPassAt": _iso(last),
+        "lastPassAt": clock.iso_ms(last),
         "lastPassAgeS": age,
     }
-
-
-def _iso(epoch_ms: int | None) -> str | None:
-    return None if epoch_ms is None else clock.iso(clock.from_ms(epoch_ms))
 
 
 def status(services: Services) -> dict[str, Any]:
@@ -132,7 +128,7 @@ def status(services: Services) -> dict[str, Any]:
                     "status": last[0].status,
                     "records": last[0].records,
                     "failedRecords": last[0].failed_records,
-                    "at": clock.iso(clock.from_ms(last[0].completed_ms or last[0].created_ms)),
+                    "at": clock.iso_ms(last[0].completed_ms or last[0].created_ms),
                 },
             }
         )

@@ -8,6 +8,7 @@ policy asked for (the default when none is named), so a policy change shows at o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from koppla.platform.profiles.computed import Computed, computed
@@ -48,9 +49,13 @@ class ProfileLookup:
             return []
         return self._store.members(member.graph_id) if stitched else [member]
 
-    def profile(self, identity: Identity, policy_id: str | None = None) -> ProfileView | None:
-        """The profile holding `identity`, merged by `policy_id` (default policy when None)."""
-        policy = self.policies.get(policy_id) if policy_id else self.policies.default()
+    def profile(
+        self, identity: Identity, policy: MergePolicy | str | None = None
+    ) -> ProfileView | None:
+        """The profile holding `identity`, merged by `policy` (a policy or its id; the default
+        policy when None)."""
+        if not isinstance(policy, MergePolicy):
+            policy = self.policies.get(policy) if policy else self.policies.default()
         members = self.members_of(identity, stitched=policy.identity_graph == "pdg")
         if not members:
             return None
@@ -93,7 +98,6 @@ class ProfileLookup:
             newest_first=newest_first,
         )
 
-    def graph(self, identity: Identity) -> tuple[list[Member], list[Link]]:
-        """The members of `identity`'s graph and the links among them (with inactive ones)."""
-        members = self.members_of(identity)
-        return members, self._store.graph_links(members) if members else []
+    def links(self, members: Sequence[Member]) -> list[Link]:
+        """The links among a graph's `members` (inactive ones too), newest first."""
+        return self._store.graph_links(members) if members else []

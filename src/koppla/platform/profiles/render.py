@@ -29,11 +29,6 @@ MAX_LIST_ITEMS = 5
 SUMMARY_CHARS = 80
 
 
-def when(epoch_ms: int | None) -> str | None:
-    """RFC 3339 text of an epoch-milliseconds time (None stays None)."""
-    return None if epoch_ms is None else clock.iso(clock.from_ms(epoch_ms))
-
-
 # ---- JSON
 
 
@@ -42,10 +37,10 @@ def computed_json(numbers: Computed) -> dict[str, Any]:
     cart = None
     if numbers.last_cart is not None:
         cart = {k: v for k, v in numbers.last_cart.items() if k != "at_ms"}
-        cart["at"] = when(numbers.last_cart.get("at_ms"))
+        cart["at"] = clock.iso_ms(numbers.last_cart.get("at_ms"))
     return {
-        "firstSeen": when(numbers.first_seen_ms),
-        "lastSeen": when(numbers.last_seen_ms),
+        "firstSeen": clock.iso_ms(numbers.first_seen_ms),
+        "lastSeen": clock.iso_ms(numbers.last_seen_ms),
         "orders": numbers.orders,
         "lifetimeValue": numbers.lifetime_value,
         "lastCart": cart,
@@ -57,8 +52,8 @@ def member_json(member: Member) -> dict[str, Any]:
     return {
         "namespace": member.identity.namespace,
         "id": member.identity.id,
-        "firstSeen": when(member.first_ms),
-        "lastSeen": when(member.last_ms),
+        "firstSeen": clock.iso_ms(member.first_ms),
+        "lastSeen": clock.iso_ms(member.last_ms),
     }
 
 
@@ -66,7 +61,7 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
     """One event of a timeline, with its stored XDM body."""
     return {
         "id": event.event_id,
-        "timestamp": when(event.ts_ms),
+        "timestamp": clock.iso_ms(event.ts_ms),
         "eventType": event.event_type,
         "datasetId": event.dataset_id,
         "summary": summary(event),
@@ -81,7 +76,7 @@ def hit_json(hit: GuardrailHit) -> dict[str, Any]:
         "profileId": hit.graph_id,
         "identity": {"namespace": hit.identity.namespace, "id": hit.identity.id},
         "detail": hit.detail,
-        "at": when(hit.at_ms),
+        "at": clock.iso_ms(hit.at_ms),
     }
 
 
@@ -94,7 +89,7 @@ def profile_json(view: ProfileView, events: Sequence[StoredEvent]) -> dict[str, 
         "attributes": view.attributes,
         "computedAttributes": computed_json(view.computed),
         "sources": view.sources,
-        "lastModifiedAt": when(view.last_modified_ms),
+        "lastModifiedAt": clock.iso_ms(view.last_modified_ms),
         "identities": [member_json(m) for m in view.members],
         "events": [event_json(e) for e in events],
         "guardrailHits": [hit_json(h) for h in view.hits],

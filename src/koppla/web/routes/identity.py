@@ -197,7 +197,7 @@ def _set(members: Sequence[Member], spelling: Spelling) -> list[dict[str, Any]]:
 
 def _graph(lookup: ProfileLookup, members: Sequence[Member], spelling: Spelling) -> dict[str, Any]:
     """The vertices and active edges of the graph `members` make up."""
-    _, links = lookup.graph(members[0].identity)
+    links = lookup.links(members)
     vertices = [
         {"composite_xid": _spelt(m.identity, spelling, "ns"), "last_updated_ts": m.last_ms}
         for m in members

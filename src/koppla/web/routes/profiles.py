@@ -25,13 +25,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
 
-from koppla.core import codec
+from koppla.core import clock, codec
 from koppla.core.errors import Conflict, InvalidInput, NotFound
 from koppla.platform.profiles.identity import Identity, normalise
 from koppla.platform.profiles.lookup import ProfileLookup, ProfileView
-from koppla.platform.profiles.merge import policy_to_api
+from koppla.platform.profiles.merge import MergePolicy, policy_to_api
 from koppla.platform.profiles.policies import PROFILE_CLASS
-from koppla.platform.profiles.render import computed_json, hit_json, profile_json, when
+from koppla.platform.profiles.render import computed_json, hit_json, profile_json
 from koppla.platform.profiles.stored import StoredEvent
 from koppla.web.auth import Caller, Svc
 from koppla.web.routes.datasets import Limit
@@ -137,18 +137,19 @@ def _identity(svc: Svc, entity_id: Text, namespace: Text, field: str) -> Identit
     return found
 
 
-def _policy(lookup: ProfileLookup, policy_id: Text) -> str | None:
-    """`policy_id` when it names a merge policy; 422 naming `mergePolicyId` otherwise."""
+def _policy(lookup: ProfileLookup, policy_id: Text) -> MergePolicy:
+    """The policy `policy_id` names (the default when None), read once per request; 422
+    naming `mergePolicyId` when there is none."""
     if policy_id is None:
-        return None
+        return lookup.policies.default()
     try:
-        return lookup.policies.get(policy_id).id
+        return lookup.policies.get(policy_id)
     except NotFound as error:
         raise Refused(422, str(error), "mergePolicyId") from error
 
 
-def _view(lookup: ProfileLookup, identity: Identity, policy_id: str | None) -> ProfileView:
-    view = lookup.profile(identity, policy_id)
+def _view(lookup: ProfileLookup, identity: Identity, policy: MergePolicy) -> ProfileView:
+    view = lookup.profile(identity, policy)
     if view is None:
         raise NotFound(f"no profile for {identity}")
     return view
@@ -167,7 +168,7 @@ def entity_json(view: ProfileView, fields: Sequence[str] | None) -> dict[str, An
         "identityGraph": [str(m.identity) for m in view.members],
         "entity": project(entity, fields) if fields else entity,
         "computedAttributes": computed_json(view.computed),
-        "lastModifiedAt": when(view.last_modified_ms),
+        "lastModifiedAt": clock.iso_ms(view.last_modified_ms),
     }
 
 
@@ -254,9 +255,9 @@ def entities(
 
     def profile() -> dict[str, Any]:
         lookup = svc.lookup
-        policy_id = _policy(lookup, merge_policy_id)
+        policy = _policy(lookup, merge_policy_id)
         identity = _identity(svc, entity_id, entity_id_ns, "entityId")
-        view = _view(lookup, identity, policy_id)
+        view = _view(lookup, identity, policy)
         return {view.graph_id: entity_json(view, parse_fields(fields))}
 
     def events() -> dict[str, Any]:
@@ -401,8 +402,8 @@ def entities_of(
         name = schema.get("name") if isinstance(schema, Mapping) else None
         _schema(name if isinstance(name, str) else None, [PROFILE_CLASS], "schema.name")
         lookup = svc.lookup
-        policy = body.get("mergePolicyId")
-        policy_id = _policy(lookup, policy if isinstance(policy, str) else None)
+        asked_policy = body.get("mergePolicyId")
+        policy = _policy(lookup, asked_policy if isinstance(asked_policy, str) else None)
         fields = parse_fields(body.get("fields"))
         out: dict[str, Any] = {}
         for n, item in enumerate(_asked(body.get("identities"))):
@@ -415,7 +416,7 @@ def entities_of(
             identity = _identity(
                 svc, entity_id if isinstance(entity_id, str) else None, namespace, field
             )
-            view = lookup.profile(identity, policy_id)
+            view = lookup.profile(identity, policy)
             if view is not None and view.graph_id not in out:
                 requested: dict[str, Any] = {"entityId": entity_id}
                 if namespace is not None:
