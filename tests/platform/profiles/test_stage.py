@@ -257,3 +257,32 @@ def test_a_new_default_policy_remerges_the_profiles_kept_for_sql(tmp_path: Path)
     assert row.sources[0] == "crm"
     store.close()
     catalog.close()
+
+
+def test_a_graph_that_loses_an_identity_to_a_guardrail_is_merged_again(store: ProfileStore) -> None:
+    stage = _stage(store, per_namespace={"CustomerId": 1})
+
+    def seen(customer: str, email: str, at_ms: int) -> Observation:
+        ids = {"CustomerId": [{"id": customer, "primary": True}], "Email": [{"id": email}]}
+        return _obs("event", {"_id": f"{customer}-{email}", "identityMap": ids}, at_ms)
+
+    stage.apply([seen("1", f"{x}@x.io", T0 + n) for n, x in enumerate("abc")], {})
+    first = ProfileLookup(store).profile(Identity("CustomerId", "1"))
+    assert first is not None and len(first.members) == 4
+
+    stage.apply([seen("2", "a@x.io", T0 + 100)], {})
+
+    row = store.profile(first.graph_id)
+    assert row is not None
+    assert "Email:a@x.io" not in row.identities
+    assert sorted(row.identities) == ["CustomerId:1", "Email:b@x.io", "Email:c@x.io"]
+
+
+def test_a_lower_case_date_time_is_read_as_sent() -> None:
+    obs = observe(
+        "ds",
+        "event",
+        {"_id": "x", "timestamp": "2026-03-01t10:00:00z", "identityMap": ECID},
+        stored_ms=5,
+    )
+    assert obs is not None and obs.at_ms == 1772359200000

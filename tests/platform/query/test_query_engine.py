@@ -209,3 +209,22 @@ def test_only_the_tables_a_query_names_are_read(events_path: Path, tmp_path: Pat
         assert engine.run("SELECT count(*) FROM demo_events").rows == [(3,)]
         with pytest.raises(TransientError, match=r"dataset at .*broken could not be read"):
             engine.run("SELECT count(*) FROM broken")
+
+
+def test_a_live_table_is_read_only_by_the_queries_that_name_it() -> None:
+    from koppla.platform.query.live import LiveTable
+
+    loads: list[str] = []
+    schema = pa.schema([("profile_id", pa.string())])
+
+    def load() -> pa.Table:
+        loads.append("profiles")
+        return pa.table({"profile_id": ["p1", "p2"]}, schema=schema)
+
+    live = {"profiles": LiveTable(schema, load)}
+    with QueryEngine(dict, timeout_s=5, max_rows=5, live=lambda: live) as engine:
+        assert engine.run("SELECT 1 AS one").rows == [(1,)]
+        assert loads == []
+        assert engine.run("SELECT count(*) FROM profiles").rows == [(2,)]
+        assert loads == ["profiles"]
+        assert [t.name for t in engine.tables_info()] == ["profiles"]

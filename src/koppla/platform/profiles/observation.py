@@ -192,7 +192,7 @@ def _ms(value: object) -> int | None:
         return int(value.timestamp() * 1000)
     if isinstance(value, str) and value:
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+            return int(datetime.fromisoformat(value.upper()).timestamp() * 1000)
         except ValueError:
             return None
     return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from koppla.core.layout import Layout
@@ -100,10 +100,10 @@ class ProfileRunner:
                 if after < 0:
                     raise LogGone("no cursor yet")
                 batch = read_since(path, after, max_rows=self._max_rows)
-                batches = [batch] if batch.cursor != after else []
+                batches: Iterator[Rows] = iter([batch] if batch.cursor != after else [])
             except LogGone as reason:
                 log.info("profiles: reading dataset %s whole (%s)", dataset.name, reason)
-                batches = list(read_all(path)) if path.exists() else []
+                batches = read_all(path) if path.exists() else iter(())
             for batch in batches:
                 found = self._apply(dataset, batch)
                 rows += len(batch.rows)
@@ -153,17 +153,22 @@ class ProfileRunner:
         try:
             self.stage.apply(part, {})
             return
-        except Exception:  # something in this part is at fault
-            if len(part) > 1:
-                middle = len(part) // 2
-                self._bisect(part[:middle])
-                self._bisect(part[middle:])
-                return
+        except Exception as error:  # something in this part is at fault
+            failure = error
+        if len(part) > 1:
+            middle = len(part) // 2
+            self._bisect(part[:middle])
+            self._bisect(part[middle:])
+            return
         self.stage.apply([], {})
         (obs,) = part
         self.skipped += 1
-        log.exception(
-            "profiles: skipped %s %s of dataset %s", obs.kind, obs.record_id, obs.dataset_id
+        log.error(
+            "profiles: skipped %s %s of dataset %s",
+            obs.kind,
+            obs.record_id,
+            obs.dataset_id,
+            exc_info=failure,
         )
 
 

@@ -82,7 +82,7 @@ class _Graph:
     def region(self, observed: Sequence[Identity]) -> Region:
         """The graphs of `observed` and the links among their members."""
         graph_ids = {self.members[i].graph_id for i in observed if i in self.members}
-        graphs = {g: set(self.graphs[g]) for g in graph_ids}
+        graphs = {g: self.graphs[g] for g in graph_ids}
         if len(graphs) == 1:
             (inside,) = graphs.values()
         else:
@@ -162,10 +162,9 @@ class ProfileStage:
             | {i for o in observations for i in o.deletes}
         )
         for obs in observations:
-            if self._link(graph, obs, change):
-                dirty.update(
-                    graph.members[i].graph_id for i in obs.identities if i in graph.members
-                )
+            regrouped = self._link(graph, obs, change)
+            dirty |= regrouped
+            touched |= regrouped
             home = graph.members[obs.primary].graph_id
             touched.add(home)
             if obs.kind == "record":
@@ -178,6 +177,10 @@ class ProfileStage:
         touched.update(g for g in {m.graph_id for m in change.members.values()})
         touched -= change.removed_graphs
         touched &= graph.graphs.keys()
+        cache.loaded |= change.new_nodes  # nothing stored for them yet: no need to ask
+        for member in change.members.values():
+            if member.node in change.new_nodes:
+                cache.records.setdefault(member.identity, {})
         change.profiles = self._profiles(cache, touched, dirty, change)
         self._store.write(change)
         self._remember(cache, change)
@@ -210,10 +213,11 @@ class ProfileStage:
         self._cache = None
         return done
 
-    def _link(self, graph: _Graph, obs: Observation, change: Write) -> bool:
+    def _link(self, graph: _Graph, obs: Observation, change: Write) -> set[str]:
         """Link one observation's identities into the in-memory graph; note what changed.
 
-        True when a graph changed its members (its profile must be merged again).
+        Returns the graphs whose members changed (each must be merged again), including one
+        that only lost members to a guardrail.
         """
         update = link(graph.region(obs.identities), obs.identities, obs.at_ms, self._limits, _gid)
         for graph_id in update.removed:
@@ -241,7 +245,7 @@ class ProfileStage:
             a, b = graph.members[one.a].node, graph.members[one.b].node
             change.links[(min(a, b), max(a, b))] = one
         change.hits.extend(update.hits)
-        return update.graphs_changed
+        return set(update.graphs) if update.graphs_changed else set()
 
     def _place(
         self, graph: _Graph, identity: Identity, graph_id: str, change: Write, at_ms: int
@@ -423,7 +427,6 @@ class ProfileStage:
                 for dataset_id, fragment in list(held.items()):
                     if fragment.updated_ms <= deleted:
                         del held[dataset_id]
-        cache.loaded.update(change.new_nodes)
 
     def _fragments(
         self, cache: _Cache, graph_ids: Sequence[str], change: Write

@@ -1,14 +1,15 @@
 """Reading what a dataset's Delta table gained since a version: the profile stage's input.
 
-A Delta table's log holds one JSON file per commit (`_delta_log/<version>.json`), naming the
-data files each commit added. `DeltaTail.read(path, after)` reads the commits after version
-`after`, in order, and the rows of the files they added with `dataChange` (compaction rewrites
-move rows without adding any, and are skipped). Each row comes with the commit's time.
+A Delta table's log holds one JSON file per commit (`_delta_log/<version>.json`, each written
+once, atomically), naming the data files the commit added. `read_since(path, after)` reads the
+commits after version `after`, in order, and the rows of the files they added with `dataChange`
+(compaction rewrites move rows without adding any, and are skipped); each row comes with its
+commit's time. Finding nothing new costs one `stat` of the next commit file, so an idle stage
+polls cheaply.
 
-Without a cursor (`after` < 0), or when a commit file is gone (log clean-up) or a data file was
-vacuumed away, the whole current table is read instead (`Backfill`), version by version of
-nothing: the caller applies it as one pass; the stage is idempotent, so reading rows twice
-changes nothing.
+When a commit file needed is gone (log clean-up after a checkpoint) or a data file was vacuumed
+away, `LogGone` says so, and the caller reads the whole current table instead (`read_all`); the
+stage is idempotent, so rows read twice change nothing.
 """
 
 from __future__ import annotations
@@ -59,13 +60,28 @@ def read_since(path: Path, after: int, *, max_rows: int = 20_000) -> Rows:
 
     Raises `LogGone` when the log or a data file needed is missing (read everything instead).
     """
-    newest = latest_version(path)
     out: list[tuple[dict[str, Any], int]] = []
     version = after
-    while version < newest and len(out) < max_rows:
+    while len(out) < max_rows and _commit_file(path, version + 1).exists():
         version += 1
         out.extend(_commit_rows(path, version))
-    return Rows(version, out, more=version < newest)
+    if version == after and _checkpoint_version(path) > after:
+        raise LogGone(f"the commits after version {after} were cleaned up")
+    return Rows(version, out, more=_commit_file(path, version + 1).exists())
+
+
+def _commit_file(path: Path, version: int) -> Path:
+    return path / "_delta_log" / f"{version:020d}.json"
+
+
+def _checkpoint_version(path: Path) -> int:
+    """The version of the table's last checkpoint (-1 when it has none)."""
+    try:
+        found = codec.loads((path / "_delta_log" / "_last_checkpoint").read_bytes())
+    except (FileNotFoundError, codec.JSONDecodeError):
+        return -1
+    version = found.get("version") if isinstance(found, dict) else None
+    return version if isinstance(version, int) else -1
 
 
 def read_all(path: Path, *, batch_rows: int = 20_000) -> Iterator[Rows]:
@@ -85,7 +101,7 @@ def read_all(path: Path, *, batch_rows: int = 20_000) -> Iterator[Rows]:
 
 
 def _commit_rows(path: Path, version: int) -> list[tuple[dict[str, Any], int]]:
-    log_file = path / "_delta_log" / f"{version:020d}.json"
+    log_file = _commit_file(path, version)
     try:
         text = log_file.read_bytes()
     except FileNotFoundError as error:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import duckdb
+import pyarrow as pa
 
 from koppla.core import clock
 from koppla.core.errors import InvalidInput
 from koppla.platform.query.errors import QueryFailed, QueryTimeout
 from koppla.platform.query.guard import check_sql, explained_select
-from koppla.platform.query.live import LiveTable, LiveTables
+from koppla.platform.query.live import LiveTables
 from koppla.platform.query.reach import FILES_OFF, Reach
 from koppla.platform.query.result import Column, QueryResult, TableInfo
 from koppla.platform.query.sandbox import SandboxLimits, open_sandbox
@@ -88,10 +89,12 @@ class QueryEngine:
             live = self._live()
             with self._cursor() as cursor:
                 self._reach.check(cursor, explained_select(sql), [*tables, *live])
-                snapshots = self._current(_referenced(cursor, sql, tables))
+                names = _named(cursor, sql)
+                snapshots = self._current(_referenced(names, tables))
                 for name, snapshot in snapshots.items():
                     cursor.register(name, snapshot.dataset)
-                for name in _referenced(cursor, sql, live):
+                live_named = _referenced(names, live) if names != set() else {}
+                for name in live_named:  # each is read from its store: only when named
                     cursor.register(name, live[name].load())
                 columns, rows = self._execute(cursor, sql, cap, lambda: self._catalog_hint(tables))
         truncated = len(rows) > cap
@@ -103,13 +106,10 @@ class QueryEngine:
         infos = []
         with self._cursor() as cursor:
             for name, snapshot in sorted(self._current(self._tables()).items()):
-                relation = cursor.from_arrow(snapshot.dataset.schema.empty_table())
-                columns = tuple(
-                    Column(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)
-                )
+                columns = _columns(cursor, snapshot.dataset.schema)
                 infos.append(TableInfo(name, columns, snapshot.row_count, snapshot.version))
             for name, table in sorted(self._live().items()):
-                infos.append(TableInfo(name, _columns(cursor, table), None, None))
+                infos.append(TableInfo(name, _columns(cursor, table.schema), None, None))
         return sorted(infos, key=lambda info: info.name)
 
     def close(self) -> None:
@@ -168,8 +168,8 @@ class QueryEngine:
         return columns, rows
 
 
-def _columns(cursor: duckdb.DuckDBPyConnection, table: LiveTable) -> tuple[Column, ...]:
-    relation = cursor.from_arrow(table.schema.empty_table())
+def _columns(cursor: duckdb.DuckDBPyConnection, schema: pa.Schema) -> tuple[Column, ...]:
+    relation = cursor.from_arrow(schema.empty_table())
     return tuple(Column(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True))
 
 
@@ -188,14 +188,16 @@ def _interrupted(expired: bool, timeout_s: float) -> Exception:
     return QueryFailed("query was interrupted")
 
 
-def _referenced(
-    cursor: duckdb.DuckDBPyConnection, sql: str, tables: Mapping[str, T]
-) -> Mapping[str, T]:
-    """The tables `sql` names, so only those are refreshed and registered; all if unclear."""
+def _named(cursor: duckdb.DuckDBPyConnection, sql: str) -> set[str] | None:
+    """The (lower-cased) table names `sql` mentions; None when DuckDB cannot tell."""
     try:
-        names = {name.lower() for name in cursor.get_table_names(sql)}
+        return {name.lower() for name in cursor.get_table_names(sql)}
     except duckdb.Error:
-        return tables
+        return None
+
+
+def _referenced(names: set[str] | None, tables: Mapping[str, T]) -> Mapping[str, T]:
+    """The tables among `names`, so only those are refreshed and registered; all if unclear."""
     if not names:
         return tables
     return {name: path for name, path in tables.items() if name.lower() in names}
