@@ -45,8 +45,8 @@ CREATE TABLE IF NOT EXISTS order_error (
 
 
 _MIGRATIONS = (
-    ("outbox", "target", "ALTER TABLE outbox ADD COLUMN target TEXT NOT NULL DEFAULT 'events'"),
-    ("outbox", "customer_id", "ALTER TABLE outbox ADD COLUMN customer_id INTEGER"),
+    ("outbox", "target", "TEXT NOT NULL DEFAULT 'events'"),
+    ("outbox", "customer_id", "INTEGER"),
 )
 
 Target = Literal["events", "profile_events", "profile_records"]
@@ -121,15 +121,7 @@ class State:
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA)
         self._tx = self._file.transaction
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Add the columns a state file made by an older connector lacks."""
-        for table, column, statement in _MIGRATIONS:
-            present = {str(r[1]) for r in self._file.all(f"PRAGMA table_info({table})")}
-            if column not in present:
-                with self._tx() as db:
-                    db.execute(statement)
+        self._file.add_columns(_MIGRATIONS)
 
     def close(self) -> None:
         """Close the database."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,15 @@ class SqliteFile:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def add_columns(self, columns: Iterable[tuple[str, str, str]]) -> None:
+        """Add each `(table, column, definition)` the file lacks (it was made by an older
+        Koppla); columns already there are left as they are."""
+        for table, column, definition in columns:
+            have = {str(row[1]) for row in self.all(f"PRAGMA table_info({table})")}
+            if column not in have:
+                with self.transaction() as db:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         """Close the connection."""

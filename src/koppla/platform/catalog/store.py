@@ -65,15 +65,7 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA, foreign_keys=True)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Add the columns a catalog written by an older Koppla lacks."""
-        for table, column, definition in _MIGRATIONS:
-            have = {str(row[1]) for row in self._all(f"PRAGMA table_info({table})")}
-            if column not in have:
-                with self._write() as db:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        self._file.add_columns(_MIGRATIONS)
 
     def close(self) -> None:
         """Close the connection."""

@@ -77,15 +77,14 @@ def merge(
 
     `maps`: dotted paths (e.g. `_custom.preferences`) of XDM map fields, taken whole.
     """
-    return _Merger(fragments, policy, maps).result
+    return merged(fragments, policy, maps=maps)[0]
 
 
 def sources(
     fragments: Sequence[Fragment], policy: MergePolicy, *, maps: Collection[str] = ()
 ) -> list[str]:
     """The datasets that gave the merged profile at least one value, highest-ranked first."""
-    merger = _Merger(fragments, policy, maps)
-    return list(dict.fromkeys(merger.ranked[n].dataset_id for n in sorted(merger.winners)))
+    return merged(fragments, policy, maps=maps)[1]
 
 
 def merged(

@@ -33,7 +33,6 @@ CART_EVENTS = frozenset(
         "commerce.checkouts",
     }
 )
-SYSTEM_COLUMNS = frozenset({"_batch_id", "_unknown", "_datetimes"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +71,10 @@ def observe(
 ) -> Observation | None:
     """The observation of one stored row; None when it names no usable identity.
 
-    `row` is the row as stored (system columns are dropped here); `stored_ms` is when its
+    `row` is the XDM document a stored row holds (`rows.document`); `stored_ms` is when its
     batch was committed.
     """
-    body = {k: v for k, v in row.items() if k not in SYSTEM_COLUMNS and v is not None}
+    body = {k: v for k, v in row.items() if v is not None}
     identities = tuple(identities_of(body))
     if not identities:
         return None

@@ -14,10 +14,14 @@ from typing import Any
 
 from koppla.core import clock, ids
 from koppla.core.errors import Conflict, NotFound
-from koppla.platform.profiles.merge import MergePolicy, policy_from_api, policy_to_api
+from koppla.platform.profiles.merge import (
+    PROFILE_CLASS,
+    MergePolicy,
+    policy_from_api,
+    policy_to_api,
+)
 from koppla.platform.profiles.store import ProfileStore
 
-PROFILE_CLASS = "_xdm.context.profile"
 BUILTIN_ID = ids.derived_uuid("koppla", "merge-policy", "default-timestamp-ordered")
 
 
@@ -91,11 +95,4 @@ class PolicyBook:
 
 def _policy(policy_id: str, default: bool, body: Mapping[str, Any]) -> MergePolicy:
     """A stored policy; its `default` flag comes from the store's column, not the body."""
-    policy = policy_from_api(body)
-    return replace(
-        policy,
-        id=policy_id,
-        default=default,
-        version=int(body.get("version", 1)),
-        updated_ms=int(body.get("updateEpoch", 0)) * 1000,
-    )
+    return replace(policy_from_api(body), id=policy_id, default=default)

@@ -14,8 +14,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from koppla.core import codec
+from koppla.platform.datasets.tables import SYSTEM_COLUMNS as DATASET_SYSTEM_COLUMNS
 
-SYSTEM_COLUMNS = frozenset({"_batch_id", "_unknown", "_datetimes"})
+SYSTEM_COLUMNS = frozenset(name for name, _ in DATASET_SYSTEM_COLUMNS)
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 

@@ -327,9 +327,7 @@ class ProfileStore:
 
     def profile(self, graph_id: str) -> ProfileRow | None:
         """The merged profile of a graph under the default policy."""
-        with self._read() as conn:
-            row = conn.execute(select(t.profiles).where(t.profiles.c.graph_id == graph_id)).first()
-        return None if row is None else _profile(row)
+        return self.profile_rows([graph_id]).get(graph_id)
 
     def graph_members(self, graph_ids: Sequence[str]) -> dict[str, list[Member]]:
         """The members of each of `graph_ids`, by node id."""
@@ -658,19 +656,4 @@ def _profile_tuple(row: tuple[Any, ...]) -> ProfileRow:
         lifetime_value=float(value),
         last_cart=None if cart is None else codec.loads(cart),
         updated_ms=int(updated),
-    )
-
-
-def _profile(row: Any) -> ProfileRow:
-    return ProfileRow(
-        graph_id=row.graph_id,
-        attributes=codec.loads(row.attributes),
-        identities=codec.loads(row.identities),
-        sources=codec.loads(row.sources),
-        first_seen_ms=row.first_seen_ms,
-        last_seen_ms=row.last_seen_ms,
-        orders=int(row.orders),
-        lifetime_value=float(row.lifetime_value),
-        last_cart=None if row.last_cart is None else codec.loads(row.last_cart),
-        updated_ms=int(row.updated_ms),
     )

@@ -29,8 +29,7 @@ from koppla.core import clock, codec
 from koppla.core.errors import Conflict, InvalidInput, NotFound
 from koppla.platform.profiles.identity import Identity, normalise
 from koppla.platform.profiles.lookup import ProfileLookup, ProfileView
-from koppla.platform.profiles.merge import MergePolicy, policy_to_api
-from koppla.platform.profiles.policies import PROFILE_CLASS
+from koppla.platform.profiles.merge import PROFILE_CLASS, MergePolicy, policy_to_api
 from koppla.platform.profiles.render import computed_json, hit_json, profile_json
 from koppla.platform.profiles.stored import StoredEvent
 from koppla.web.auth import Caller, Svc
