@@ -97,13 +97,18 @@ def _base(snap: Snapshot, ctx: EventContext, event_type: str, sub_id: object, wh
         "personalEmail": {"address": shopper},
         "commerce": {
             "order": {"purchaseID": snap["commerceOrderNumber"]},
-            "commerceScope": {
-                "environmentID": ctx.environment_id,
-                "websiteCode": snap["websiteCode"],
-                "storeCode": snap["storeCode"],
-                "storeViewCode": snap["storeViewCode"],
-            },
+            "commerceScope": commerce_scope(snap, ctx),
         },
+    }
+
+
+def commerce_scope(snap: Snapshot, ctx: EventContext) -> dict[str, Any]:
+    """`commerce.commerceScope` of an order's or a customer's snapshot."""
+    return {
+        "environmentID": ctx.environment_id,
+        "websiteCode": snap.get("websiteCode"),
+        "storeCode": snap.get("storeCode"),
+        "storeViewCode": snap.get("storeViewCode"),
     }
 
 
@@ -130,7 +135,8 @@ def prune(value: Any) -> Any:
     return value
 
 
-def _address(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def address(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An XDM postal address from a snapshot's address (`multiLineStreet`, `city`, ...)."""
     if not raw:
         return None
     lines = raw.get("multiLineStreet") or []
@@ -231,7 +237,7 @@ def placed(snap: Snapshot, ctx: EventContext) -> Event:
         payments=[_payment(snap, snap["grandTotal"], with_txn=True)],
     )
     commerce["shipping"] = _shipping(snap, currency=True)
-    commerce["billing"] = {"address": _address(snap["payment"].get("billingAddress"))}
+    commerce["billing"] = {"address": address(snap["payment"].get("billingAddress"))}
     event["productListItems"] = [
         _line(i, snap, lineItemId=str(i["entityId"])) for i in _visible_items(snap)
     ]
@@ -277,10 +283,10 @@ def items_shipped(snap: Snapshot, shipment: Mapping[str, Any], ctx: EventContext
     shipping.update(
         shipDate=shipment["createdAt"],
         trackingNumber=",".join(numbers) or None,
-        address=_address(snap["shipping"].get("shippingAddress")),
+        address=address(snap["shipping"].get("shippingAddress")),
     )
     event["commerce"]["shipping"] = shipping
-    event["commerce"]["billing"] = {"address": _address(snap["payment"].get("billingAddress"))}
+    event["commerce"]["billing"] = {"address": address(snap["payment"].get("billingAddress"))}
     event["productListItems"] = _doc_lines(snap, shipment["items"], "qtyShipped")
     return _finish(event, ctx)
 
@@ -296,9 +302,9 @@ def shipment_completed(snap: Snapshot, ctx: EventContext) -> Event:
     )
     last_ship = max((s["createdAt"] for s in snap["shipments"]), default=None)
     shipping = _shipping(snap)
-    shipping.update(shipDate=last_ship, address=_address(snap["shipping"].get("shippingAddress")))
+    shipping.update(shipDate=last_ship, address=address(snap["shipping"].get("shippingAddress")))
     event["commerce"]["shipping"] = shipping
-    event["commerce"]["billing"] = {"address": _address(snap["payment"].get("billingAddress"))}
+    event["commerce"]["billing"] = {"address": address(snap["payment"].get("billingAddress"))}
     event["productListItems"] = [_line(i, snap) for i in _visible_items(snap)]
     return _finish(event, ctx)
 

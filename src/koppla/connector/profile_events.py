@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from koppla.connector.events import EventContext, prune
+from koppla.connector.events import EventContext, address, commerce_scope, prune
 from koppla.connector.redaction import identity
 from koppla.core.ids import derived_uuid
 
@@ -73,32 +73,22 @@ def profile_event(
         "identityMap": identity_map(snap, ctx),
         "person": {"name": {"firstName": snap.get("firstName"), "lastName": snap.get("lastName")}},
         "personalEmail": {"address": _email(snap, ctx)},
-        "commerce": {
-            "commerceScope": {
-                "environmentID": ctx.environment_id,
-                "websiteCode": snap.get("websiteCode"),
-                "storeCode": snap.get("storeCode"),
-                "storeViewCode": snap.get("storeViewCode"),
-            }
-        },
+        "commerce": {"commerceScope": commerce_scope(snap, ctx)},
     }
     pruned: Document = prune(event)
     return pruned
 
 
 def _address(raw: Mapping[str, Any] | None) -> Document | None:
-    if not raw:
+    """The order events' `address`, with every street line and `primary: false` (§6.2)."""
+    base = address(raw)
+    if base is None or raw is None:
         return None
     lines = list(raw.get("multiLineStreet") or [])
     return {
-        "street1": lines[0] if lines else None,
-        "street2": lines[1] if len(lines) > 1 else None,
+        **base,
         "street3": lines[2] if len(lines) > 2 else None,
         "street4": ", ".join(lines[3:]) or None,
-        "city": raw.get("city"),
-        "state": raw.get("region"),
-        "postalCode": raw.get("postcode"),
-        "country": raw.get("country"),
         "primary": False,
     }
 
