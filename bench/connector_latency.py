@@ -10,12 +10,18 @@ What it measures:
     the Magento tables in a throwaway database `koppla_bench_<random>`).
 (b) Throughput: orders per second through a full reindex (`index:reindex
     sales_order_data_exporter_v2`: read, snapshot, hash, derive events, commit to the outbox) of
-    `--orders` generated orders on the SQLite demo store, and on MariaDB with `--mariadb-reindex`.
+    `--orders` generated orders on the SQLite demo store, and on MariaDB with `--mariadb-reindex`;
+    and the connector's state file (with the undelivered outbox) per order.
+(c) Initial sync end to end (`--e2e-orders N`): N orders of two websites, interleaved, each
+    website with its own datastream and dataset, on MariaDB (SQLite when MariaDB is missing):
+    seconds from the connector's first step to every event queryable, the HTTP requests the
+    delivery took, and the state file per order once everything is delivered.
 
 It starts its own `koppla up --demo` (temp home, free port) and stops it at the end. It prints
 its figures and asserts nothing.
 
 Run:  python bench/connector_latency.py [--changes 20] [--orders 100000] [--mariadb-reindex]
+                                        [--skip-latency] [--e2e-orders 20000]
       KOPPLA_TEST_MARIADB_URL=mysql+pymysql://root@127.0.0.1:3306/test (default)
 """
 
@@ -35,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -43,11 +50,19 @@ from sqlalchemy import create_engine, text
 from koppla.connector import schema
 from koppla.connector.changelog import install_triggers, uninstall_triggers
 from koppla.connector.demo import demo_settings
-from koppla.connector.demo_store import DemoShop, create_demo_schema
+from koppla.connector.demo_store import (
+    LIFECYCLES,
+    DemoShop,
+    Ids,
+    create_demo_schema,
+    live,
+    new_order,
+)
 from koppla.connector.runner import Connector, run_connector
 from koppla.connector.settings import ConnectorSettings
 from koppla.connector.source import connect
 
+DEMO_ORG = "KOPPLADEMO00000000000000@AdobeOrg"
 MARIADB_URL = os.environ.get("KOPPLA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
@@ -98,8 +113,11 @@ class Platform:
         self.dataset_id = str(self.http.get("/api/v1/datasets/demo_events").json()["id"])
 
     def count(self, where: str) -> int:
+        return self.count_in("demo_events", where)
+
+    def count_in(self, dataset: str, where: str = "true") -> int:
         response = self.http.post(
-            "/api/v1/query", json={"sql": f"SELECT count(*) FROM demo_events WHERE {where}"}
+            "/api/v1/query", json={"sql": f"SELECT count(*) FROM {dataset} WHERE {where}"}
         )
         if response.status_code != 200:
             return 0
@@ -208,7 +226,130 @@ def measure_reindex(settings: ConnectorSettings, orders: int) -> tuple[float, fl
         took = time.monotonic() - began
     finally:
         connector.close()
+    size = state_bytes(settings)
+    print(f"    state after the reindex: {size / 1e6:.1f} MB = {size / orders:,.0f} bytes/order")
     return generated, took, report.events
+
+
+def state_bytes(settings: ConnectorSettings) -> int:
+    """The connector's state file with its write-ahead log."""
+    return sum(p.stat().st_size for p in settings.state_path.parent.glob("state.sqlite*"))
+
+
+def add_website(dsn: str, code: str) -> int:
+    """A second website with one store view (store id returned), as Magento's admin adds one."""
+    engine = connect(dsn)
+    with engine.begin() as conn:
+        ids = [
+            int(conn.execute(text(f"SELECT max({col}) FROM {table}")).scalar_one()) + 1
+            for table, col in (
+                ("store_website", "website_id"),
+                ("store_group", "group_id"),
+                ("store", "store_id"),
+            )
+        ]
+        website, group, store = ids
+        conn.execute(
+            text(
+                "INSERT INTO store_website (website_id, code, name, default_group_id) "
+                "VALUES (:w, :c, :c, :g)"
+            ),
+            {"w": website, "c": code, "g": group},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO store_group (group_id, website_id, name, code) VALUES (:g, :w, :c, :c)"
+            ),
+            {"g": group, "w": website, "c": code},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO store (store_id, code, website_id, group_id, name, is_active) "
+                "VALUES (:s, :c, :w, :g, :c, 1)"
+            ),
+            {"s": store, "c": f"{code}_en", "w": website, "g": group},
+        )
+    engine.dispose()
+    return store
+
+
+def generate_interleaved(dsn: str, orders: int, store_ids: tuple[int, ...]) -> None:
+    """`orders` orders in every state, placed in turn in each of `store_ids`."""
+    rng = random.Random(11)
+    engine = connect(dsn)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    DemoShop(engine, seed=11).generate_customers(now)
+    done = 0
+    while done < orders:
+        count = min(5000, orders - done)
+        with engine.begin() as conn:
+            ids = Ids.from_db(conn)
+            rows: dict[str, list[dict[str, object]]] = {}
+            for n in range(count):
+                when = now - timedelta(days=90) + timedelta(seconds=rng.randrange(80 * 86400))
+                draft = new_order(rng, ids, when, store_ids[(done + n) % len(store_ids)])
+                live(draft, ids, when, rng, rng.choice(LIFECYCLES))
+                for name, new in draft.new.items():
+                    rows.setdefault(name, []).extend(new)
+            for table in schema.metadata.sorted_tables:
+                if rows.get(table.name):
+                    conn.execute(table.insert(), rows[table.name])
+        done += count
+    engine.dispose()
+
+
+def measure_end_to_end(platform: Platform, root: Path, dsn: str, orders: int) -> None:
+    """(c): two websites, their own datastreams and datasets; first step → all queryable."""
+    prepare_shop(dsn)
+    store = add_website(dsn, "second")
+    generate_interleaved(dsn, orders, (1, store))
+    second = platform.http.post(
+        "/api/v1/datasets", json={"name": "second_events", "description": "bench"}
+    ).json()["id"]
+    stream = platform.http.post(
+        "/api/v1/datastreams",
+        json={"orgId": DEMO_ORG, "eventDataset": second, "name": "second website"},
+    ).json()["id"]
+    base = settings_for(root, dsn, platform)
+    site = base.websites[0]
+    settings = base.model_copy(
+        update={
+            "websites": [
+                site,
+                site.model_copy(
+                    update={"website_code": "second", "datastream_id": stream, "dataset_id": second}
+                ),
+            ]
+        }
+    )
+    requests = [0]
+
+    def count(_request: httpx.Request) -> None:
+        requests[0] += 1
+
+    client = httpx.Client(timeout=httpx.Timeout(60.0), event_hooks={"request": [count]})
+    connector = Connector(settings, client)
+    try:
+        began = time.monotonic()
+        queued = connector.step().sync.events
+        while connector.state.backlog().pending:
+            connector.sender.backoff.not_before = 0.0
+            connector.step()
+        sent = time.monotonic() - began
+        while (landed := platform.count("true") + platform.count_in("second_events")) < queued:
+            if time.monotonic() - began > 1800:
+                raise RuntimeError(f"only {landed} of {queued} events queryable after 30 min")
+            time.sleep(0.2)
+        took = time.monotonic() - began
+    finally:
+        connector.close()
+    size = state_bytes(settings)
+    print(
+        f"(c) initial sync end to end, {orders} orders of 2 interleaved websites: {queued} events "
+        f"delivered in {sent:.1f} s in {requests[0]} requests ({queued / max(requests[0], 1):.0f} "
+        f"per request); all queryable after {took:.1f} s = {orders / took:,.0f} orders/s; state "
+        f"after delivery {size / 1e6:.1f} MB = {size / orders:,.0f} bytes/order"
+    )
 
 
 def describe(name: str, values: list[float]) -> str:
@@ -244,6 +385,9 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--mariadb-reindex", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true", help="skip (a)")
+    parser.add_argument("--skip-reindex", action="store_true", help="skip (b)")
+    parser.add_argument("--e2e-orders", type=int, default=0, help="run (c) with N orders")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(
         prefix="koppla-connector-bench-", ignore_cleanup_errors=True
@@ -251,43 +395,57 @@ def main() -> None:
         root = Path(tmp)
         platform = Platform(root / "platform")
         try:
-            print(f"(a) change -> queryable event, {args.changes} changes, default poll 1 s")
-            sqlite_dsn = f"sqlite:///{root / 'latency-shop.sqlite'}"
-            prepare_shop(sqlite_dsn)
-            lat = measure_latency(
-                platform, settings_for(root / "c1", sqlite_dsn, platform), args.changes
-            )
-            print("    " + describe("SQLite demo store", lat))
-            with mariadb_database() as url:
-                if url is not None:
-                    prepare_shop(url)
-                    lat = measure_latency(
-                        platform, settings_for(root / "c2", url, platform), args.changes
-                    )
-                    print("    " + describe("MariaDB", lat))
-                    if args.mariadb_reindex:
-                        engine = connect(url)
-                        uninstall_triggers(engine)  # bulk generation need not fill a changelog
-                        engine.dispose()
-                        timed(
-                            "(b) MariaDB full reindex",
-                            lambda: measure_reindex(
-                                settings_for(root / "c4", url, platform), args.orders
-                            ),
-                            args.orders,
-                        )
-            big = f"sqlite:///{root / 'reindex-shop.sqlite'}"
-            engine = connect(big)
-            schema.metadata.create_all(engine)
-            create_demo_schema(engine)
-            engine.dispose()
-            timed(
-                "(b) SQLite demo store full reindex",
-                lambda: measure_reindex(settings_for(root / "c3", big, platform), args.orders),
-                args.orders,
-            )
+            if args.e2e_orders:
+                with mariadb_database() as url:
+                    dsn = url or f"sqlite:///{root / 'e2e-shop.sqlite'}"
+                    measure_end_to_end(platform, root / "c5", dsn, args.e2e_orders)
+            run(args, root, platform)
         finally:
             platform.stop()
+
+
+def run(args: argparse.Namespace, root: Path, platform: Platform) -> None:
+    """(a) and (b), as asked."""
+    if not args.skip_latency:
+        latency(args, root, platform)
+    if args.skip_reindex:
+        return
+    if args.mariadb_reindex:
+        with mariadb_database() as url:
+            if url is not None:
+                prepare_shop(url)
+                engine = connect(url)
+                uninstall_triggers(engine)  # bulk generation need not fill a changelog
+                engine.dispose()
+                timed(
+                    "(b) MariaDB full reindex",
+                    lambda: measure_reindex(settings_for(root / "c4", url, platform), args.orders),
+                    args.orders,
+                )
+    big = f"sqlite:///{root / 'reindex-shop.sqlite'}"
+    engine = connect(big)
+    schema.metadata.create_all(engine)
+    create_demo_schema(engine)
+    engine.dispose()
+    timed(
+        "(b) SQLite demo store full reindex",
+        lambda: measure_reindex(settings_for(root / "c3", big, platform), args.orders),
+        args.orders,
+    )
+
+
+def latency(args: argparse.Namespace, root: Path, platform: Platform) -> None:
+    """(a) on SQLite, then on MariaDB if it is there."""
+    print(f"(a) change -> queryable event, {args.changes} changes, default poll 1 s")
+    sqlite_dsn = f"sqlite:///{root / 'latency-shop.sqlite'}"
+    prepare_shop(sqlite_dsn)
+    lat = measure_latency(platform, settings_for(root / "c1", sqlite_dsn, platform), args.changes)
+    print("    " + describe("SQLite demo store", lat))
+    with mariadb_database() as url:
+        if url is not None:
+            prepare_shop(url)
+            lat = measure_latency(platform, settings_for(root / "c2", url, platform), args.changes)
+            print("    " + describe("MariaDB", lat))
 
 
 if __name__ == "__main__":

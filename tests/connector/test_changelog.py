@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, insert, select
 
 from koppla.connector import schema as t
 from koppla.connector.changelog import (
@@ -200,4 +201,32 @@ def test_polling_finds_changed_customers(tmp_path: Path) -> None:
     assert changes.order_ids == [customer]
     shop.edit_customer(customer, "address")
     assert poll.fetch(changes.cursor).order_ids == [customer]
+    engine.dispose()
+
+
+def test_the_status_trail_tables_are_tracked_where_they_exist() -> None:
+    for dialect in ("sqlite", "mysql"):
+        ddl = "\n".join(trigger_ddl(dialect))
+        assert "AFTER INSERT ON sales_order_status_history " in ddl
+        assert "VALUES (NEW.parent_id)" in ddl
+        assert "AFTER INSERT ON sales_order_status_change_history " in ddl
+        older = "\n".join(trigger_ddl(dialect, {"sales_order", "sales_order_status_history"}))
+        assert "sales_order_status_change_history" not in older
+        assert "AFTER UPDATE ON sales_order " in older and "sales_invoice" not in older
+
+
+def test_polling_sees_a_new_status_history_row(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    create_demo_schema(engine)
+    shop = DemoShop(engine, seed=13)
+    order = shop.place()
+    poll = PollChanges(engine)
+    later = poll.now() + timedelta(hours=1)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(t.sales_order_status_history).values(
+                parent_id=order, status="pending", comment="Called", created_at=later
+            )
+        )
+    assert poll.fetch((later - timedelta(minutes=1)).isoformat()).order_ids == [order]
     engine.dispose()

@@ -10,7 +10,17 @@ from typer.testing import CliRunner
 from koppla.connector.commands import connector_app
 from koppla.core import codec
 
-COMMANDS = ("index:reindex", "saas:resync", "run", "status", "install-triggers", "demo-store")
+COMMANDS = (
+    "index:reindex",
+    "saas:resync",
+    "run",
+    "status",
+    "install-triggers",
+    "demo-store",
+    "history:sync",
+    "history:status",
+    "history:work",
+)
 
 
 def test_every_command_has_help() -> None:

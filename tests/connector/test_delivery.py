@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from koppla.connector.delivery import Sender, batches
-from koppla.connector.events import history
+from koppla.connector.delivery import Sender, batches, encode, message
+from koppla.connector.demo_store import Ids, invoice, new_order, ship
+from koppla.connector.events import EventContext, history
 from koppla.connector.settings import ConnectorSettings, load_settings
-from koppla.connector.state import CustomerMessage, FeedCommit, OutboxEvent, State
+from koppla.connector.snapshot import OrderRows, build_snapshot
+from koppla.connector.state import CustomerMessage, FeedCommit, State
 from koppla.core import codec
 from koppla.xdm.experience_event import SCHEMA_ID as EVENT_SCHEMA_ID
 from koppla.xdm.profile import PROFILE_SCHEMA_ID
-from tests.connector.samples import CTX, Order
+from tests.connector.samples import CTX, SCOPE, Order
 
 ORG = "KOPPLADEMO00000000000000@AdobeOrg"
 
@@ -51,6 +56,7 @@ def test_events_go_in_outbox_order_as_aep_streaming_messages(
     settings = make_settings(tmp_path, monkeypatch)
     state = State(settings.state_path)
     queued = fill(state, 3)
+    in_outbox = [e.event_id for e in state.pending(100)]
     seen: list[dict[str, Any]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -67,13 +73,8 @@ def test_events_go_in_outbox_order_as_aep_streaming_messages(
     assert header["source"] == {"name": "koppla-connector"}
     assert seen[0]["body"]["xdmMeta"]["schemaRef"] == header["schemaRef"]
     ids = [m["body"]["xdmEntity"]["_id"] for m in seen]
-    assert ids == [e.event_id for e in _all(state)]
+    assert ids == in_outbox and len(ids) == queued
     assert state.backlog().pending == 0 and state.backlog().sent == queued
-
-
-def _all(state: State) -> list[OutboxEvent]:
-    rows = state._file.all("SELECT seq, event_id FROM outbox ORDER BY seq")
-    return [OutboxEvent(r[0], r[1], 0, "", "", {}) for r in rows]
 
 
 def test_429_with_retry_after_keeps_events_pending_and_waits(
@@ -178,16 +179,28 @@ def test_events_of_a_website_no_longer_configured_fail_with_a_reason(
     assert state.failed()[0][2] == "the website is no longer configured"
 
 
-def test_delivered_events_are_pruned_after_a_while(
+def test_delivered_messages_leave_the_outbox_and_are_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings(tmp_path, monkeypatch)
     state = State(settings.state_path)
     queued = fill(state, 2)
-    sender_with(settings, state, lambda r: httpx.Response(207, json={})).drain()
-    assert state.prune_sent(0) == 0
-    assert state.prune_sent(2**62) == queued
-    assert state.backlog().sent == 0
+    answers = [httpx.Response(400, json={"detail": "no"})]  # then 207s
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(207, json={})
+
+    one_per_request = settings.model_copy(update={"batch_max_messages": 1})
+    sender_with(one_per_request, state, handler).drain()
+    rows = state._file.all("SELECT status, length(body) FROM outbox")
+    assert [status for status, _size in rows] == ["failed"]  # the refused one, body and all
+    assert rows[0][1] > 100
+    backlog = state.backlog()
+    assert (backlog.sent, backlog.failed, backlog.pending) == (queued - 1, 1, 0)
+    assert backlog.last_sent_ms is not None
+    assert state.prune_sent(2**62) == 0  # nothing delivered is kept to prune
+    state.close()
+    assert State(settings.state_path).backlog().sent == queued - 1  # the count is durable
 
 
 def profile_settings(
@@ -309,3 +322,90 @@ def test_an_old_state_file_gains_the_customer_columns(tmp_path: Path) -> None:
     ]
     state.close()
     State(path).close()  # opening a migrated file again changes nothing
+
+
+def two_website_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConnectorSettings:
+    monkeypatch.setenv("KOPPLA_CONNECTOR_TOKEN", "kpl_secret")
+    sites = [
+        {
+            "website_code": code,
+            "org_id": ORG,
+            "datastream_id": f"ds-{code}",
+            "dataset_id": f"set-{code}",
+        }
+        for code in ("base", "second")
+    ]
+    return load_settings(tmp_path, platform_url="http://platform.test", websites=sites)
+
+
+def interleaved(state: State, orders: int) -> dict[str, int]:
+    """Orders of two websites mixed in the outbox (two of `base` for each of `second`)."""
+    ids, rng = Ids(), random.Random(5)
+    change = FeedCommit()
+    for n in range(orders):
+        website = "second" if n % 3 == 2 else "base"
+        draft = new_order(rng, ids, datetime(2026, 11, 2, 9, 0) + timedelta(minutes=n))
+        invoice(draft, ids, datetime(2026, 11, 3))
+        ship(draft, ids, datetime(2026, 11, 4), rng)
+        rows = {name: list(found) for name, found in draft.new.items()}
+        snap = build_snapshot(
+            OrderRows(
+                order=draft.order,
+                scope=SCOPE,
+                items=draft.items,
+                addresses=rows["sales_order_address"],
+                payment=draft.payment,
+                invoices=rows["sales_invoice"],
+                invoice_items=rows["sales_invoice_item"],
+                shipments=rows["sales_shipment"],
+                shipment_items=rows["sales_shipment_item"],
+                tracks=rows["sales_shipment_track"],
+            )
+        )
+        ctx = EventContext(website, "env-1")
+        change.events += [(n, website, e) for e in history(snap, ctx)]
+    state.commit(change)
+    return Counter(website for _n, website, _e in change.events)
+
+
+def test_two_interleaved_websites_go_out_in_full_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = two_website_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    queued = interleaved(state, 1500)
+    order = {e.event_id: e.seq for e in state.pending(100_000)}
+    requests: list[tuple[str, list[str], int]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        messages = codec.loads(request.content)["messages"]
+        stream = request.url.path.rsplit("/", 1)[-1]
+        assert {m["header"]["flowId"] for m in messages} == {stream}
+        assert {m["header"]["datasetId"] for m in messages} == {stream.replace("ds-", "set-")}
+        requests.append(
+            (stream, [m["body"]["xdmEntity"]["_id"] for m in messages], len(request.content))
+        )
+        return httpx.Response(207, json={})
+
+    result = sender_with(settings, state, handler).drain(max_rounds=1_000)
+    assert result.sent == sum(queued.values()) and state.backlog().pending == 0
+    per_stream = {"ds-base": queued["base"], "ds-second": queued["second"]}
+    assert len(requests) == sum(-(-n // 500) for n in per_stream.values())  # ⌈n/500⌉ each
+    for stream, count in per_stream.items():
+        sent = [ids for s, ids, _size in requests if s == stream]
+        assert [len(ids) for ids in sent[:-1]] == [500] * (len(sent) - 1)
+        flat = [i for ids in sent for i in ids]
+        assert len(flat) == count == len(set(flat))
+        assert [order[i] for i in flat] == sorted(order[i] for i in flat)  # outbox order
+    assert all(size <= 1_000_000 for _s, _ids, size in requests)
+
+
+def test_a_message_is_encoded_as_its_json_with_the_stored_body_spliced_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = profile_settings(tmp_path, monkeypatch)
+    state = State(settings.state_path)
+    fill_mixed(state)
+    site = settings.websites[0]
+    for event in state.pending(100):
+        assert encode(event, site) == codec.dumps(message(event, site))

@@ -128,3 +128,73 @@ def test_the_simulator_also_registers_edits_and_deletes_customers(tmp_path: Path
         count = conn.execute(select(func.count()).select_from(t.customer_entity)).scalar_one()
     assert count == CUSTOMERS + actions["register"] - actions["delete_customer"]
     engine.dispose()
+
+
+def test_every_action_writes_the_status_trail_as_magento_does(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    create_demo_schema(engine)
+    shop = DemoShop(engine, seed=6)
+    order, other, held = shop.place(), shop.place(), shop.place()
+    for action in ("invoice", "ship", "refund"):
+        shop.act(order, action)
+    shop.act(other, "cancel")
+    shop.act(held, "hold")
+    history, changes = t.sales_order_status_history, t.sales_order_status_change_history
+    with engine.connect() as conn:
+
+        def trail(oid: int) -> list[tuple[object, ...]]:
+            query = (
+                select(history.c.status, history.c.entity_name)
+                .where(history.c.parent_id == oid)
+                .order_by(history.c.entity_id)
+            )
+            return [tuple(r) for r in conn.execute(query)]
+
+        def changed(oid: int) -> list[object]:
+            query = (
+                select(changes.c.status)
+                .where(changes.c.order_id == oid)
+                .order_by(changes.c.entity_id)
+            )
+            return list(conn.execute(query).scalars())
+
+        assert trail(order) == [
+            ("pending", "order"),
+            ("processing", "invoice"),
+            ("complete", "shipment"),
+            ("closed", "creditmemo"),
+        ]
+        assert changed(order) == ["pending", "processing", "complete", "closed"]
+        assert trail(other) == [("pending", "order"), ("canceled", "order")]
+        assert changed(held) == ["pending", "holded"]
+        states = dict(
+            conn.execute(
+                select(
+                    t.sales_order_status_state.c.status, t.sales_order_status_state.c.state
+                ).where(t.sales_order_status_state.c.is_default == 1)
+            ).all()
+        )
+        labels = conn.execute(select(func.count()).select_from(t.sales_order_status)).scalar()
+    assert states["pending"] == "new" and states["complete"] == "complete"
+    assert labels == 9
+    engine.dispose()
+
+
+def test_generated_orders_carry_their_trail(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    create_demo_schema(engine)
+    DemoShop(engine, seed=7).generate(60)
+    history = t.sales_order_status_history
+    with engine.connect() as conn:
+        orders = conn.execute(select(func.count()).select_from(t.sales_order)).scalar()
+        with_trail = conn.execute(select(func.count(func.distinct(history.c.parent_id)))).scalar()
+        last = dict(conn.execute(select(t.sales_order.c.entity_id, t.sales_order.c.status)).all())
+        latest = {
+            oid: status
+            for oid, status in conn.execute(
+                select(history.c.parent_id, history.c.status).order_by(history.c.entity_id)
+            )
+        }
+    assert with_trail == orders == 60
+    assert latest == last  # each order's last trail entry is its current status
+    engine.dispose()

@@ -17,7 +17,11 @@ from koppla.connector.events import (
     EventContext,
     derive_events,
     event_id,
+    event_keys,
     history,
+    pack_keys,
+    prune,
+    unpack_keys,
 )
 from koppla.xdm.experience_event import commerce_experience_event
 from koppla.xdm.validation import validate
@@ -67,10 +71,18 @@ def test_cancelling_gives_one_cancelled_event() -> None:
 def test_the_first_sync_of_an_old_order_emits_its_whole_history_with_own_timestamps() -> None:
     snap = Order(seed=4).invoice(hours=1).ship(hours=5).refund(hours=9).snapshot()
     events = derive_events(None, snap, CTX)
-    assert types(events) == [PLACED, INVOICED, ITEMS_SHIPPED, CREDIT_MEMO_ISSUED]
+    # no status trail here: completion is inferred (fully invoiced and shipped before the memo)
+    assert types(events) == [
+        PLACED,
+        INVOICED,
+        ITEMS_SHIPPED,
+        SHIPMENT_COMPLETED,
+        CREDIT_MEMO_ISSUED,
+    ]
     assert [e["timestamp"] for e in events] == [
         "2026-11-02T09:30:00.000Z",
         "2026-11-02T10:30:00.000Z",
+        "2026-11-02T14:30:00.000Z",
         "2026-11-02T14:30:00.000Z",
         "2026-11-02T18:30:00.000Z",
     ]
@@ -178,3 +190,30 @@ def test_every_event_of_every_life_validates_against_koppla_xdm(seed: int) -> No
     for life in lives:
         for ctx in (CTX, EventContext("base", "env-1", redact=True)):
             assert_valid(history(life.snapshot(), ctx))
+
+
+def test_event_ids_are_the_derived_uuids_they_always_were() -> None:
+    from koppla.core.ids import derived_uuid
+
+    for sub in ("", 17, "42"):
+        for env, site in (("env-1", "base"), ("prod_eu", "second")):
+            assert event_id(env, site, 1234, INVOICED, sub) == derived_uuid(
+                "koppla-connector", env, site, "1234", INVOICED, str(sub)
+            )
+
+
+def test_derive_events_builds_only_what_was_not_emitted() -> None:
+    snap = Order(seed=12).invoice().ship().snapshot()
+    keys = event_keys(snap)
+    assert keys[0] == "P" and keys[-1] == "C" and len(keys) == 4
+    assert types(derive_events(frozenset(keys[:2]), snap, CTX)) == [
+        ITEMS_SHIPPED,
+        SHIPMENT_COMPLETED,
+    ]
+    assert derive_events(frozenset(keys), snap, CTX) == []
+    assert unpack_keys(pack_keys(keys)) == frozenset(keys)
+
+
+def test_prune_drops_nones_and_empty_containers_but_keeps_list_lengths() -> None:
+    raw = {"a": None, "b": {}, "c": [], "d": {"e": None}, "f": [{"g": None}, 1, [None]], "h": 0}
+    assert prune(raw) == {"f": [{}, 1, [None]], "h": 0}

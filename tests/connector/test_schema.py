@@ -45,8 +45,10 @@ def test_every_column_koppla_reads_exists_with_a_compatible_type(table: object) 
         if isinstance(column.type, Numeric):
             declared_size = (int(declared.attrs["precision"]), int(declared.attrs["scale"]))
             assert (column.type.precision, column.type.scale) == declared_size, column.name
-        if column.primary_key:
+        if column.primary_key and isinstance(column.type, Integer):
             assert declared.attrs.get("identity") == "true"
+        elif column.primary_key:  # the status tables are keyed by name
+            assert declared.attrs.get("identity") != "true" and not declared.nullable
         if not column.nullable and not column.primary_key:
             assert not declared.nullable, f"{name}.{column.name} is nullable in Magento"
 
@@ -55,3 +57,23 @@ def test_tracked_tables_carry_the_order_id_column() -> None:
     magento = load_tables(reference_dir())
     for table_name, column in {**TRACKED_TABLES, **CUSTOMER_TRACKED_TABLES}.items():
         assert column in columns(magento[table_name])
+
+
+def test_the_status_tables_are_read_and_tracked() -> None:
+    names = {table.name for table in schema.metadata.sorted_tables}
+    assert {
+        "sales_order_status_history",
+        "sales_order_status_change_history",
+        "sales_order_status",
+        "sales_order_status_state",
+    } <= names
+    assert TRACKED_TABLES["sales_order_status_history"] == "parent_id"
+    assert TRACKED_TABLES["sales_order_status_change_history"] == "order_id"
+
+
+def test_every_column_an_order_read_selects_is_in_koppla_schema() -> None:
+    from koppla.connector.source import COLUMNS
+
+    tables = {table.name: table for table in schema.metadata.sorted_tables}
+    for name, wanted in COLUMNS.items():
+        assert set(wanted) <= set(tables[name].c.keys()), name

@@ -12,8 +12,11 @@ from koppla.connector.snapshot import (
     OrderRows,
     build_snapshot,
     order_uuid,
+    resolve_status_states,
+    snapshot_digest,
     snapshot_hash,
     stamp,
+    status_state,
 )
 from tests.connector.samples import Order
 
@@ -111,3 +114,34 @@ def test_a_malformed_line_or_document_names_its_table(table: str, key: str, colu
         build_snapshot(broken)
     assert caught.value.field == f"{key}.{column}"
     assert str(caught.value).startswith(f"order {rows.order['entity_id']}: {key}.{column} is empty")
+
+
+def test_the_trail_is_left_out_of_the_hash_and_the_digest_is_its_bytes() -> None:
+    snap = Order(seed=7).invoice().snapshot()
+    trailed = {**snap, "statusHistory": [{"status": "x", "state": None, "createdAt": None}]}
+    assert snapshot_hash(trailed) == snapshot_hash(snap)
+    assert snapshot_digest(snap) == bytes.fromhex(snapshot_hash(snap))
+
+
+def test_each_status_maps_to_one_state() -> None:
+    rows = [
+        ("pending", "new", 1),
+        ("fraud", "processing", 0),
+        ("fraud", "payment_review", 0),
+        ("processing", "processing", 1),
+        ("awaiting_pickup", "processing", 0),
+        ("awaiting_pickup", "complete", 1),
+        ("", "new", 0),
+    ]
+    states = resolve_status_states(rows)
+    assert states == {
+        "pending": "new",
+        "fraud": "payment_review",
+        "processing": "processing",
+        "awaiting_pickup": "complete",
+    }
+    assert status_state("delivered", {"delivered": "complete"}) == "complete"
+    assert status_state("pending", {}) == "new"
+    assert status_state("pending_paypal", {}) == "pending_payment"
+    assert status_state("holded", {}) == "holded"
+    assert status_state("my_custom", {}) is None

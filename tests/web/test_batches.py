@@ -37,7 +37,13 @@ async def test_a_partly_failed_batch_shows_its_counts_and_failed_records(
 
     aep = (await client.get(f"/data/foundation/catalog/batches/{batch['id']}", headers=auth)).json()
     shown = aep[batch["id"]]
-    assert shown["metrics"] == {"recordsRead": 2, "recordsWritten": 1, "failedRecordCount": 1}
+    assert shown["metrics"] == {
+        "recordsRead": 2,
+        "recordsWritten": 1,
+        "failedRecordCount": 1,
+        "recordsSkipped": 0,
+    }
+    assert [(e["code"], e["recordCount"]) for e in shown["errors"]] == [("validation", 1)]
     assert shown["relatedObjects"] == [{"type": "dataSet", "id": demo.event_dataset_id}]
     datasets = (await client.get("/data/foundation/catalog/dataSets", headers=auth)).json()
     assert datasets[demo.event_dataset_id]["name"] == "demo_events"

@@ -11,6 +11,12 @@ pytestmark = pytest.mark.anyio
 
 
 PUBLIC_PATHS = {
+    "/data/foundation/import/batches",
+    "/data/foundation/import/batches/{batch_id}",
+    "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_path}",
+    "/data/foundation/export/batches/{batch_id}/files",
+    "/data/foundation/export/batches/{batch_id}/failed",
+    "/data/foundation/export/batches/{batch_id}/meta",
     "/api/v1/health",
     "/api/v1/status",
     "/api/v1/query",

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from koppla.xdm.experience_event import commerce_experience_event
 from koppla.xdm.types import INTEGER, NUMBER, STRING, Array, Map, Object, Scalar, Schema
@@ -280,3 +282,72 @@ def test_compiled_validator_matches_validate() -> None:
 )
 def test_describe(value: object, text: str) -> None:
     assert describe(value) == text
+
+
+def _field_names(node: Any, names: set[str]) -> set[str]:
+    if isinstance(node, Object):
+        for name, child in node.fields.items():
+            names.add(name)
+            _field_names(child, names)
+    elif isinstance(node, Array):
+        _field_names(node.items, names)
+    elif isinstance(node, Map):
+        _field_names(node.values, names)
+    return names
+
+
+_COMMERCE = compile_validator(commerce_experience_event())
+_NAMES = sorted(_field_names(commerce_experience_event().root, set()))
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.sampled_from(
+        [
+            "2026-12-01T10:00:00.000Z",
+            "2026-12-01T10:00:00Z",
+            "2026-12-01T11:00:00+01:00",
+            "2026-12-01",
+            "2026-13-01T10:00:00.000Z",
+            "commerce.productViews",
+            "web.webpagedetails.pageViews",
+            "USD",
+            "Email",
+        ]
+    ),
+)
+_DOCUMENTS = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(st.sampled_from(_NAMES), st.text(max_size=4)), inner, max_size=6),
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(_NAMES), st.text(max_size=4)), _DOCUMENTS))
+def test_the_fast_path_gives_exactly_what_the_full_check_gives(document: dict[str, Any]) -> None:
+    assert _COMMERCE.validate(document) == _COMMERCE.validate_fully(document)
+
+
+def test_the_fast_path_gives_exactly_what_the_full_check_gives_on_real_events() -> None:
+    good = _event(
+        commerce={
+            "order": {"purchaseID": "1", "priceTotal": 3, "payments": [{"paymentAmount": 3}]}
+        },
+        productListItems=[{"SKU": "a", "quantity": 2.0}],
+        identityMap={"Email": [{"id": "a@example.com", "primary": True}]},
+    )
+    fast = _COMMERCE.validate(good)
+    assert fast == _COMMERCE.validate_fully(good) and fast.ok
+    for broken in (
+        {**good, "timestamp": "2026-12-01T11:00:00+01:00"},  # kept as sent: full check
+        {**good, "unknownField": 1},
+        {**good, "productListItems": [{"SKU": 5}]},
+        {**good, "identityMap": {"Email": [None]}},
+    ):
+        assert _COMMERCE.validate(broken) == _COMMERCE.validate_fully(broken)

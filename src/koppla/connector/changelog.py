@@ -7,6 +7,12 @@ processed (so a transaction that commits late with a lower version is never skip
 no writes to the shop at all; scans `updated_at`/`created_at` of the same tables since a cursor,
 re-reading a small overlap (the feed's hashes drop what did not really change).
 
+A row in the status trail (`sales_order_status_history`, and `sales_order_status_change_history`
+where Magento has it) counts as a change of its order. Triggers go only on the tables the shop
+database has. Polling reads the trail's `created_at` (Magento indexes it) but not the change
+history's: that table has no index on its time, and every row of it comes with the order save
+that stamps `sales_order.updated_at`, which polling already reads.
+
 Customers are tracked the same way in a second changelog, `koppla_customer_cl` (`entity_id` =
 the affected CUSTOMER id), filled by triggers on `customer_entity` and `customer_address_entity`;
 both changelogs are installed and removed together. A deleted customer shows up in the changelog
@@ -16,6 +22,7 @@ the ids it knows with the ids that exist instead (`customer_feed.CustomersFeed.s
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -74,12 +81,13 @@ def _trigger_name(table_name: str, op: str) -> str:
     return f"koppla_trg_{table_name}_after_{op}"
 
 
-def trigger_ddl(dialect: str) -> list[str]:
-    """The statements creating both changelog tables and their triggers (`mysql` or `sqlite`)."""
-    return [statement for log in CHANGELOGS for statement in _log_ddl(log, dialect)]
+def trigger_ddl(dialect: str, present: Collection[str] | None = None) -> list[str]:
+    """The statements creating both changelog tables and their triggers (`mysql` or `sqlite`),
+    the triggers only on the tables in `present` (None: on every tracked table)."""
+    return [statement for log in CHANGELOGS for statement in _log_ddl(log, dialect, present)]
 
 
-def _log_ddl(log: Changelog, dialect: str) -> list[str]:
+def _log_ddl(log: Changelog, dialect: str, present: Collection[str] | None) -> list[str]:
     statements: list[str] = []
     if dialect == "sqlite":
         statements.append(
@@ -93,6 +101,8 @@ def _log_ddl(log: Changelog, dialect: str) -> list[str]:
             f"COMMENT='Koppla connector changelog: {log.what}'"
         )
     for table_name, col in log.tables.items():
+        if present is not None and table_name not in present:
+            continue
         for op, row in _OPS.items():
             name = _trigger_name(table_name, op)
             insert = f"INSERT INTO {log.name} (entity_id) VALUES ({row}.{col})"
@@ -127,7 +137,7 @@ def _dialect(engine: Engine) -> str:
 
 def install_triggers(engine: Engine) -> int:
     """Create (or re-create) the changelog table and triggers; return the statement count."""
-    statements = trigger_ddl(_dialect(engine))
+    statements = trigger_ddl(_dialect(engine), set(inspect(engine).get_table_names()))
     with engine.begin() as conn:
         for statement in statements:
             conn.execute(text(statement))
@@ -191,8 +201,10 @@ ORDER_POLLED: Polled = (
     (t.sales_shipment_track, "order_id", "updated_at"),
     (t.sales_creditmemo, "order_id", "updated_at"),
     (t.sales_payment_transaction, "order_id", "created_at"),
+    (t.sales_order_status_history, "parent_id", "created_at"),
 )
-"""Each order table polled: the table, the column holding the order id, the time stamp."""
+"""Each order table polled: the table, the column holding the order id, the time stamp (a
+table the shop database does not have is skipped)."""
 
 CUSTOMER_POLLED: Polled = (
     (t.customer_entity, "entity_id", "updated_at"),
@@ -209,7 +221,15 @@ class PollChanges:
     ) -> None:
         self._engine = engine
         self._polled = polled
+        self._present: Polled | None = None
         self.cursor_name = cursor_name
+
+    def _tables(self) -> Polled:
+        """The polled tables the shop database has (looked up once)."""
+        if self._present is None:
+            names = set(inspect(self._engine).get_table_names())
+            self._present = tuple(p for p in self._polled if p[0].name in names)
+        return self._present
 
     def now(self) -> datetime:
         """The shop database's current time (UTC)."""
@@ -223,7 +243,7 @@ class PollChanges:
         ids: dict[int, None] = {}
         newest = datetime.fromisoformat(cursor) if cursor else since
         with self._engine.connect() as conn:
-            for tbl, id_col, ts_col in self._polled:
+            for tbl, id_col, ts_col in self._tables():
                 query = select(tbl.c[id_col], tbl.c[ts_col]).where(tbl.c[ts_col] >= since)
                 for oid, stamp in conn.execute(query):
                     if oid is None:

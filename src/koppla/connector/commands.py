@@ -34,6 +34,7 @@ from koppla.connector.runner import (
     LAST_CHANGE_MS,
     LAST_CUSTOMER_CHANGE_MS,
     Connector,
+    start_history,
 )
 from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.source import connect
@@ -173,7 +174,9 @@ def run(home: HomeOption = Path("koppla-data")) -> None:
             f"{connector.settings.poll_interval_s} s → {connector.settings.platform_url}"
         )
         with _stop_on_signals() as stop:
+            history = start_history(connector.settings, stop)
             connector.loop(stop)
+            history.join(timeout=30)
 
 
 @contextmanager
@@ -244,6 +247,62 @@ def status(
 
 def _int(value: str | None) -> int | None:
     return None if value is None else int(value)
+
+
+@connector_app.command("history:sync")
+def history_sync(
+    start: Annotated[str, typer.Option("--from", help="First order date, YYYY-MM-DD (UTC).")],
+    end: Annotated[str, typer.Option("--to", help="Last order date, YYYY-MM-DD (UTC).")],
+    home: HomeOption = Path("koppla-data"),
+    website: Annotated[
+        str | None, typer.Option(help="Only this website (default: every configured one).")
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Run consumers here and show progress until done (--no-wait: leave the work "
+            "to the running connector or `history:work`).",
+        ),
+    ] = True,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=32, help="Consumer processes (default: the setting).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the final figures as JSON.")] = False,
+) -> None:
+    """Send the orders created From..To (at most five years) as batches to each website's
+    history dataset, through the queue; exactly once, resumable."""
+    from koppla.connector.history import commands as history
+
+    code = history.sync(
+        _settings(home), start, end, website, wait=wait, workers=workers, as_json=json
+    )
+    raise typer.Exit(code)
+
+
+@connector_app.command("history:status")
+def history_status(
+    home: HomeOption = Path("koppla-data"),
+    request: Annotated[
+        str | None, typer.Option("--id", help="The sync's id (default: the newest).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a history sync's progress: orders found, done, failed; batches created, succeeded,
+    failed; rate and time left."""
+    from koppla.connector.history import commands as history
+
+    raise typer.Exit(history.status(_settings(home), request, json))
+
+
+@connector_app.command("history:work")
+def history_work(home: HomeOption = Path("koppla-data")) -> None:
+    """Consume history chunks until Ctrl+C (more consumers: run it again, here or on another
+    machine sharing the connector home and the RabbitMQ queue)."""
+    from koppla.connector.history import commands as history
+
+    with _stop_on_signals() as stop:
+        history.work(_settings(home), stop)
 
 
 @connector_app.command("install-triggers")

@@ -1,7 +1,11 @@
 """The HTTP client to the platform: the outbox, batched, to streaming ingestion.
 
 `POST {platform}/collection/batch/{datastreamId}` with up to 500 messages and 1 MB per request,
-one datastream per request, in outbox order per datastream. Success marks messages sent; a
+one datastream per request, in outbox order per datastream. The sender pages through the pending
+outbox and keeps one request open per datastream (`Batcher`): a request goes out when it is full,
+and the last, partly filled one of each datastream once the outbox has no more pending
+messages, so however the websites' messages are mixed in the outbox, every request but the last
+of each datastream is full. Success counts the messages sent (and drops them from the outbox); a
 retryable failure leaves them pending and backs off; a terminal refusal marks the batch failed
 with the reason (413 splits the batch first).
 
@@ -16,6 +20,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -74,50 +79,94 @@ def message(event: OutboxEvent, website: WebsiteSettings) -> dict[str, Any]:
     }
 
 
+def encode(event: OutboxEvent, website: WebsiteSettings) -> bytes:
+    """`message(event, website)` as compact JSON, the stored body spliced in as it is."""
+    return _envelope(route(event, website), website.org_id) + event.raw + b"}}"
+
+
+@lru_cache(maxsize=256)
+def _envelope(target: Route, org_id: str) -> bytes:
+    """A message's JSON up to its `xdmEntity` value (`encode`): the same for every message
+    of one route."""
+    schema_ref = {"id": target.schema_id, "contentType": CONTENT_TYPE}
+    header = {
+        "schemaRef": schema_ref,
+        "imsOrgId": org_id,
+        "datasetId": target.dataset_id,
+        "flowId": target.datastream_id,
+        "source": {"name": SOURCE_NAME},
+    }
+    return (
+        b'{"header":'
+        + codec.dumps(header)
+        + b',"body":{"xdmMeta":{"schemaRef":'
+        + codec.dumps(schema_ref)
+        + b'},"xdmEntity":'
+    )
+
+
+Batch = tuple[str, list[OutboxEvent], list[bytes]]
+"""One request: the datastream, its messages and their encoded forms."""
+
+ENVELOPE = len(b'{"messages":[]}')
+
+
+class Batcher:
+    """Fills one request per datastream; hands a request out once the next message would not
+    fit (by count or bytes), keeping each datastream's messages in the order they were added."""
+
+    def __init__(
+        self, websites: dict[str, WebsiteSettings], max_messages: int, max_bytes: int
+    ) -> None:
+        self._websites = websites
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._open: dict[str, tuple[list[OutboxEvent], list[bytes]]] = {}
+        self._sizes: dict[str, int] = {}
+
+    def add(self, event: OutboxEvent) -> list[Batch]:
+        """Queue `event`; return the request it closed (it did not fit), if any."""
+        website = self._websites[event.website]
+        stream = route(event, website).datastream_id
+        encoded = encode(event, website)
+        closed: list[Batch] = []
+        queued = self._open.get(stream)
+        if queued is not None and (
+            len(queued[0]) >= self._max_messages
+            or self._sizes[stream] + len(encoded) + 1 > self._max_bytes
+        ):
+            closed.append((stream, *self._open.pop(stream)))
+            queued = None
+        if queued is None:
+            queued = self._open[stream] = ([], [])
+            self._sizes[stream] = ENVELOPE
+        queued[0].append(event)
+        queued[1].append(encoded)
+        self._sizes[stream] += len(encoded) + 1
+        return closed
+
+    def flush(self) -> list[Batch]:
+        """The partly filled requests, in the order they were opened; none stay open."""
+        out = [(stream, events, bodies) for stream, (events, bodies) in self._open.items()]
+        self._open.clear()
+        self._sizes.clear()
+        return out
+
+
 def batches(
     events: Sequence[OutboxEvent],
     websites: dict[str, WebsiteSettings],
     max_messages: int,
     max_bytes: int,
-) -> list[tuple[str, list[OutboxEvent], list[bytes]]]:
+) -> list[Batch]:
     """Split `events` into requests of one datastream each, within both limits.
 
-    The messages of one datastream keep their outbox order.
+    The messages of one datastream keep their outbox order; every request but the last of each
+    datastream is full.
     """
-    streams: dict[str, list[OutboxEvent]] = {}
-    for event in events:
-        streams.setdefault(route(event, websites[event.website]).datastream_id, []).append(event)
-    out: list[tuple[str, list[OutboxEvent], list[bytes]]] = []
-    for stream, queued in streams.items():
-        out += _split(stream, queued, websites, max_messages, max_bytes)
-    return out
-
-
-def _split(
-    stream: str,
-    events: list[OutboxEvent],
-    websites: dict[str, WebsiteSettings],
-    max_messages: int,
-    max_bytes: int,
-) -> list[tuple[str, list[OutboxEvent], list[bytes]]]:
-    out: list[tuple[str, list[OutboxEvent], list[bytes]]] = []
-    envelope = len(b'{"messages":[]}')
-    size = envelope
-    for event in events:
-        encoded = codec.dumps(message(event, websites[event.website]))
-        last = out[-1] if out else None
-        fits = (
-            last is not None
-            and len(last[1]) < max_messages
-            and size + len(encoded) + 1 <= max_bytes
-        )
-        if not fits:
-            out.append((stream, [], []))
-            size = envelope
-        out[-1][1].append(event)
-        out[-1][2].append(encoded)
-        size += len(encoded) + 1
-    return out
+    batcher = Batcher(websites, max_messages, max_bytes)
+    out = [batch for event in events for batch in batcher.add(event)]
+    return out + batcher.flush()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,22 +197,30 @@ class Sender:
         self._client.close()
 
     def drain(self, max_rounds: int = 100) -> SendResult:
-        """Send pending events until none are left, the platform fails, or `max_rounds`."""
+        """Send pending messages until none are left, the platform fails, or `max_rounds` pages
+        of the outbox were read (what is read but not sent stays pending)."""
         sent = failed = 0
+        limit = self._settings.batch_max_messages
+        page = limit * 4
+        batcher = Batcher(self._websites, limit, self._settings.batch_max_bytes)
+        after = 0
         for _ in range(max_rounds):
             if not self.backoff.ready():
                 return SendResult(sent, failed, waiting=True)
-            pending = self._state.pending(self._settings.batch_max_messages * 4)
-            if not pending:
-                break
+            pending = self._state.pending(page, after)
+            last = len(pending) < page
+            if pending:
+                after = pending[-1].seq
             failed += self._drop_orphans(pending)
-            pending = [e for e in pending if self._deliverable(e) is None]
-            for stream, events, bodies in batches(
-                pending,
-                self._websites,
-                self._settings.batch_max_messages,
-                self._settings.batch_max_bytes,
-            ):
+            ready = [
+                batch
+                for event in pending
+                if self._deliverable(event) is None
+                for batch in batcher.add(event)
+            ]
+            if last:
+                ready += batcher.flush()
+            for stream, events, bodies in ready:
                 try:
                     good, bad = self._send(stream, events, bodies)
                 except Exception as error:
@@ -175,6 +232,8 @@ class Sender:
                     return SendResult(sent, failed, waiting=True)
                 self.backoff.succeeded()
                 sent, failed = sent + good, failed + bad
+            if last:
+                break
         return SendResult(sent, failed)
 
     def _deliverable(self, event: OutboxEvent) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from koppla.connector import schema as t
-from koppla.connector.changelog import CHANGELOGS, install_triggers, triggers_installed
+from koppla.connector.changelog import install_triggers
 from koppla.connector.demo_store import DemoShop, create_demo_schema
 from koppla.connector.runner import run_connector
 from koppla.connector.settings import ConnectorSettings, load_settings
@@ -59,8 +59,7 @@ def prepare_demo_shop(
     engine = connect(settings.dsn)
     try:
         create_demo_schema(engine)
-        if not all(triggers_installed(engine, log) for log in CHANGELOGS):
-            install_triggers(engine)
+        install_triggers(engine)  # idempotent; adds the triggers newer releases watch
         with engine.connect() as conn:
             existing = conn.execute(select(func.count()).select_from(t.sales_order)).scalar_one()
         if not existing:

@@ -2,7 +2,11 @@
 
 `DemoShop` writes rows the way Magento does (order + items + addresses + payment; invoice rows;
 shipment + items + track; credit memo; state/status updates with `updated_at`; customers with
-their default billing/shipping addresses), each business action in one transaction. The demo
+their default billing/shipping addresses), each business action in one transaction. Every
+action appends a row to `sales_order_status_history` (the status after it, the source entity:
+order, invoice, shipment or creditmemo), and every status change a row to
+`sales_order_status_change_history`; the shop has Magento's stock statuses in
+`sales_order_status` and `sales_order_status_state`. The demo
 customers 1..`CUSTOMERS` are the ones orders name: a registered shopper's order carries its
 customer's email (`demo_customer`). It works on any engine whose tables have at least the columns of
 `koppla.connector.schema` (the SQLite demo store, or a real Magento schema in tests).
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, func, select, update
+from sqlalchemy import Engine, Integer, Table, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from koppla.connector import schema as t
@@ -136,17 +140,54 @@ CUSTOMERS = 499
 """Demo customers 1..CUSTOMERS exist from the start; registered shoppers' orders name them."""
 
 
+STATUSES: tuple[tuple[str, str, str, int, int], ...] = (
+    ("pending", "Pending", "new", 1, 1),
+    ("pending_payment", "Pending Payment", "pending_payment", 1, 0),
+    ("processing", "Processing", "processing", 1, 1),
+    ("fraud", "Suspected Fraud", "processing", 0, 1),
+    ("fraud", "Suspected Fraud", "payment_review", 0, 1),
+    ("complete", "Complete", "complete", 1, 1),
+    ("closed", "Closed", "closed", 1, 1),
+    ("canceled", "Canceled", "canceled", 1, 1),
+    ("holded", "On Hold", "holded", 1, 1),
+    ("payment_review", "Payment Review", "payment_review", 1, 1),
+)
+"""Magento's stock statuses: (status, label, state, is_default, visible_on_front)."""
+
+
 def create_demo_schema(engine: Engine) -> None:
-    """Create the demo store's tables (idempotent), its website, store and store view, and its
-    catalog categories (with the EAV `name` attribute)."""
+    """Create the demo store's tables and their indexes (idempotent), its website, store and
+    store view, its order statuses, and its catalog categories (with the EAV `name`
+    attribute)."""
     t.metadata.create_all(engine)
     t.eav_metadata.create_all(engine)
+    for table in t.metadata.sorted_tables:  # a shop made by an older Koppla lacks some
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
     with engine.begin() as conn:
         if engine.dialect.name != "sqlite":  # ids 0 (admin scope) are real ids, as in Magento
             mode = "CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')"
             conn.exec_driver_sql(f"SET SESSION sql_mode = {mode}")
         _create_stores(conn)
+        _create_statuses(conn)
         _create_categories(conn)
+
+
+def _create_statuses(conn: Connection) -> None:
+    if _empty(conn, t.sales_order_status):
+        labels = {status: label for status, label, *_rest in STATUSES}
+        conn.execute(
+            t.sales_order_status.insert(),
+            [{"status": status, "label": label} for status, label in labels.items()],
+        )
+    if _empty(conn, t.sales_order_status_state):
+        conn.execute(
+            t.sales_order_status_state.insert(),
+            [
+                {"status": status, "state": state, "is_default": default, "visible_on_front": shown}
+                for status, _label, state, default, shown in STATUSES
+            ],
+        )
 
 
 def _empty(conn: Connection, table: Table) -> bool:
@@ -264,12 +305,16 @@ def _create_stores(conn: Connection) -> None:
 
 @dataclass(slots=True)
 class Draft:
-    """One order in memory: its rows, and the new rows an action adds."""
+    """One order in memory: its rows, and the new rows an action adds.
+
+    `ids` hands out the ids of the status history rows actions add (None: the database does).
+    """
 
     order: Row
     items: list[Row]
     payment: Row
     new: dict[str, list[Row]] = field(default_factory=dict)
+    ids: Ids | None = None
 
     def add(self, table: Table, row: Row) -> None:
         """Queue a new row for `table`."""
@@ -294,6 +339,8 @@ class Ids:
         start = {}
         for table in t.metadata.sorted_tables:
             pk = next(iter(table.primary_key.columns))
+            if not isinstance(pk.type, Integer):  # the status tables are keyed by name
+                continue
             start[table.name] = int(conn.execute(select(func.max(pk))).scalar() or 0) + 1
         return cls(start)
 
@@ -422,11 +469,12 @@ def new_order(rng: random.Random, ids: Ids, when: datetime, store_id: int = 1) -
         "base_shipping_amount": SHIPPING,
         "additional_information": '{"method_title":"Payment"}',
     }
-    draft = Draft(order, items, payment)
+    draft = Draft(order, items, payment, ids=ids)
     draft.add(t.sales_order, order)
     for item in items:
         draft.add(t.sales_order_item, item)
     draft.add(t.sales_order_payment, payment)
+    _trail(draft, when, "order", status_changed=True)
     city, country, region, postcode = rng.choice(CITIES)
     street = _street(rng)
     for kind in ("billing", "shipping"):
@@ -525,23 +573,56 @@ def _lines(
     return items, round(subtotal, 2), round(subtotal * discount_rate, 2)
 
 
-def _touch(draft: Draft, when: datetime, state: str, status: str) -> None:
+def _touch(
+    draft: Draft, when: datetime, state: str, status: str, entity: str, comment: str | None = None
+) -> None:
+    """Set the order's state and status after an action on `entity`, with its history rows."""
+    changed = draft.order["status"] != status
     draft.order.update(state=state, status=status, updated_at=when)
+    _trail(draft, when, entity, status_changed=changed, comment=comment)
+
+
+def _trail(
+    draft: Draft, when: datetime, entity: str, *, status_changed: bool, comment: str | None = None
+) -> None:
+    """The status history row of an action (and a status change row if the status changed)."""
+    order, ids = draft.order, draft.ids
+    history: Row = {
+        "parent_id": order["entity_id"],
+        "is_customer_notified": 0,
+        "is_visible_on_front": 0,
+        "comment": comment,
+        "status": order["status"],
+        "created_at": when,
+        "entity_name": entity,
+    }
+    if ids is not None:
+        history = {"entity_id": ids.take(t.sales_order_status_history), **history}
+    draft.add(t.sales_order_status_history, history)
+    if status_changed:
+        change: Row = {
+            "order_id": order["entity_id"],
+            "status": order["status"],
+            "created_at": when,
+        }
+        if ids is not None:
+            change = {"entity_id": ids.take(t.sales_order_status_change_history), **change}
+        draft.add(t.sales_order_status_change_history, change)
 
 
 def _top(draft: Draft) -> list[Row]:
     return [i for i in draft.items if i["parent_item_id"] is None]
 
 
-def _settle(draft: Draft, when: datetime) -> None:
+def _settle(draft: Draft, when: datetime, entity: str, comment: str | None = None) -> None:
     """Magento's state handler: complete once fully invoiced and shipped, else processing."""
     top = _top(draft)
     invoiced = all(i["qty_invoiced"] >= i["qty_ordered"] for i in top)
     shipped = all(i["qty_shipped"] >= i["qty_ordered"] for i in top)
     if invoiced and shipped:
-        _touch(draft, when, "complete", "complete")
+        _touch(draft, when, "complete", "complete", entity, comment)
     else:
-        _touch(draft, when, "processing", "processing")
+        _touch(draft, when, "processing", "processing", entity, comment)
 
 
 def invoice(draft: Draft, ids: Ids, when: datetime) -> None:
@@ -598,7 +679,7 @@ def invoice(draft: Draft, ids: Ids, when: datetime) -> None:
             "created_at": when,
         },
     )
-    _settle(draft, when)
+    _settle(draft, when, "invoice", f"Captured amount of ${total:.2f} offline.")
 
 
 def ship(draft: Draft, ids: Ids, when: datetime, rng: random.Random) -> None:
@@ -647,7 +728,7 @@ def ship(draft: Draft, ids: Ids, when: datetime, rng: random.Random) -> None:
     )
     for item in draft.items:
         item.update(qty_shipped=item["qty_ordered"], updated_at=when)
-    _settle(draft, when)
+    _settle(draft, when, "shipment")
 
 
 def refund(draft: Draft, ids: Ids, when: datetime) -> None:
@@ -692,7 +773,7 @@ def refund(draft: Draft, ids: Ids, when: datetime) -> None:
         item.update(qty_refunded=item["qty_invoiced"], updated_at=when)
     order.update(base_total_refunded=total)
     draft.payment.update(base_amount_refunded=total)
-    _touch(draft, when, "closed", "closed")
+    _touch(draft, when, "closed", "closed", "creditmemo", f"We refunded ${total:.2f} offline.")
 
 
 def cancel(draft: Draft, when: datetime) -> None:
@@ -700,12 +781,12 @@ def cancel(draft: Draft, when: datetime) -> None:
     for item in draft.items:
         item.update(qty_canceled=item["qty_ordered"] - item["qty_invoiced"], updated_at=when)
     draft.order.update(base_total_canceled=draft.order["base_grand_total"])
-    _touch(draft, when, "canceled", "canceled")
+    _touch(draft, when, "canceled", "canceled", "order")
 
 
 def hold(draft: Draft, when: datetime) -> None:
     """Put the order on hold."""
-    _touch(draft, when, "holded", "holded")
+    _touch(draft, when, "holded", "holded", "order")
 
 
 LIFECYCLES = ("new", "processing", "complete", "closed", "canceled", "holded")
@@ -832,20 +913,22 @@ class DemoShop:
                 .values(customer_id=None)
             )
 
-    def place(self) -> int:
-        """Place one order now; return its entity id."""
-        when = clock.now().replace(tzinfo=None, microsecond=0)
+    def place(self, when: datetime | None = None) -> int:
+        """Place one order now (or at `when`, UTC); return its entity id."""
+        when = when or clock.now().replace(tzinfo=None, microsecond=0)
         with self.engine.begin() as conn:
             draft = new_order(self.rng, Ids.from_db(conn), when)
             _write(conn, draft)
         return int(draft.order["entity_id"])
 
-    def act(self, order_id: int, action: str) -> None:
-        """Apply `invoice`, `ship`, `refund`, `cancel` or `hold` to an order now."""
-        when = clock.now().replace(tzinfo=None, microsecond=0)
+    def act(self, order_id: int, action: str, when: datetime | None = None) -> None:
+        """Apply `invoice`, `ship`, `refund`, `cancel` or `hold` to an order now (or at `when`,
+        UTC)."""
+        when = when or clock.now().replace(tzinfo=None, microsecond=0)
         with self.engine.begin() as conn:
             draft = _load(conn, order_id)
             ids = Ids.from_db(conn)
+            draft.ids = ids
             if action == "invoice":
                 invoice(draft, ids, when)
             elif action == "ship":

@@ -1,19 +1,28 @@
-"""Back-office events: the XDM ExperienceEvents an order snapshot change stands for.
+"""Back-office events: the XDM ExperienceEvents an order's life stands for.
 
-Pure. `derive_events(previous, current, context)` compares two feed snapshots of one order
-(previous is None the first time) and builds every event of domain.md §5.1 the change implies,
-with the fields of the §5.2 matrix, in the order they happened. Event `_id`s are derived from
-the website, the order, the event type and the sub-entity, so a resync names events as before.
+Pure. `history(snapshot, context)` builds the order's complete event set so far (domain.md §5.1),
+with the fields of the §5.2 matrix, in the order they happened: Placed, one Invoiced per invoice,
+one ItemsShipped per shipment, ShipmentCompleted if the order EVER reached state `complete`,
+one CreditMemoIssued per credit memo, Cancelled if it ever reached `canceled`. Each is stamped
+with the time the thing happened; for the two state events that is the first time the
+snapshot's `statusHistory` shows the state, or an inference when the trail does not
+(`completed_at`, `canceled_at`).
+
+Each event has a short key (`event_keys`): `P`, `I<invoice id>`, `S<shipment id>`, `C`,
+`M<memo id>`, `X`. `derive_events(emitted, current, context)` is the part of `history` whose keys
+were not emitted yet, so a state passed between two looks is still sent, once; only those events
+are built. Event `_id`s are derived from the environment, the website, the order, the event type
+and the sub-entity, so a resync names events as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from koppla.connector.redaction import drop_addresses, identity
-from koppla.core.ids import derived_uuid
+from koppla.connector.snapshot import derived_id
 
 Snapshot = Mapping[str, Any]
 Event = dict[str, Any]
@@ -26,6 +35,7 @@ CANCELLED = "commerce.backofficeOrderCancelled"
 CREDIT_MEMO_ISSUED = "commerce.backofficeCreditMemoIssued"
 
 STATE_COMPLETE = 4
+STATE_CLOSED = 5
 STATE_CANCELED = 6
 
 
@@ -45,47 +55,216 @@ class EventContext:
 def event_id(
     environment: str, website: str, order_id: int, event_type: str, sub_id: object = ""
 ) -> str:
-    """The deterministic `_id` of one back-office event."""
-    return derived_uuid(
-        "koppla-connector", environment, website, str(order_id), event_type, str(sub_id)
+    """The deterministic `_id` of one back-office event.
+
+    Equal to `koppla.core.ids.derived_uuid("koppla-connector", environment, website,
+    str(order_id), event_type, str(sub_id))`.
+    """
+    return derived_id(
+        ("koppla-connector", environment, website), str(order_id), event_type, str(sub_id)
     )
 
 
-def derive_events(previous: Snapshot | None, current: Snapshot, ctx: EventContext) -> list[Event]:
-    """Every back-office event between `previous` (None: never seen) and `current`."""
-    before = previous or {}
-    events: list[Event] = []
-    if previous is None:
-        events.append(placed(current, ctx))
-    seen_invoices = {i["entityId"] for i in before.get("invoices", [])}
-    events += [
-        invoiced(current, i, ctx) for i in current["invoices"] if i["entityId"] not in seen_invoices
-    ]
-    seen_ships = {s["entityId"] for s in before.get("shipments", [])}
-    events += [
-        items_shipped(current, s, ctx)
-        for s in current["shipments"]
-        if s["entityId"] not in seen_ships
-    ]
-    if current["state"] == STATE_COMPLETE and before.get("state") != STATE_COMPLETE:
-        events.append(shipment_completed(current, ctx))
-    seen_memos = {m["entityId"] for m in before.get("creditMemos", [])}
-    events += [
-        credit_memo_issued(current, m, ctx)
-        for m in current["creditMemos"]
-        if m["entityId"] not in seen_memos
-    ]
-    if current["state"] == STATE_CANCELED and before.get("state") != STATE_CANCELED:
-        events.append(cancelled(current, ctx))
-    return events
+Builder = Callable[["Snapshot", "EventContext"], Event]
+
+
+def _moments(snap: Snapshot) -> list[tuple[str, Builder]]:
+    """Every event of the order's life so far: its key and how to build it, in order."""
+    out: list[tuple[str, Builder]] = [("P", placed)]
+    for inv in snap["invoices"]:
+        out.append((f"I{inv['entityId']}", _bind(invoiced, inv)))
+    for ship in snap["shipments"]:
+        out.append((f"S{ship['entityId']}", _bind(items_shipped, ship)))
+    done = completed_at(snap)
+    if done is not None:
+        out.append(("C", _at(shipment_completed, done)))
+    for memo in snap["creditMemos"]:
+        out.append((f"M{memo['entityId']}", _bind(credit_memo_issued, memo)))
+    stopped = canceled_at(snap)
+    if stopped is not None:
+        out.append(("X", _at(cancelled, stopped)))
+    return out
+
+
+def _bind(build: Callable[[Snapshot, Mapping[str, Any], EventContext], Event], doc: Any) -> Builder:
+    return lambda snap, ctx: build(snap, doc, ctx)
+
+
+def _at(build: Callable[..., Event], when: str) -> Builder:
+    return lambda snap, ctx: build(snap, ctx, when=when)
+
+
+def event_keys(snap: Snapshot) -> list[str]:
+    """The keys of every event `history(snap)` holds, in its order (nothing is built)."""
+    return [key for key, _build in _moments(snap)]
+
+
+def keyed_events(
+    snap: Snapshot, ctx: EventContext, emitted: Collection[str] = ()
+) -> list[tuple[str, Event]]:
+    """`(key, event)` of each event of the order's life whose key is not in `emitted`."""
+    return [(key, build(snap, ctx)) for key, build in _moments(snap) if key not in emitted]
 
 
 def history(current: Snapshot, ctx: EventContext) -> list[Event]:
-    """The whole life of an order so far, as if it had never been sent (for a resync)."""
-    return derive_events(None, current, ctx)
+    """The order's complete event set so far, each stamped with when it happened."""
+    return [event for _key, event in keyed_events(current, ctx)]
 
 
-def _base(snap: Snapshot, ctx: EventContext, event_type: str, sub_id: object, when: str) -> Event:
+def derive_events(
+    previous: Snapshot | Collection[str] | None, current: Snapshot, ctx: EventContext
+) -> list[Event]:
+    """The events of `history(current)` not yet emitted.
+
+    `previous` names what was emitted: the keys (`event_keys`), or the snapshot whose whole
+    history was emitted, or None (nothing yet).
+    """
+    if previous is None:
+        done: Collection[str] = ()
+    elif isinstance(previous, Mapping):
+        done = frozenset(event_keys(previous))
+    else:
+        done = previous
+    return [event for _key, event in keyed_events(current, ctx, done)]
+
+
+def legacy_keys(seen: Snapshot) -> frozenset[str]:
+    """The keys an older connector, which derived events from state changes between two looks,
+    had emitted once it saw `seen`: Placed, each document, and the state event of the state
+    `seen` was in (used to migrate its state).
+
+    An order seen `closed` may or may not have had its ShipmentCompleted sent (a state passed
+    between two looks was lost), so `C` is not in its keys.
+    """
+    keys = {"P"}
+    keys.update(f"I{d['entityId']}" for d in seen.get("invoices", ()))
+    keys.update(f"S{d['entityId']}" for d in seen.get("shipments", ()))
+    keys.update(f"M{d['entityId']}" for d in seen.get("creditMemos", ()))
+    if seen.get("state") == STATE_COMPLETE:
+        keys.add("C")
+    if seen.get("state") == STATE_CANCELED:
+        keys.add("X")
+    return frozenset(keys)
+
+
+def pack_keys(keys: Iterable[str]) -> str:
+    """Event keys as one compact string (what the state stores)."""
+    return " ".join(sorted(set(keys)))
+
+
+def unpack_keys(packed: str | None) -> frozenset[str]:
+    """The keys of a `pack_keys` string."""
+    return frozenset(packed.split()) if packed else frozenset()
+
+
+def _first_in_trail(snap: Snapshot, state: str) -> tuple[bool, str | None]:
+    """Whether the status trail shows `state`, and the first time it does (if stamped)."""
+    shown = False
+    for entry in snap.get("statusHistory") or ():
+        if entry.get("state") == state:
+            shown = True
+            if entry.get("createdAt"):
+                return True, entry["createdAt"]
+    return shown, None
+
+
+def completed_at(snap: Snapshot) -> str | None:
+    """When the order first reached state `complete`; None if it never did.
+
+    The first time the status trail shows `complete`. Without such an entry: an order complete
+    now became complete when it was fully invoiced and shipped (the later of its last invoice
+    and last shipment); an order closed now was complete before its first credit memo if every
+    visible line had been fully invoiced and shipped by then. Only then `updatedAt`.
+    """
+    shown, when = _first_in_trail(snap, "complete")
+    if when is not None:
+        return when
+    if shown or snap["state"] == STATE_COMPLETE:
+        docs = [d["createdAt"] for d in (*snap["invoices"], *snap["shipments"])]
+        return max((d for d in docs if d), default=None) or _updated(snap)
+    if snap["state"] == STATE_CLOSED:
+        return _complete_before_refund(snap)
+    return None
+
+
+def canceled_at(snap: Snapshot) -> str | None:
+    """When the order reached state `canceled` (first in the status trail, else `updatedAt`);
+    None if it never did."""
+    shown, when = _first_in_trail(snap, "canceled")
+    if when is not None:
+        return when
+    if shown or snap["state"] == STATE_CANCELED:
+        return _updated(snap)
+    return None
+
+
+def _updated(snap: Snapshot) -> str:
+    return str(snap.get("updatedAt") or snap["createdAt"])
+
+
+def _complete_before_refund(snap: Snapshot) -> str | None:
+    """The time a closed order became complete before its first credit memo, or None."""
+    memos = [m["createdAt"] for m in snap["creditMemos"] if m.get("createdAt")]
+    if not memos:
+        return None
+    refund = min(memos)
+    invoices = [d for d in snap["invoices"] if d.get("createdAt") and d["createdAt"] <= refund]
+    ships = [d for d in snap["shipments"] if d.get("createdAt") and d["createdAt"] <= refund]
+    invoiced = _quantities(invoices, "invoiceItems", "qtyInvoiced")
+    shipped = _quantities(ships, "items", "qtyShipped")
+    virtual = bool(snap.get("isVirtual"))
+    children: dict[str, list[Mapping[str, Any]]] = {}
+    for item in snap["items"]:
+        if item.get("parentEntityId") is not None:
+            children.setdefault(str(item["parentEntityId"]), []).append(item)
+    wanted = 0
+    for item in _visible_items(snap):
+        need = float(item.get("qtyOrdered") or 0) - float(item.get("qtyCanceled") or 0)
+        if need <= 0:
+            continue
+        wanted += 1
+        lines = [item, *children.get(str(item["entityId"]), ())]
+        if not _covered(lines, invoiced) or (
+            not virtual and not item.get("isVirtual") and not _covered(lines, shipped)
+        ):
+            return None
+    if not wanted:
+        return None
+    return str(max(d["createdAt"] for d in (*invoices, *ships)))
+
+
+def _quantities(docs: Iterable[Mapping[str, Any]], lines: str, qty: str) -> dict[str, float]:
+    """The quantity per order line id over `docs`."""
+    out: dict[str, float] = {}
+    for doc in docs:
+        for line in doc.get(lines) or ():
+            key = str(line["orderItemId"]["id"])
+            out[key] = out.get(key, 0.0) + float(line.get(qty) or 0)
+    return out
+
+
+def _covered(lines: list[Mapping[str, Any]], done: Mapping[str, float]) -> bool:
+    """Whether the documents cover a visible line: its own quantity, or each child's."""
+    item, children = lines[0], lines[1:]
+    need = float(item.get("qtyOrdered") or 0) - float(item.get("qtyCanceled") or 0)
+    if done.get(str(item["entityId"]), 0.0) >= need:
+        return True
+    return bool(children) and all(
+        done.get(str(c["entityId"]), 0.0)
+        >= float(c.get("qtyOrdered") or 0) - float(c.get("qtyCanceled") or 0)
+        for c in children
+    )
+
+
+def _base(
+    snap: Snapshot,
+    ctx: EventContext,
+    event_type: str,
+    sub_id: object,
+    when: str,
+    order: dict[str, Any],
+) -> Event:
+    """The fields of every event, with `commerce.order` = `order` (already pruned)."""
     namespace, shopper = identity(snap["customerEmail"], redact=ctx.redact)
     return {
         "_id": event_id(
@@ -96,8 +275,8 @@ def _base(snap: Snapshot, ctx: EventContext, event_type: str, sub_id: object, wh
         "identityMap": {namespace: [{"id": shopper, "primary": True}]},
         "personalEmail": {"address": shopper},
         "commerce": {
-            "order": {"purchaseID": snap["commerceOrderNumber"]},
-            "commerceScope": commerce_scope(snap, ctx),
+            "order": {"purchaseID": snap["commerceOrderNumber"], **order},
+            "commerceScope": _nn(commerce_scope(snap, ctx)),
         },
     }
 
@@ -112,27 +291,64 @@ def commerce_scope(snap: Snapshot, ctx: EventContext) -> dict[str, Any]:
     }
 
 
-def _finish(event: Event, ctx: EventContext) -> Event:
-    pruned: Event = prune(event)
-    return drop_addresses(pruned) if ctx.redact else pruned
+def _finish(
+    event: Event,
+    ctx: EventContext,
+    *,
+    shipping: dict[str, Any] | None = None,
+    billing: dict[str, Any] | None = None,
+    lines: list[dict[str, Any]] | None = None,
+) -> Event:
+    """`event` with its shipping, billing and lines where they carry data (the builders make
+    every part pruned already: `prune(event) == event`), redacted if asked."""
+    if shipping:
+        event["commerce"]["shipping"] = shipping
+    if billing:
+        event["commerce"]["billing"] = {"address": billing}
+    if lines:
+        event["productListItems"] = lines
+    return drop_addresses(event) if ctx.redact else event
+
+
+def _nn(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`fields` without its None values (one level)."""
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def prune(value: Any) -> Any:
-    """Drop None values and empty containers so every field present carries data."""
+    """Drop None values and empty containers so every field present carries data.
+
+    A list keeps its length: its elements are pruned, but an element pruned to `{}` stays.
+    """
     if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if item is None:
-                continue
-            if isinstance(item, dict | list):
-                item = prune(item)
-                if not item:
-                    continue
-            out[key] = item
-        return out
+        return _prune_dict(value)
     if isinstance(value, list):
-        return [prune(v) if isinstance(v, dict | list) else v for v in value]
+        return _prune_list(value)
     return value
+
+
+def _prune_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, item in value.items():
+        if item is None:
+            continue
+        if isinstance(item, dict):
+            item = _prune_dict(item)
+            if not item:
+                continue
+        elif isinstance(item, list):
+            if not item:
+                continue
+            item = _prune_list(item)
+        out[key] = item
+    return out
+
+
+def _prune_list(value: list[Any]) -> list[Any]:
+    return [
+        _prune_dict(v) if isinstance(v, dict) else _prune_list(v) if isinstance(v, list) else v
+        for v in value
+    ]
 
 
 def address(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -150,6 +366,12 @@ def address(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _address(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`address`, pruned; None when nothing is known."""
+    found = address(raw)
+    return (_nn(found) or None) if found is not None else None
+
+
 def _positive(value: float | None) -> float | None:
     """Magento stores order discounts as negative numbers; XDM carries the amount."""
     return None if value is None else abs(value)
@@ -161,39 +383,54 @@ def _qty(value: Any) -> int:
 
 def _payment(snap: Snapshot, amount: object, *, with_txn: bool) -> dict[str, Any]:
     pay = snap["payment"]
-    txns = [t["txnId"] for t in snap.get("transactions", []) if t.get("txnId")]
-    return {
-        "transactionID": (txns[0] if txns else pay.get("lastTransactionId")) if with_txn else None,
-        "paymentAmount": amount,
-        "paymentType": pay.get("paymentMethodCode"),
-        "currencyCode": snap["currency"],
-    }
+    txn = None
+    if with_txn:
+        txns = [t["txnId"] for t in snap.get("transactions", ()) if t.get("txnId")]
+        txn = txns[0] if txns else pay.get("lastTransactionId")
+    return _nn(
+        {
+            "transactionID": txn,
+            "paymentAmount": amount,
+            "paymentType": pay.get("paymentMethodCode"),
+            "currencyCode": snap["currency"],
+        }
+    )
 
 
-def _line(item: Mapping[str, Any], snap: Snapshot, **extra: Any) -> dict[str, Any]:
-    return {
-        "SKU": item.get("sku"),
-        "name": item.get("name"),
-        "quantity": _qty(item.get("qtyOrdered")),
-        "priceTotal": item.get("itemPrice"),
-        "discountAmount": item.get("discountAmount"),
-        "currencyCode": snap["currency"],
-        "selectedOptions": item.get("productOptions") or None,
-        "productCategories": _categories(item),
-        **extra,
-    }
+def _line(item: Mapping[str, Any], snap: Snapshot, line_id: str | None = None) -> dict[str, Any]:
+    return _nn(
+        {
+            "SKU": item.get("sku"),
+            "name": item.get("name"),
+            "quantity": _qty(item.get("qtyOrdered")),
+            "priceTotal": item.get("itemPrice"),
+            "discountAmount": item.get("discountAmount"),
+            "currencyCode": snap["currency"],
+            "selectedOptions": _options(item),
+            "productCategories": _categories(item),
+            "lineItemId": line_id,
+        }
+    )
+
+
+def _options(item: Mapping[str, Any]) -> list[Any] | None:
+    """The line's selected options (pruned; None when it has none)."""
+    options = item.get("productOptions")
+    return prune(options) if options else None
 
 
 def _categories(item: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     """The feed item's categories as XDM `productCategories` (None when it has none)."""
-    return [
-        {
-            "categoryID": str(c["id"]),
-            "categoryName": c.get("name"),
-            "categoryPath": c.get("path"),
-        }
-        for c in item.get("categories") or ()
-    ] or None
+    out = []
+    for c in item.get("categories") or ():
+        category = {"categoryID": str(c["id"])}
+        name, path = c.get("name"), c.get("path")
+        if name is not None:
+            category["categoryName"] = name
+        if path is not None:
+            category["categoryPath"] = path
+        out.append(category)
+    return out or None
 
 
 def _visible_items(snap: Snapshot) -> list[Mapping[str, Any]]:
@@ -209,132 +446,161 @@ def _doc_lines(snap: Snapshot, lines: list[Mapping[str, Any]], qty: str) -> list
         if item.get("parentEntityId") is not None:
             continue
         out.append(
-            {
-                "SKU": line.get("sku") or item.get("sku"),
-                "name": line.get("name") or item.get("name"),
-                "quantity": _qty(line.get(qty)),
-                "priceTotal": line.get("baseRowTotal"),
-                "discountAmount": line.get("discountAmount"),
-                "currencyCode": snap["currency"],
-                "selectedOptions": item.get("productOptions") or None,
-                "productCategories": _categories(item),
-                "lineItemId": line["orderItemId"]["id"],
-            }
+            _nn(
+                {
+                    "SKU": line.get("sku") or item.get("sku"),
+                    "name": line.get("name") or item.get("name"),
+                    "quantity": _qty(line.get(qty)),
+                    "priceTotal": line.get("baseRowTotal"),
+                    "discountAmount": line.get("discountAmount"),
+                    "currencyCode": snap["currency"],
+                    "selectedOptions": _options(item),
+                    "productCategories": _categories(item),
+                    "lineItemId": line["orderItemId"]["id"],
+                }
+            )
         )
     return out
 
 
 def placed(snap: Snapshot, ctx: EventContext) -> Event:
     """`commerce.backofficeOrderPlaced`, stamped with the order's created_at."""
-    event = _base(snap, ctx, PLACED, "", snap["createdAt"])
-    commerce = event["commerce"]
-    commerce["order"].update(
-        currencyCode=snap["currency"],
-        priceTotal=snap["grandTotal"],
-        taxAmount=snap.get("taxAmount"),
-        discountAmount=_positive(snap.get("discountAmount")),
-        createdDate=snap["createdAt"],
-        payments=[_payment(snap, snap["grandTotal"], with_txn=True)],
+    order = _nn(
+        {
+            "currencyCode": snap["currency"],
+            "priceTotal": snap["grandTotal"],
+            "taxAmount": snap.get("taxAmount"),
+            "discountAmount": _positive(snap.get("discountAmount")),
+            "createdDate": snap["createdAt"],
+            "payments": [_payment(snap, snap["grandTotal"], with_txn=True)],
+        }
     )
-    commerce["shipping"] = _shipping(snap, currency=True)
-    commerce["billing"] = {"address": address(snap["payment"].get("billingAddress"))}
-    event["productListItems"] = [
-        _line(i, snap, lineItemId=str(i["entityId"])) for i in _visible_items(snap)
-    ]
-    return _finish(event, ctx)
+    event = _base(snap, ctx, PLACED, "", snap["createdAt"], order)
+    return _finish(
+        event,
+        ctx,
+        shipping=_shipping(snap, currency=True),
+        billing=_address(snap["payment"].get("billingAddress")),
+        lines=[_line(i, snap, str(i["entityId"])) for i in _visible_items(snap)],
+    )
 
 
-def _shipping(snap: Snapshot, *, currency: bool = False) -> dict[str, Any]:
+def _shipping(snap: Snapshot, *, currency: bool = False, **more: Any) -> dict[str, Any]:
     ship = snap["shipping"]
-    return {
-        "shippingMethod": ship.get("shippingMethodCode") or ship.get("shippingMethodName"),
-        "shippingAmount": ship.get("shippingAmount"),
-        "currencyCode": snap["currency"] if currency else None,
-    }
+    return _nn(
+        {
+            "shippingMethod": ship.get("shippingMethodCode") or ship.get("shippingMethodName"),
+            "shippingAmount": ship.get("shippingAmount"),
+            "currencyCode": snap["currency"] if currency else None,
+            **more,
+        }
+    )
 
 
 def invoiced(snap: Snapshot, invoice: Mapping[str, Any], ctx: EventContext) -> Event:
     """`commerce.backofficeOrderInvoiced` for one invoice, stamped with its created_at."""
-    event = _base(snap, ctx, INVOICED, invoice["entityId"], invoice["createdAt"])
-    event["commerce"]["order"].update(
-        purchaseOrderNumber=snap["payment"].get("purchaseOrderNumber"),
-        priceTotal=invoice.get("grandTotal"),
-        currencyCode=snap["currency"],
-        payments=[_payment(snap, invoice.get("grandTotal"), with_txn=False)],
+    order = _nn(
+        {
+            "purchaseOrderNumber": snap["payment"].get("purchaseOrderNumber"),
+            "priceTotal": invoice.get("grandTotal"),
+            "currencyCode": snap["currency"],
+            "payments": [_payment(snap, invoice.get("grandTotal"), with_txn=False)],
+        }
     )
-    event["commerce"]["shipping"] = _shipping(snap)
-    event["productListItems"] = _doc_lines(snap, invoice["invoiceItems"], "qtyInvoiced")
-    return _finish(event, ctx)
+    event = _base(snap, ctx, INVOICED, invoice["entityId"], invoice["createdAt"], order)
+    return _finish(
+        event,
+        ctx,
+        shipping=_shipping(snap),
+        lines=_doc_lines(snap, invoice["invoiceItems"], "qtyInvoiced"),
+    )
 
 
 def items_shipped(snap: Snapshot, shipment: Mapping[str, Any], ctx: EventContext) -> Event:
     """`commerce.backofficeOrderItemsShipped` for one shipment, with its tracking number."""
-    event = _base(snap, ctx, ITEMS_SHIPPED, shipment["entityId"], shipment["createdAt"])
-    event["commerce"]["order"].update(
-        purchaseOrderNumber=snap["payment"].get("purchaseOrderNumber"),
-        priceTotal=snap["grandTotal"],
-        currencyCode=snap["currency"],
-        lastUpdatedDate=snap.get("updatedAt"),
-        payments=[_payment(snap, snap["grandTotal"], with_txn=True)],
+    order = _nn(
+        {
+            "purchaseOrderNumber": snap["payment"].get("purchaseOrderNumber"),
+            "priceTotal": snap["grandTotal"],
+            "currencyCode": snap["currency"],
+            "lastUpdatedDate": snap.get("updatedAt"),
+            "payments": [_payment(snap, snap["grandTotal"], with_txn=True)],
+        }
     )
+    event = _base(snap, ctx, ITEMS_SHIPPED, shipment["entityId"], shipment["createdAt"], order)
     tracks = shipment.get("trackingInfo") or []
     numbers = [str(t["trackingNumber"]) for t in tracks if t.get("trackingNumber")]
-    shipping = _shipping(snap, currency=True)
-    shipping.update(
+    shipping = _shipping(
+        snap,
+        currency=True,
         shipDate=shipment["createdAt"],
         trackingNumber=",".join(numbers) or None,
-        address=address(snap["shipping"].get("shippingAddress")),
+        address=_address(snap["shipping"].get("shippingAddress")),
     )
-    event["commerce"]["shipping"] = shipping
-    event["commerce"]["billing"] = {"address": address(snap["payment"].get("billingAddress"))}
-    event["productListItems"] = _doc_lines(snap, shipment["items"], "qtyShipped")
-    return _finish(event, ctx)
+    return _finish(
+        event,
+        ctx,
+        shipping=shipping,
+        billing=_address(snap["payment"].get("billingAddress")),
+        lines=_doc_lines(snap, shipment["items"], "qtyShipped"),
+    )
 
 
-def shipment_completed(snap: Snapshot, ctx: EventContext) -> Event:
-    """`commerce.backofficeOrderShipmentCompleted`: the order reached state `complete`."""
-    when = snap.get("updatedAt") or snap["createdAt"]
-    event = _base(snap, ctx, SHIPMENT_COMPLETED, "", when)
-    event["commerce"]["order"].update(
-        taxAmount=snap.get("taxAmount"),
-        createdDate=snap["createdAt"],
-        payments=[_payment(snap, snap["grandTotal"], with_txn=True)],
+def shipment_completed(snap: Snapshot, ctx: EventContext, *, when: str | None = None) -> Event:
+    """`commerce.backofficeOrderShipmentCompleted`: the order reached state `complete`, at
+    `when` (default: `completed_at`, else the order's last update)."""
+    when = when or completed_at(snap) or _updated(snap)
+    order = _nn(
+        {
+            "taxAmount": snap.get("taxAmount"),
+            "createdDate": snap["createdAt"],
+            "payments": [_payment(snap, snap["grandTotal"], with_txn=True)],
+        }
     )
+    event = _base(snap, ctx, SHIPMENT_COMPLETED, "", when, order)
     last_ship = max((s["createdAt"] for s in snap["shipments"]), default=None)
-    shipping = _shipping(snap)
-    shipping.update(shipDate=last_ship, address=address(snap["shipping"].get("shippingAddress")))
-    event["commerce"]["shipping"] = shipping
-    event["commerce"]["billing"] = {"address": address(snap["payment"].get("billingAddress"))}
-    event["productListItems"] = [_line(i, snap) for i in _visible_items(snap)]
-    return _finish(event, ctx)
-
-
-def cancelled(snap: Snapshot, ctx: EventContext) -> Event:
-    """`commerce.backofficeOrderCancelled`: the order reached state `canceled`."""
-    when = snap.get("updatedAt") or snap["createdAt"]
-    event = _base(snap, ctx, CANCELLED, "", when)
-    event["commerce"]["order"].update(
-        purchaseOrderNumber=snap["payment"].get("purchaseOrderNumber"),
-        lastUpdatedDate=when,
-        cancelDate=when,
+    shipping = _shipping(
+        snap, shipDate=last_ship, address=_address(snap["shipping"].get("shippingAddress"))
     )
-    return _finish(event, ctx)
+    return _finish(
+        event,
+        ctx,
+        shipping=shipping,
+        billing=_address(snap["payment"].get("billingAddress")),
+        lines=[_line(i, snap) for i in _visible_items(snap)],
+    )
+
+
+def cancelled(snap: Snapshot, ctx: EventContext, *, when: str | None = None) -> Event:
+    """`commerce.backofficeOrderCancelled`: the order reached state `canceled`, at `when`
+    (default: `canceled_at`, else the order's last update)."""
+    when = when or canceled_at(snap) or _updated(snap)
+    order = _nn(
+        {
+            "purchaseOrderNumber": snap["payment"].get("purchaseOrderNumber"),
+            "lastUpdatedDate": when,
+            "cancelDate": when,
+        }
+    )
+    return _finish(_base(snap, ctx, CANCELLED, "", when, order), ctx)
 
 
 def credit_memo_issued(snap: Snapshot, memo: Mapping[str, Any], ctx: EventContext) -> Event:
     """`commerce.backofficeCreditMemoIssued` for one credit memo, with its refund."""
-    event = _base(snap, ctx, CREDIT_MEMO_ISSUED, memo["entityId"], memo["createdAt"])
-    event["commerce"]["order"].update(
-        purchaseOrderNumber=snap["payment"].get("purchaseOrderNumber"),
-        lastUpdatedDate=memo["createdAt"],
-        refunds=[
-            {
-                "transactionID": memo.get("transactionId") or memo.get("commerceCreditMemoNumber"),
-                "refundAmount": memo.get("grandTotal"),
-                "refundPaymentType": snap["payment"].get("paymentMethodCode"),
-                "currencyCode": memo.get("currency") or snap["currency"],
-            }
-        ],
+    refund = _nn(
+        {
+            "transactionID": memo.get("transactionId") or memo.get("commerceCreditMemoNumber"),
+            "refundAmount": memo.get("grandTotal"),
+            "refundPaymentType": snap["payment"].get("paymentMethodCode"),
+            "currencyCode": memo.get("currency") or snap["currency"],
+        }
     )
-    event["productListItems"] = _doc_lines(snap, memo["refundItems"], "qtyRefunded")
-    return _finish(event, ctx)
+    order = _nn(
+        {
+            "purchaseOrderNumber": snap["payment"].get("purchaseOrderNumber"),
+            "lastUpdatedDate": memo["createdAt"],
+            "refunds": [refund],
+        }
+    )
+    event = _base(snap, ctx, CREDIT_MEMO_ISSUED, memo["entityId"], memo["createdAt"], order)
+    return _finish(event, ctx, lines=_doc_lines(snap, memo["refundItems"], "qtyRefunded"))

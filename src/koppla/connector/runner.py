@@ -52,7 +52,8 @@ SWEEP_EVERY_S = 60.0
 """Poll mode: how often the known customer ids are compared with the existing ones."""
 NO_SYNC = SyncReport(0, 0, 0, 0)
 KEEP_SENT_MS = 7 * 24 * 3600 * 1000
-"""How long delivered events stay in the outbox (for `status` and investigations)."""
+"""Delivered messages an older connector kept in the outbox are counted and dropped after this
+long (a delivered message no longer stays: `State.mark_sent`)."""
 PRUNE_EVERY_S = 3600.0
 
 Progress = Callable[[int], None]
@@ -255,6 +256,19 @@ def run_connector(
     connector = Connector(settings or load_settings(home))
     try:
         connector.check()
+        history = start_history(connector.settings, stop)
         connector.loop(stop)
+        history.join(timeout=30)
     finally:
         connector.close()
+
+
+def start_history(settings: ConnectorSettings, stop: threading.Event) -> threading.Thread:
+    """Carry out requested history syncs beside the loop (a thread, until `stop` is set)."""
+    from koppla.connector.history.runtime import run_history
+
+    thread = threading.Thread(
+        target=run_history, args=(settings, stop), name="koppla-history", daemon=True
+    )
+    thread.start()
+    return thread

@@ -2,8 +2,14 @@
 
 Written from the facts in Magento's declarative schema (`Sales`, `Store`, `Catalog`, `Customer`
 modules' db_schema.xml); only the subset Koppla reads (plus the NOT NULL columns without a
-default the demo store must write). The demo store creates exactly these tables on SQLite.
-Amounts are read as floats (`asdecimal=False`): events carry JSON numbers anyway.
+default the demo store must write). The demo store creates exactly these tables on SQLite, with
+an index on each column that names an order or a parent document (Magento has the same ones;
+without them every set-based read would scan whole tables). Amounts are read as floats
+(`asdecimal=False`): events carry JSON numbers anyway.
+
+The status tables: `sales_order_status_history` (the order's status trail and comments) is read
+with the order; `sales_order_status_change_history` (newer Magento only) and
+`sales_order_status_state` (status → state) are optional, probed once per source.
 
 `eav_metadata` holds the two tables of Magento's `Eav` module Koppla reads to find the category
 `name` attribute. They are not in the reference schema, so their minimal columns are written from
@@ -109,7 +115,7 @@ sales_order_item = Table(
     "sales_order_item",
     metadata,
     Column("item_id", Integer, primary_key=True, autoincrement=True),
-    Column("order_id", Integer, nullable=False, server_default="0"),
+    Column("order_id", Integer, nullable=False, server_default="0", index=True),
     Column("parent_item_id", Integer),
     Column("store_id", SmallInteger),
     Column("product_id", Integer),
@@ -135,7 +141,7 @@ sales_order_address = Table(
     "sales_order_address",
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
-    Column("parent_id", Integer),
+    Column("parent_id", Integer, index=True),
     Column("address_type", String(255)),
     Column("firstname", String(255)),
     Column("lastname", String(255)),
@@ -152,7 +158,7 @@ sales_order_payment = Table(
     "sales_order_payment",
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
-    Column("parent_id", Integer, nullable=False),
+    Column("parent_id", Integer, nullable=False, index=True),
     Column("method", String(128)),
     Column("po_number", String(32)),
     Column("last_trans_id", String(255)),
@@ -167,7 +173,7 @@ sales_invoice = Table(
     "sales_invoice",
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
-    Column("order_id", Integer, nullable=False),
+    Column("order_id", Integer, nullable=False, index=True),
     Column("store_id", SmallInteger),
     Column("increment_id", String(50)),
     Column("state", Integer),
@@ -185,7 +191,7 @@ sales_invoice_item = Table(
     "sales_invoice_item",
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
-    Column("parent_id", Integer, nullable=False),
+    Column("parent_id", Integer, nullable=False, index=True),
     Column("order_item_id", Integer),
     Column("sku", String(255)),
     Column("name", String(255)),
@@ -199,7 +205,7 @@ sales_shipment = Table(
     "sales_shipment",
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
-    Column("order_id", Integer, nullable=False),
+    Column("order_id", Integer, nullable=False, index=True),
     Column("store_id", SmallInteger),
     Column("increment_id", String(50)),
     _qty("total_qty"),
@@ -211,7 +217,7 @@ sales_shipment_item = Table(
     "sales_shipment_item",
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
-    Column("parent_id", Integer, nullable=False),
+    Column("parent_id", Integer, nullable=False, index=True),
     Column("order_item_id", Integer),
     Column("sku", String(255)),
     Column("name", String(255)),
@@ -224,7 +230,7 @@ sales_shipment_track = Table(
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
     Column("parent_id", Integer, nullable=False),
-    Column("order_id", Integer, nullable=False),
+    Column("order_id", Integer, nullable=False, index=True),
     Column("track_number", Text),
     Column("title", String(255)),
     Column("carrier_code", String(32)),
@@ -236,7 +242,7 @@ sales_creditmemo = Table(
     "sales_creditmemo",
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
-    Column("order_id", Integer, nullable=False),
+    Column("order_id", Integer, nullable=False, index=True),
     Column("store_id", SmallInteger),
     Column("increment_id", String(50)),
     Column("state", Integer),
@@ -254,7 +260,7 @@ sales_creditmemo_item = Table(
     "sales_creditmemo_item",
     metadata,
     Column("entity_id", Integer, primary_key=True, autoincrement=True),
-    Column("parent_id", Integer, nullable=False),
+    Column("parent_id", Integer, nullable=False, index=True),
     Column("order_item_id", Integer),
     Column("sku", String(255)),
     Column("name", String(255)),
@@ -268,13 +274,54 @@ sales_payment_transaction = Table(
     "sales_payment_transaction",
     metadata,
     Column("transaction_id", Integer, primary_key=True, autoincrement=True),
-    Column("order_id", Integer, nullable=False, server_default="0"),
+    Column("order_id", Integer, nullable=False, server_default="0", index=True),
     Column("payment_id", Integer, nullable=False, server_default="0"),
     Column("txn_id", String(100)),
     Column("txn_type", String(15)),
     Column("is_closed", SmallInteger, nullable=False, server_default="1"),
     Column("created_at", DateTime, nullable=False, server_default=func.current_timestamp()),
 )
+
+sales_order_status_history = Table(
+    "sales_order_status_history",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, nullable=False, index=True),
+    Column("is_customer_notified", Integer),
+    Column("is_visible_on_front", SmallInteger, nullable=False, server_default="0"),
+    Column("comment", Text),
+    Column("status", String(32)),
+    _stamp("created_at"),
+    Column("entity_name", String(32)),
+)
+"""The order's comments and status trail (a row per state/status change, and per comment)."""
+
+sales_order_status_change_history = Table(
+    "sales_order_status_change_history",
+    metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", Integer, nullable=False, index=True),
+    Column("status", String(32), nullable=False),
+    _stamp("created_at"),
+)
+"""A timestamped log of status values (newer Magento only; reading it is optional)."""
+
+sales_order_status = Table(
+    "sales_order_status",
+    metadata,
+    Column("status", String(32), primary_key=True),
+    Column("label", String(128), nullable=False),
+)
+
+sales_order_status_state = Table(
+    "sales_order_status_state",
+    metadata,
+    Column("status", String(32), primary_key=True),
+    Column("state", String(32), primary_key=True),
+    Column("is_default", SmallInteger, nullable=False, server_default="0"),
+    Column("visible_on_front", SmallInteger, nullable=False, server_default="0"),
+)
+"""Which state each status belongs to (reading it is optional: see `snapshot.status_state`)."""
 
 catalog_category_entity = Table(
     "catalog_category_entity",
@@ -370,8 +417,13 @@ TRACKED_TABLES: dict[str, str] = {
     "sales_shipment_track": "order_id",
     "sales_creditmemo": "order_id",
     "sales_payment_transaction": "order_id",
+    "sales_order_status_history": "parent_id",
+    "sales_order_status_change_history": "order_id",
 }
-"""Each table whose changes touch an order, and the column holding the affected order id."""
+"""Each table whose changes touch an order, and the column holding the affected order id.
+
+`sales_order_status_change_history` exists on newer Magento only; change tracking skips a table
+the shop database does not have."""
 
 CUSTOMER_TRACKED_TABLES: dict[str, str] = {
     "customer_entity": "entity_id",

@@ -35,6 +35,7 @@ from koppla.core.settings import sources_with_home_file
 
 SETTINGS_FILE = "connector.toml"
 TOKEN_ENV = "KOPPLA_CONNECTOR_TOKEN"
+QUEUE_URL_ENV = "KOPPLA_CONNECTOR_QUEUE_URL"
 
 
 class WebsiteSettings(BaseModel):
@@ -76,6 +77,17 @@ class WebsiteSettings(BaseModel):
         validate_default=True,
         description="Datastream for customer profiles; required when customer_profiles is on "
         "and profiles_same_datastream is off.",
+    )
+
+    history_copy_dataset_id: bool = Field(
+        default=True,
+        description="Order History: send historical orders to `dataset_id` (else to "
+        "`history_dataset_id`).",
+    )
+    history_dataset_id: str = Field(
+        default="",
+        description="Order History: the dataset historical orders go to while "
+        "history_copy_dataset_id is off.",
     )
 
     @field_validator("profile_dataset_id")
@@ -156,9 +168,48 @@ class ConnectorSettings(BaseSettings):
     redact: bool = Field(default=False, description="Hash emails, drop addresses.")
     batch_max_messages: int = Field(default=500, ge=1, le=500)
     batch_max_bytes: int = Field(default=1_000_000, ge=10_000, le=1_000_000)
+    queue_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="Queue of the historical order sync: empty (or `embedded`) for the "
+        "embedded queue under the home, or a RabbitMQ URL such as "
+        "`amqp://guest:guest@127.0.0.1:5672/` (with a password: env "
+        "KOPPLA_CONNECTOR_QUEUE_URL only).",
+    )
+    queue_name: str = Field(
+        default="koppla-history-orders",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$",
+        description="Name of the history sync's queue (one per connector; consumers on other "
+        "machines use the same name).",
+    )
+    history_workers: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Consumer processes `history:sync` starts while it waits.",
+    )
+    history_chunk_orders: int = Field(
+        default=2000,
+        ge=10,
+        le=50_000,
+        description="Orders per queue message (and per platform batch) of the history sync.",
+    )
+    history_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Deliveries of one history chunk before it goes to the dead-letter queue.",
+    )
     websites: tuple[WebsiteSettings, ...] = Field(
         default=(), description="The websites whose orders are sent."
     )
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url not in ("", "embedded") and not url.startswith(("amqp://", "amqps://")):
+            raise ValueError("must be empty, `embedded`, or an amqp:// or amqps:// URL")
+        return value
 
     @model_validator(mode="after")
     def _unique_websites(self) -> ConnectorSettings:
@@ -224,6 +275,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 
 def _refuse_token_on_disk(path: Path) -> None:
+    """Secrets never live in the settings file: the token, or a queue URL with a password."""
     if not path.is_file():
         return
     with path.open("rb") as handle:
@@ -233,3 +285,16 @@ def _refuse_token_on_disk(path: Path) -> None:
             f"token: not allowed in {path}; set the environment variable {TOKEN_ENV}",
             field="token",
         )
+    queue = data.get("queue_url")
+    if isinstance(queue, str) and _has_password(queue):
+        raise InvalidInput(
+            f"queue_url: a URL with a password is not allowed in {path}; set the environment "
+            f"variable {QUEUE_URL_ENV}",
+            field="queue_url",
+        )
+
+
+def _has_password(url: str) -> bool:
+    """True when `url` carries a password (`scheme://user:password@host`)."""
+    authority = url.split("://", 1)[-1].split("/", 1)[0]
+    return "@" in authority and ":" in authority.rsplit("@", 1)[0]

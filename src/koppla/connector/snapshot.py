@@ -3,19 +3,26 @@
 Pure: takes the rows a store source read, returns a JSON-ready dict (domain.md §9.2) and its hash.
 All amounts are base currency. A row that breaks Magento's own invariants raises `MalformedOrder`
 naming the order and the field, so one bad order never stops the others.
+
+Beyond OrderV2 the snapshot carries `statusHistory`: the order's status trail from
+`sales_order_status_history` (and `sales_order_status_change_history` where Magento has it), as
+`[{"status", "state", "createdAt"}]` sorted by time then id, each status mapped to its state by
+`sales_order_status_state` or, for a status that table does not name, by `DEFAULT_STATUS_STATES`
+(a status named like a state maps to that state). The events take the times an order became
+complete or canceled from it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from koppla.core import clock, codec
 from koppla.core.errors import InvalidInput
-from koppla.core.ids import derived_uuid
 
 Row = Mapping[str, Any]
 
@@ -31,13 +38,25 @@ ORDER_STATES: dict[str, int] = {
 }
 """Magento's order states and the integers the orders feed encodes them as (`State.php`)."""
 
-EXCLUDED_FROM_HASH = frozenset({"updatedAt", "modifiedAt", "categories"})
+DEFAULT_STATUS_STATES: dict[str, str] = {
+    "pending": "new",
+    "fraud": "payment_review",
+    "pending_paypal": "pending_payment",
+    "paypal_reversed": "processing",
+    "paypal_canceled_reversal": "processing",
+}
+"""The state of Magento's stock statuses not named like their state, for shops whose
+`sales_order_status_state` is missing or does not name a status."""
+
+EXCLUDED_FROM_HASH = frozenset({"updatedAt", "modifiedAt", "categories", "statusHistory"})
 """Keys the hash ignores, at the top level and in every element of the top-level lists.
 
 `items[].categories` is left out on purpose: Adobe's feed has no categories, and re-categorising
 a product in the catalog must not make every old order containing it look changed (nor make the
 first run after an upgrade re-process every order). Events built after an order really changes
-carry the categories the product has at that time.
+carry the categories the product has at that time. `statusHistory` is left out for the same
+reasons: a comment changes nothing an event says (a state change changes `state`), and orders
+hashed before Koppla read the status trail keep their hashes.
 """
 
 
@@ -77,11 +96,42 @@ class OrderRows:
     transactions: Sequence[Row] = field(default_factory=tuple)
     categories: Mapping[int, Sequence[Row]] = field(default_factory=dict)
     """Each product id's categories (`{id, name, path}`; `name` may be None), see `source`."""
+    status_history: Sequence[Row] = ()
+    """`sales_order_status_history` rows (`entity_id`, `status`, `created_at`, ...)."""
+    status_changes: Sequence[Row] = ()
+    """`sales_order_status_change_history` rows (`entity_id`, `status`, `created_at`)."""
+    status_states: Mapping[str, str] = field(default_factory=dict)
+    """The shop's status → state map (`resolve_status_states`); empty: the defaults only."""
 
 
 def order_uuid(entity_id: int) -> str:
     """The order's feed UUID (Magento's `data_exporter_uuid`), derived so it never changes."""
-    return derived_uuid("koppla-connector-order", str(entity_id))
+    return derived_id(("koppla-connector-order",), str(entity_id))
+
+
+def derived_id(prefix: tuple[str, ...], *parts: str) -> str:
+    """`koppla.core.ids.derived_uuid(*prefix, *parts)`, hashing `prefix` once per process
+    (the feed derives several ids per order, each under a handful of prefixes)."""
+    digest = _prefix_hash(prefix).copy()
+    for part in parts:
+        data = part.encode()
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@lru_cache(maxsize=256)
+def _prefix_hash(prefix: tuple[str, ...]) -> Any:
+    digest = hashlib.sha256()
+    for part in prefix:
+        data = part.encode()
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    return digest
 
 
 def stamp(value: object) -> str | None:
@@ -90,14 +140,16 @@ def stamp(value: object) -> str | None:
     MySQL's zero date (`0000-00-00 00:00:00`, which PyMySQL hands over as text) means "no
     date" and gives None.
     """
-    if value is None or is_zero_date(value):
+    if value is None:
         return None
     if isinstance(value, str):
+        if is_zero_date(value):
+            return None
         value = datetime.fromisoformat(value)
     if not isinstance(value, datetime):
         raise TypeError(f"not a timestamp: {value!r}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+    if value.tzinfo is None:  # UTC already: what `clock.iso` writes, without converting
+        return value.isoformat(timespec="milliseconds") + "Z"
     return clock.iso(value)
 
 
@@ -107,29 +159,66 @@ def is_zero_date(value: object) -> bool:
 
 
 def snapshot_hash(snapshot: Mapping[str, Any]) -> str:
-    """SHA-1 of the canonical JSON of `snapshot` without `updatedAt`/`modifiedAt`/`categories`.
+    """SHA-1 (hex) of the canonical JSON of `snapshot` without the `EXCLUDED_FROM_HASH` keys.
 
     Those fields are dropped at the top level and in every element of the top-level lists
     (`items[].updatedAt`, `shipments[].updatedAt`, `items[].categories`), where the feed carries
     them.
     """
-    return hashlib.sha1(codec.dumps(_strip(snapshot), sort_keys=True)).hexdigest()
+    return snapshot_digest(snapshot).hex()
+
+
+def snapshot_digest(snapshot: Mapping[str, Any]) -> bytes:
+    """`snapshot_hash` as its 20 raw bytes (what the connector's state stores)."""
+    return hashlib.sha1(codec.dumps(_strip(snapshot), sort_keys=True)).digest()
 
 
 def _strip(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    excluded = EXCLUDED_FROM_HASH
     out: dict[str, Any] = {}
     for key, value in snapshot.items():
-        if key in EXCLUDED_FROM_HASH:
+        if key in excluded:
             continue
-        if isinstance(value, list):
+        if isinstance(value, list):  # elements without excluded keys need no copy
             value = [
-                {k: v for k, v in e.items() if k not in EXCLUDED_FROM_HASH}
-                if isinstance(e, dict)
+                {k: v for k, v in e.items() if k not in excluded}
+                if isinstance(e, dict) and not excluded.isdisjoint(e)
                 else e
                 for e in value
             ]
         out[key] = value
     return out
+
+
+def status_state(status: str, known: Mapping[str, str]) -> str | None:
+    """The state `status` belongs to: the shop's map, else the defaults, else None."""
+    state = known.get(status) or DEFAULT_STATUS_STATES.get(status)
+    if state is None and status in ORDER_STATES:
+        return status
+    return state
+
+
+def resolve_status_states(rows: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+    """One state per status from `sales_order_status_state` rows `(status, state, is_default)`.
+
+    Magento may assign a status to several states (`fraud` is under `processing` and
+    `payment_review`); then the state named like the status wins, else the state whose default
+    it is, else the last in Magento's state order (`fraud` → `payment_review`).
+    """
+    options: dict[str, list[tuple[str, int]]] = {}
+    for status, state, is_default in rows:
+        if status and state:
+            options.setdefault(str(status), []).append((str(state), int(is_default or 0)))
+    resolved: dict[str, str] = {}
+    for status, states in options.items():
+        names = [name for name, _default in states]
+        defaults = [name for name, default in states if default]
+        if status in names:
+            resolved[status] = status
+        else:
+            pool = defaults or names
+            resolved[status] = max(pool, key=lambda name: (ORDER_STATES.get(name, 0), name))
+    return resolved
 
 
 def build_snapshot(rows: OrderRows) -> dict[str, Any]:
@@ -176,7 +265,34 @@ def build_snapshot(rows: OrderRows) -> dict[str, Any]:
         "shipments": _shipments(rows),
         "creditMemos": _creditmemos(rows),
         "transactions": [_transaction(txn) for txn in rows.transactions],
+        "statusHistory": status_timeline(rows),
     }
+
+
+def status_timeline(rows: OrderRows) -> list[dict[str, Any]]:
+    """The order's status trail: `{status, state, createdAt}` by time then id.
+
+    Both history tables log the same change, so an entry with the status and time of one
+    already taken is left out, as is an entry repeating the status before it (a comment).
+    Rows without a status say nothing about the state and are left out too.
+    """
+    entries: list[tuple[str, int, int, str, str | None]] = []
+    for rank, source in enumerate((rows.status_history, rows.status_changes)):
+        for row in source:
+            status = row.get("status")
+            if status:
+                when = stamp(row.get("created_at"))
+                entries.append((when or "~", int(row.get("entity_id") or 0), rank, status, when))
+    entries.sort()
+    seen: set[tuple[str, str | None]] = set()
+    out: list[dict[str, Any]] = []
+    for _key, _id, _rank, status, when in entries:
+        if (status, when) in seen or (out and out[-1]["status"] == status):
+            continue
+        seen.add((status, when))
+        state = status_state(status, rows.status_states)
+        out.append({"status": status, "state": state, "createdAt": when})
+    return out
 
 
 def _checked(row: Row, oid: object, table: str, *columns: str) -> Row:
@@ -329,7 +445,9 @@ def _doc_item(line: Row, qty_name: str) -> dict[str, Any]:
 def _shipments(rows: OrderRows) -> list[dict[str, Any]]:
     return [
         {
-            "shipmentId": {"id": derived_uuid("koppla-connector-shipment", str(ship["entity_id"]))},
+            "shipmentId": {
+                "id": derived_id(("koppla-connector-shipment",), str(ship["entity_id"]))
+            },
             "entityId": ship["entity_id"],
             "commerceShipmentNumber": ship.get("increment_id"),
             "createdAt": stamp(ship.get("created_at")),
@@ -357,7 +475,7 @@ def _creditmemos(rows: OrderRows) -> list[dict[str, Any]]:
     return [
         {
             "creditMemoId": {
-                "id": derived_uuid("koppla-connector-creditmemo", str(memo["entity_id"]))
+                "id": derived_id(("koppla-connector-creditmemo",), str(memo["entity_id"]))
             },
             "entityId": memo["entity_id"],
             "commerceCreditMemoNumber": memo.get("increment_id"),

@@ -52,6 +52,15 @@ class Layout:
         """The Delta table of records that failed validation."""
         return self.home / "datasets" / "_quarantine"
 
+    @property
+    def batches(self) -> Path:
+        """Batch ingestion's files: one directory per batch (uploads, progress, diagnostics)."""
+        return self.home / "batches"
+
+    def batch(self, batch_id: str) -> Path:
+        """The directory of one ingestion batch."""
+        return self.home / "batches" / batch_id
+
     def dataset(self, dataset_id: str) -> Path:
         """The Delta table of one dataset."""
         return self.home / "datasets" / dataset_id

@@ -146,6 +146,48 @@ class Settings(BaseSettings):
         description="How long event ids are held in each dataset's fast dedupe index; older ids "
         "are checked against the dataset itself.",
     )
+    batch_max_file_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest file one batch-ingestion upload may hold (AEP's small-file limit); "
+        "a larger upload is cut off with 413.",
+    )
+    batch_max_files: int = Field(
+        default=1000, ge=1, description="Most files one ingestion batch may hold."
+    )
+    batch_max_depth: int = Field(
+        default=32,
+        ge=8,
+        le=200,
+        description="Deepest JSON nesting one row of an ingestion batch may have; a deeper row "
+        "is a row error.",
+    )
+    batch_rows_per_step: int = Field(
+        default=10_000,
+        ge=1,
+        description="Rows of completed ingestion batches the pipeline reads and validates per "
+        "step, between passes over the streaming spool (bounds the latency batches add to "
+        "streaming).",
+    )
+    batch_commit_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description="Most rows of an ingestion batch appended to its dataset in one Delta commit "
+        "(a smaller batch lands in one commit).",
+    )
+    batch_max_failed_ratio: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="An ingestion batch whose share of bad rows is above this fails whole: "
+        "nothing of it is stored.",
+    )
+    batch_diagnostics_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an ingestion batch's diagnostics (row errors, failed rows, and "
+        "the input files of a failed batch) are kept after it finished.",
+    )
     profile_store_url: str = Field(
         default="",
         description="Where profiles and the identity graph live: an SQLAlchemy URL such as "

@@ -26,6 +26,8 @@ from koppla.web.limits import BodyLimit, BodyLimits
 from koppla.web.liveness import Watch
 from koppla.web.routes import (
     aep_catalog,
+    batch_export,
+    batch_ingest,
     datasets,
     datastreams,
     debug,
@@ -110,6 +112,8 @@ def create_app(settings: Settings) -> KopplaApp:
         debug,
         storefront,
         aep_catalog,
+        batch_ingest,
+        batch_export,
         profiles,
         identity,
     ):

@@ -1,14 +1,17 @@
 """Body size limits, enforced before any route reads or parses a body.
 
-Each path belongs to a route class with its own limit: streaming ingestion (`/collection/`) and
-every other API. (The edge, `/ee/`, enforces `max_body_edge_bytes` itself in the same way, in
-Adobe's problem shape and under its datastream's CORS rules.) A declared Content-Length over
-the limit is refused at once; otherwise the body is counted as it streams in and the request is
+Each path belongs to a route class with its own limit: streaming ingestion (`/collection/`), a
+batch ingestion file upload (`/data/foundation/import/batches/{id}/datasets/{id}/files/...`,
+`batch_max_file_bytes`: the upload route streams those bodies to disk) and every other API.
+(The edge, `/ee/`, enforces `max_body_edge_bytes` itself in the same way, in Adobe's problem
+shape and under its datastream's CORS rules.) A declared Content-Length over the limit is
+refused at once; otherwise the body is counted as it streams in and the request is
 cut off with 413 the moment it passes the limit, so no more than the limit is ever held.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,13 +19,24 @@ from koppla.core.settings import Settings
 from koppla.platform.edge.app import Message, Receive, Scope, Send
 from koppla.web.answer import ASGIApp, header, send_json
 
-RouteClass = Literal["streaming", "api"]
+RouteClass = Literal["streaming", "batch_file", "api"]
+
+BATCH_FILE = re.compile(r"^/data/foundation/import/batches/[^/]+/datasets/[^/]+/files/.")
+
+SETTINGS: dict[RouteClass, str] = {
+    "streaming": "max_body_streaming_bytes",
+    "batch_file": "batch_max_file_bytes",
+    "api": "max_body_api_bytes",
+}
+"""The setting that holds each route class's limit."""
 
 
 def route_class(path: str) -> RouteClass:
     """The route class of a request path."""
     if path.startswith("/collection/"):
         return "streaming"
+    if BATCH_FILE.match(path):
+        return "batch_file"
     return "api"
 
 
@@ -31,6 +45,7 @@ class BodyLimits:
     """The largest body, in bytes, of each route class."""
 
     streaming: int
+    batch_file: int
     api: int
 
     @classmethod
@@ -38,6 +53,7 @@ class BodyLimits:
         """The limits `settings` configure."""
         return cls(
             streaming=settings.max_body_streaming_bytes,
+            batch_file=settings.batch_max_file_bytes,
             api=settings.max_body_api_bytes,
         )
 
@@ -115,5 +131,5 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(send: Send, scope: Scope, kind: RouteClass, limit: int) -> None:
-    setting = f"max_body_{kind}_bytes"
+    setting = SETTINGS[kind]
     await send_json(send, scope, 413, {"detail": f"the body exceeds {limit} bytes ({setting})"})

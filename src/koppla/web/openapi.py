@@ -33,11 +33,14 @@ _API_STATUS_TEXT = {
     401: "No valid API token: send `Authorization: Bearer <token>`.",
     403: "The message names an organization the connection does not belong to.",
     404: "Nothing is found under the path's id.",
-    409: "Something with that name or id already exists.",
-    413: "The body is larger than the route allows (`max_body_*_bytes`), or a batch holds "
-    "more than `edge_max_events` messages.",
+    409: "Something with that name or id already exists, or (an ingestion batch) its status "
+    "does not allow the request; `detail` says which.",
+    413: "The body is larger than the route allows (`max_body_*_bytes`, "
+    "`batch_max_file_bytes`), or a batch holds more than `edge_max_events` messages.",
     503: "Busy or shutting down; retry after `Retry-After` seconds.",
 }
+
+_BATCH_FILE = "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_path}"
 
 ROUTE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/datasets"): (400, 409),
@@ -50,14 +53,30 @@ ROUTE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/api/v1/datastreams/{datastream_id}/tag"): (400,),
     ("post", "/collection/{connection_id}"): (400, 403, 503),
     ("post", "/collection/batch/{connection_id}"): (400, 403, 503),
+    ("post", "/data/foundation/import/batches"): (400,),
+    ("post", "/data/foundation/import/batches/{batch_id}"): (400, 409),
+    ("put", _BATCH_FILE): (400, 409),
 }
 """Statuses a route raises itself, beyond those every operation of its kind answers."""
 
 _RAW_BODIES: dict[str, str] = {
     "/collection/{connection_id}": "StreamingMessage",
     "/collection/batch/{connection_id}": "StreamingBatch",
+    "/data/foundation/import/batches": "BatchCreate",
 }
 """Routes that read their JSON body themselves, so FastAPI cannot describe it."""
+
+_FILE_BODY = {
+    "required": True,
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+_NDJSON_DOWNLOADS = frozenset(
+    {
+        "/data/foundation/export/batches/{batch_id}/failed",
+        "/data/foundation/export/batches/{batch_id}/meta",
+    }
+)
+"""Routes that answer a listing (JSON) or, given `path`, a download (JSON lines)."""
 
 
 def install(api: FastAPI) -> None:
@@ -117,12 +136,16 @@ def _complete(method: str, path: str, operation: Operation) -> None:
         statuses.add(404)
     if path in _RAW_BODIES:
         operation["requestBody"] = _json_body(_RAW_BODIES[path])
+    if path == _BATCH_FILE:
+        operation["requestBody"] = _FILE_BODY
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status in sorted(statuses):
         responses.setdefault(str(status), _api_error(status))
     for code, response in responses.items():
         if code != "204" and "content" not in response:  # a route's own `responses=`
             response["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if path in _NDJSON_DOWNLOADS and "200" in responses:
+        responses["200"]["content"]["application/x-ndjson"] = {"schema": {"type": "string"}}
     if path.endswith("/debug") and "200" in responses:
         responses["200"]["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
 
@@ -198,6 +221,23 @@ def _schemas() -> dict[str, Any]:
             },
         },
         **_streaming_schemas(),
+        "BatchCreate": {
+            "type": "object",
+            "description": "A new ingestion batch (AEP's createBatch).",
+            "required": ["datasetId", "inputFormat"],
+            "properties": {
+                "datasetId": {"type": "string", "minLength": 1},
+                "inputFormat": {
+                    "type": "object",
+                    "required": ["format"],
+                    "properties": {
+                        "format": {"enum": ["json", "parquet", "JSON", "Parquet"]},
+                        "isMultiLineJson": {"type": "boolean"},
+                    },
+                },
+                "isMultiLineJson": {"type": "boolean"},
+            },
+        },
     }
 
 

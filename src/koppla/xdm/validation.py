@@ -64,15 +64,43 @@ Check: TypeAlias = Callable[[Any, str, list[Issue], dict[str, Any], dict[str, st
 """`check(value, path, issues, unknown, sent)` returns the normalized value, or `_INVALID`."""
 
 
+Fast: TypeAlias = Callable[[Any], Any]
+"""`fast(value)` returns the normalized value of a value with nothing to report, or raises
+`_Bail` at the first thing the full check would report or record (see `Validator.validate`)."""
+
+
+class _Bail(Exception):
+    """Raised by a fast check: this document needs the full check."""
+
+
+_BAIL = _Bail()
+
+
 @dataclass(frozen=True, eq=False)
 class Validator:
-    """A schema compiled for fast, repeated validation."""
+    """A schema compiled for fast, repeated validation.
+
+    Two compiled forms of the same rules: `fast` for the common case, a document with nothing
+    to report (no issue, no unknown field, no date-time in another form than the canonical
+    one), which builds no paths and collects nothing; and `check`, which walks the whole
+    document collecting every issue with its path. `validate` tries `fast` and falls back to
+    `check` at the first sign of trouble, so the result is always the full check's.
+    """
 
     schema: Schema
     check: Check
+    fast: Fast
 
     def validate(self, document: object) -> Validated:
         """Validate one document (the `xdm` object of an event); never raises on bad input."""
+        try:
+            record = self.fast(document)
+        except (_Bail, RecursionError):
+            return self.validate_fully(document)
+        return Validated(record, (), {}, {})
+
+    def validate_fully(self, document: object) -> Validated:
+        """Validate one document with the full check (every issue, every path)."""
         issues: list[Issue] = []
         unknown: dict[str, Any] = {}
         sent: dict[str, str] = {}
@@ -84,7 +112,7 @@ class Validator:
 
 def compile_validator(schema: Schema) -> Validator:
     """Compile `schema` into a `Validator` (do it once, reuse it for every document)."""
-    return Validator(schema, _compile(schema.root))
+    return Validator(schema, _compile(schema.root), _compile_fast(schema.root))
 
 
 @lru_cache(maxsize=64)
@@ -346,3 +374,76 @@ def _date(
         return value
     issues.append(_type_issue(path, "date string", value))
     return _INVALID
+
+
+def _compile_fast(node: Type) -> Fast:
+    """The fast form of `_compile(node)`: same result when there is nothing to report."""
+    if isinstance(node, Object):
+        return _fast_object(node)
+    if isinstance(node, Array):
+        item = _compile_fast(node.items)
+        return lambda value: [item(v) for v in value] if isinstance(value, list) else _bail()
+    if isinstance(node, Map):
+        values = _compile_fast(node.values)
+
+        def fast_map(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _BAIL
+            return {k: values(v) for k, v in value.items() if v is not None}
+
+        return fast_map
+    return _fast_scalar(node)
+
+
+def _bail() -> Any:
+    raise _BAIL
+
+
+def _fast_object(node: Object) -> Fast:
+    checks = {name: _compile_fast(child) for name, child in node.fields.items()}
+    required = tuple(name for name in node.fields if name in node.required)
+
+    def fast_object(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _BAIL
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if item is not None:
+                out[key] = checks[key](item) if key in checks else _bail()
+        for name in required:
+            if value.get(name) is None:
+                raise _BAIL
+        return out
+
+    return fast_object
+
+
+def _fast_scalar(node: Scalar) -> Fast:
+    """A scalar check that bails instead of reporting; reuses the full check's rules."""
+    full = _compile_scalar(node)
+    if node.kind == "string" and node.enum is None and node.pattern is None:
+        return lambda value: value if isinstance(value, str) else _bail()
+    if node.kind == "date-time":
+        return _fast_date_time
+
+    def fast(value: Any) -> Any:
+        issues: list[Issue] = []
+        result = full(value, "", issues, _NO_UNKNOWN, _NO_SENT)
+        if issues or result is _INVALID:
+            raise _BAIL
+        return result
+
+    return fast
+
+
+_NO_UNKNOWN: dict[str, Any] = {}
+_NO_SENT: dict[str, str] = {}
+
+
+def _fast_date_time(value: Any) -> Any:
+    if isinstance(value, str) and _is_canonical(value):
+        try:
+            return datetime.fromisoformat(value).astimezone(UTC)
+        except ValueError:
+            raise _BAIL from None
+    raise _BAIL

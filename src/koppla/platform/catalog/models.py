@@ -16,7 +16,13 @@ RESERVED_NAMES = frozenset(
     {"quarantine", "batches", "datasets", "information_schema", "profiles", "identities"}
 )
 
-BatchStatus = Literal["loading", "success", "failed"]
+BatchStatus = Literal["loading", "processing", "success", "failed", "aborted"]
+"""A batch's life: `loading` (streaming batches while they commit; ingestion batches while
+files are uploaded), `processing` (an ingestion batch completed by its client, being ingested),
+then `success`, `failed` or (an ingestion batch given up by its client) `aborted`."""
+
+BATCH_STATUSES: tuple[BatchStatus, ...] = ("loading", "processing", "success", "failed", "aborted")
+FINAL_STATUSES: frozenset[BatchStatus] = frozenset({"success", "failed", "aborted"})
 
 
 def check_org_id(org_id: str) -> str:
@@ -102,8 +108,24 @@ class Datastream:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchError:
+    """One kind of problem a batch met: a code, a sentence with an example, how many records."""
+
+    code: str
+    description: str
+    record_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
-    """A unit of ingestion into one dataset, with its outcome."""
+    """A unit of ingestion into one dataset, with its outcome.
+
+    Streaming batches (one per pipeline commit) use the first fields only. Batches created
+    through the batch ingestion API also have an `input_format` (`json` or `parquet`), their
+    files' count and size, the rows skipped because the dataset already held their `_id`
+    (`duplicates`), a summary of the problems met (`errors`) and the token holder who created
+    them. `records` counts the rows written, `failed_records` the rows refused.
+    """
 
     id: str
     dataset_id: str
@@ -113,3 +135,17 @@ class Batch:
     created_ms: int
     completed_ms: int | None
     source: str
+    input_format: str = ""
+    multiline_json: bool = False
+    file_count: int = 0
+    input_bytes: int = 0
+    duplicates: int = 0
+    errors: tuple[BatchError, ...] = ()
+    created_by: str = ""
+    started_ms: int | None = None
+    updated_ms: int | None = None
+
+    @property
+    def ingested(self) -> bool:
+        """True for a batch created through the batch ingestion API (not a streaming one)."""
+        return bool(self.input_format)

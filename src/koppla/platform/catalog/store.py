@@ -14,7 +14,9 @@ from koppla.core import clock, codec, ids
 from koppla.core.errors import Conflict, NotFound
 from koppla.core.sqlite import SqliteFile
 from koppla.platform.catalog.models import (
+    BATCH_STATUSES,
     Batch,
+    BatchError,
     BatchStatus,
     Dataset,
     Datastream,
@@ -38,6 +40,7 @@ CREATE TABLE IF NOT EXISTS batches (
   records INTEGER NOT NULL, failed_records INTEGER NOT NULL, created_ms INTEGER NOT NULL,
   completed_ms INTEGER, source TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS batches_by_dataset ON batches(dataset_id, created_ms);
+CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status, created_ms);
 CREATE TABLE IF NOT EXISTS consents (
   org_id TEXT NOT NULL, ecid TEXT NOT NULL, general TEXT NOT NULL, updated_ms INTEGER NOT NULL,
   PRIMARY KEY (org_id, ecid));
@@ -56,7 +59,24 @@ CONSENT_CHANGES_KEPT = 100_000
 
 _DATASET_COLUMNS = "id, name, schema_id, created_ms, description, profile_enabled"
 
-_MIGRATIONS = (("datasets", "profile_enabled", "INTEGER NOT NULL DEFAULT 0"),)
+_BATCH_COLUMNS = (
+    "id, dataset_id, status, records, failed_records, created_ms, completed_ms, source, "
+    "input_format, multiline_json, file_count, input_bytes, duplicates, errors, created_by, "
+    "started_ms, updated_ms"
+)
+
+_MIGRATIONS = (
+    ("datasets", "profile_enabled", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "input_format", "TEXT NOT NULL DEFAULT ''"),
+    ("batches", "multiline_json", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "file_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "input_bytes", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "duplicates", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "errors", "TEXT NOT NULL DEFAULT '[]'"),
+    ("batches", "created_by", "TEXT NOT NULL DEFAULT ''"),
+    ("batches", "started_ms", "INTEGER"),
+    ("batches", "updated_ms", "INTEGER"),
+)
 """Columns added after a catalog file may have been created: (table, column, definition)."""
 
 
@@ -219,33 +239,53 @@ class Catalog:
         """Store `batch`, replacing an earlier record of the same id (replays are idempotent)."""
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    batch.id,
-                    batch.dataset_id,
-                    batch.status,
-                    batch.records,
-                    batch.failed_records,
-                    batch.created_ms,
-                    batch.completed_ms,
-                    batch.source,
-                ),
+                f"INSERT OR REPLACE INTO batches ({_BATCH_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _batch_values(batch),
             )
 
-    def batches(self, *, dataset_id: str | None = None, limit: int = 100) -> list[Batch]:
-        """The newest batches first, of one dataset or of all."""
-        query = "SELECT * FROM batches"
-        args: tuple[object, ...] = ()
+    def change_batch(self, batch: Batch, *, expect: tuple[BatchStatus, ...]) -> bool:
+        """Store `batch` only if the stored batch of its id has one of the statuses `expect`.
+
+        Returns whether it was stored: a compare-and-set, so that two processes moving the same
+        batch on (a client completing it, the pipeline finishing it) never overwrite each other.
+        """
+        marks = ", ".join("?" * len(expect))
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE batches SET ({_BATCH_COLUMNS}) = "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"WHERE id = ? AND status IN ({marks})",
+                (*_batch_values(batch), batch.id, *expect),
+            )
+            return cursor.rowcount == 1
+
+    def batches(
+        self,
+        *,
+        dataset_id: str | None = None,
+        limit: int = 100,
+        status: BatchStatus | None = None,
+    ) -> list[Batch]:
+        """The newest batches first, of one dataset or of all, optionally of one status."""
+        query = f"SELECT {_BATCH_COLUMNS} FROM batches"
+        conditions: list[str] = []
+        args: list[object] = []
         if dataset_id:
-            query += " WHERE dataset_id = ?"
-            args = (dataset_id,)
+            conditions.append("dataset_id = ?")
+            args.append(dataset_id)
+        if status:
+            conditions.append("status = ?")
+            args.append(status)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
         query += " ORDER BY created_ms DESC, id LIMIT ?"
         rows = self._all(query, (*args, limit))
         return [_batch(row) for row in rows]
 
     def batch(self, batch_id: str) -> Batch:
         """The batch `batch_id`; `NotFound` otherwise."""
-        row = self._one("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        row = self._one(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
         if row is None:
             raise NotFound(f"no batch with id {batch_id!r}")
         return _batch(row)
@@ -386,17 +426,54 @@ def _datastream(row: tuple[object, ...]) -> Datastream:
     )
 
 
-def _batch(row: tuple[object, ...]) -> Batch:
+def _batch_values(batch: Batch) -> tuple[object, ...]:
+    errors = [[e.code, e.description, e.record_count] for e in batch.errors]
+    return (
+        batch.id,
+        batch.dataset_id,
+        batch.status,
+        batch.records,
+        batch.failed_records,
+        batch.created_ms,
+        batch.completed_ms,
+        batch.source,
+        batch.input_format,
+        int(batch.multiline_json),
+        batch.file_count,
+        batch.input_bytes,
+        batch.duplicates,
+        codec.dumps(errors).decode(),
+        batch.created_by,
+        batch.started_ms,
+        batch.updated_ms,
+    )
+
+
+def _batch(row: tuple[Any, ...]) -> Batch:
     status: BatchStatus = "failed"
-    if row[2] in ("loading", "success", "failed"):
-        status = row[2]
+    for known in BATCH_STATUSES:
+        if row[2] == known:
+            status = known
+    errors = tuple(
+        BatchError(str(code), str(description), int(count))
+        for code, description, count in codec.loads(str(row[13]))
+    )
     return Batch(
         id=str(row[0]),
         dataset_id=str(row[1]),
         status=status,
-        records=int(str(row[3])),
-        failed_records=int(str(row[4])),
-        created_ms=int(str(row[5])),
-        completed_ms=None if row[6] is None else int(str(row[6])),
+        records=int(row[3]),
+        failed_records=int(row[4]),
+        created_ms=int(row[5]),
+        completed_ms=None if row[6] is None else int(row[6]),
         source=str(row[7]),
+        input_format=str(row[8]),
+        multiline_json=bool(row[9]),
+        file_count=int(row[10]),
+        input_bytes=int(row[11]),
+        duplicates=int(row[12]),
+        errors=errors,
+        created_by=str(row[14]),
+        started_ms=None if row[15] is None else int(row[15]),
+        updated_ms=None if row[16] is None else int(row[16]),
     )

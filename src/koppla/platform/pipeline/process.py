@@ -18,7 +18,9 @@ from pathlib import Path
 from koppla.core.layout import Layout
 from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
+from koppla.platform.batches.ingest import BatchOptions
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.datasets.dedupe import DAY_MS
 from koppla.platform.pipeline.heartbeat import Heartbeat
 from koppla.platform.pipeline.runner import Pipeline
 from koppla.xdm.registry import builtin_registry
@@ -67,6 +69,7 @@ def _pipeline(settings: Settings, layout: Layout, stop: threading.Event, beat: H
             flush_ms=settings.pipeline_flush_ms,
             compact_every=settings.compact_every_commits,
             dedupe_window_days=settings.dedupe_window_days,
+            batch_options=batch_options(settings),
         )
         try:
             pipeline.run(stop, on_progress=beat.progress)
@@ -74,6 +77,17 @@ def _pipeline(settings: Settings, layout: Layout, stop: threading.Event, beat: H
             pipeline.close()
     finally:
         catalog.close()
+
+
+def batch_options(settings: Settings) -> BatchOptions:
+    """How the pipeline processes ingestion batches, per `settings`."""
+    return BatchOptions(
+        rows_per_step=settings.batch_rows_per_step,
+        commit_rows=settings.batch_commit_rows,
+        max_failed_ratio=settings.batch_max_failed_ratio,
+        max_depth=settings.batch_max_depth,
+        diagnostics_ms=round(settings.batch_diagnostics_days * DAY_MS),
+    )
 
 
 def main(settings_json: str, parent_pid: int) -> None:

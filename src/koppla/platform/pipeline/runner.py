@@ -5,6 +5,10 @@ and, to the quarantine, the invalid ones with every problem found. Each commit c
 spool position as a Delta app-transaction version, so a crash at any point replays into exactly
 what was missing. The stream cursor moves only after every commit of the chunk.
 
+Each step also moves completed ingestion batches on by a bounded amount (`BatchIngestor`), with
+the same Delta store and the same dedupe index of each dataset, so the pipeline stays the one
+writer of every dataset and streaming and batches never race on an `_id`.
+
 No record can stop the stream: whatever goes wrong with one record (unreadable, wrong shape, too
 deep to serialize, invalid, unconvertible, or an exception nobody foresaw, code `internal`) sends
 that record to the quarantine with the reason, and the rest of the chunk lands. Only a failure of
@@ -28,6 +32,7 @@ import pyarrow as pa
 from koppla.core import clock, codec, envelope, ids
 from koppla.core.errors import NotFound
 from koppla.core.layout import Layout
+from koppla.platform.batches.ingest import BatchIngestor, BatchOptions
 from koppla.platform.catalog.models import Batch, BatchStatus, Dataset, Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets import quarantine
@@ -68,6 +73,7 @@ class Pipeline:
         compact_every: int = 200,
         dedupe_window_days: float = 7.0,
         source: SpoolSource | None = None,
+        batch_options: BatchOptions | None = None,
     ) -> None:
         self._layout = layout
         self._catalog = catalog
@@ -80,6 +86,19 @@ class Pipeline:
         self._dedupe: dict[str, DedupeIndex] = {}
         self._dedupe_window_ms = round(dedupe_window_days * DAY_MS)
         self._store.ensure(layout.quarantine, quarantine.SCHEMA)
+        self._batches = BatchIngestor(
+            layout,
+            catalog,
+            registry,
+            store=self._store,
+            dedupe=self._dedupe_index,
+            options=batch_options,
+        )
+
+    @property
+    def batches(self) -> BatchIngestor:
+        """The pipeline's batch ingestion (its `sweep` runs hourly from `step`)."""
+        return self._batches
 
     def run(self, stop: threading.Event, on_progress: Callable[[], None] | None = None) -> None:
         """Drain the spool until `stop` is set, committing at most every `flush_ms`.
@@ -92,17 +111,20 @@ class Pipeline:
             processed = self.step()
             if on_progress is not None:
                 on_progress()
-            if processed < self._max_events:
+            if processed < self._max_events and not self._batches.busy:
                 stop.wait(max(0.0, self._flush_s - (clock.monotonic() - began)))
 
     def step(self) -> int:
-        """One pass over every spool stream; returns the number of events handled."""
+        """One pass over every spool stream, then a bounded share of batch ingestion work.
+
+        Returns the number of events and batch rows handled.
+        """
         datastreams = {s.id: s for s in self._catalog.datastreams()}
         datasets = {d.id: d for d in self._catalog.datasets()}
         total = 0
         for stream in self._source.streams():
             total += self._drain(stream, datastreams, datasets)
-        return total
+        return total + self._batches.advance()
 
     def _drain(
         self, stream: str, datastreams: dict[str, Datastream], datasets: dict[str, Dataset]
@@ -304,7 +326,8 @@ class Pipeline:
         return index
 
     def close(self) -> None:
-        """Close the dedupe indexes."""
+        """Close the batch journals and the dedupe indexes."""
+        self._batches.close()
         for index in self._dedupe.values():
             index.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -10,8 +11,12 @@ from pydantic import BaseModel, Field
 
 from koppla.core import codec
 from koppla.core.errors import Conflict, InvalidInput, NotFound
+from koppla.platform.batches.errors import first_errors
+from koppla.platform.catalog.models import Batch
 from koppla.platform.datasets.tables import provision
 from koppla.web.auth import Caller, Svc
+from koppla.web.routes.batch_view import batch_errors, batch_metrics
+from koppla.web.services import Services
 from koppla.xdm.experience_event import commerce_experience_event
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
@@ -90,16 +95,21 @@ def list_batches(
         dataset_id = svc.catalog.dataset(dataset).id if dataset else None
     except NotFound as error:
         raise HTTPException(404, detail=str(error)) from error
-    return [asdict(b) for b in svc.catalog.batches(dataset_id=dataset_id, limit=limit)]
+    return [_batch(b) for b in svc.catalog.batches(dataset_id=dataset_id, limit=limit)]
 
 
 @router.get("/batches/{batch_id}/failed")
 def failed_records(batch_id: str, svc: Svc, _: Caller, limit: Limit = 1000) -> dict[str, Any]:
-    """The records of a batch that failed validation, each with every problem found."""
+    """The records of a batch that failed validation, each with every problem found.
+
+    For a batch-ingestion batch: its refused rows, each with its file and row number.
+    """
     try:
-        svc.catalog.batch(batch_id)
+        batch = svc.catalog.batch(batch_id)
     except NotFound as error:
         raise HTTPException(404, detail=str(error)) from error
+    if batch.ingested:
+        return _refused_rows(svc, batch, limit)
     if not all(c in "0123456789abcdef" for c in batch_id):
         raise HTTPException(400, detail="batch ids are hexadecimal")
     result = svc.query.run(
@@ -128,6 +138,20 @@ def failed_records(batch_id: str, svc: Svc, _: Caller, limit: Limit = 1000) -> d
 def get_batch(batch_id: str, svc: Svc, _: Caller) -> dict[str, Any]:
     """One batch and its outcome."""
     try:
-        return asdict(svc.catalog.batch(batch_id))
+        return _batch(svc.catalog.batch(batch_id))
     except NotFound as error:
         raise HTTPException(404, detail=str(error)) from error
+
+
+def _refused_rows(svc: Services, batch: Batch, limit: int) -> dict[str, Any]:
+    """The refused rows of an ingestion batch, as sent where they can be parsed."""
+    rows, truncated = first_errors(svc.layout.batch(batch.id), limit)
+    for row in rows:
+        with suppress(codec.JSONDecodeError):  # a row that was not JSON stays the text it was
+            row["record"] = codec.loads(row["record"])
+    return {"batchId": batch.id, "records": rows, "truncated": truncated}
+
+
+def _batch(batch: Batch) -> dict[str, Any]:
+    """A batch's fields, with AEP-shaped `metrics` and `errors`."""
+    return {**asdict(batch), "metrics": batch_metrics(batch), "errors": batch_errors(batch)}

@@ -1,0 +1,157 @@
+"""The HTTP client to the platform's batch ingestion and catalog (AEP's public shapes).
+
+`POST /data/foundation/import/batches` → `PUT .../batches/{id}/datasets/{dataset}/files/{name}`
+→ `POST .../batches/{id}?action=COMPLETE`, then `GET /data/foundation/catalog/batches/{id}` for
+the outcome (domain.md §12.3). Transient trouble (network, 429, 5xx) is retried here with
+backoff for up to `patience_s`, then raised as `Unavailable`; a refusal raises `Rejected` (401/403
+as `Unauthorized`: the credentials are wrong).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from koppla.connector.retry import Backoff, Unavailable, error_for_status
+from koppla.connector.settings import ConnectorSettings
+from koppla.core import clock, codec
+
+T = TypeVar("T")
+
+IMPORT = "/data/foundation/import/batches"
+CATALOG = "/data/foundation/catalog"
+FINAL = {"success": "success", "failed": "failed", "aborted": "failed", "abandoned": "failed"}
+"""Platform batch statuses that are final, and what they mean for the sync."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """A batch as the catalog shows it: its status and row counts."""
+
+    status: str
+    written: int
+    failed: int
+
+    @property
+    def final(self) -> str | None:
+        """`success` or `failed` once the platform is done with the batch, else None."""
+        return FINAL.get(self.status)
+
+
+class PlatformBatches:
+    """Creates, fills and completes batches, and reads their outcome."""
+
+    def __init__(
+        self,
+        settings: ConnectorSettings,
+        client: httpx.Client | None = None,
+        *,
+        patience_s: float = 60.0,
+    ) -> None:
+        self._base = settings.platform_url.rstrip("/")
+        verify: Any = True
+        if settings.platform_ca_file is not None:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=str(settings.platform_ca_file))
+        self._client = client or httpx.Client(
+            timeout=httpx.Timeout(120.0, connect=5.0), verify=verify
+        )
+        self._headers = {}
+        if settings.token is not None:
+            self._headers["authorization"] = f"Bearer {settings.token.get_secret_value()}"
+        self._org = next((w.org_id for w in settings.websites), "")
+        if self._org:
+            self._headers["x-gw-ims-org-id"] = self._org
+        self._patience_s = patience_s
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
+
+    def dataset_exists(self, dataset_id: str) -> bool:
+        """True when the platform has the dataset (False on 404)."""
+        response = self._call(lambda: self._request("GET", f"{CATALOG}/dataSets/{dataset_id}"))
+        if response.status_code == 404:
+            return False
+        self._raise_for(response)
+        return True
+
+    def create(self, dataset_id: str) -> str:
+        """A new batch for `dataset_id` (JSON lines); its id."""
+        body = {"datasetId": dataset_id, "inputFormat": {"format": "json"}}
+        response = self._call(lambda: self._request("POST", IMPORT, json=body))
+        self._raise_for(response)
+        return str(response.json()["id"])
+
+    def upload(self, batch_id: str, dataset_id: str, name: str, content: bytes) -> None:
+        """Put one file into the batch (a repeated upload of the same name replaces it)."""
+        path = f"{IMPORT}/{batch_id}/datasets/{dataset_id}/files/{name}"
+        headers = {"content-type": "application/octet-stream"}
+        response = self._call(lambda: self._request("PUT", path, content=content, headers=headers))
+        self._raise_for(response)
+
+    def complete(self, batch_id: str) -> None:
+        """Signal that every file is there (safe to repeat)."""
+        response = self._call(
+            lambda: self._request("POST", f"{IMPORT}/{batch_id}", params={"action": "COMPLETE"})
+        )
+        self._raise_for(response)
+
+    def outcome(self, batch_id: str) -> BatchOutcome:
+        """The batch's status and row counts."""
+        response = self._call(lambda: self._request("GET", f"{CATALOG}/batches/{batch_id}"))
+        self._raise_for(response)
+        shown = response.json().get(batch_id, {})
+        metrics = shown.get("metrics") or {}
+        return BatchOutcome(
+            str(shown.get("status", "")),
+            int(metrics.get("recordsWritten") or 0),
+            int(metrics.get("failedRecordCount") or 0),
+        )
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            response = self._client.request(method, self._base + path, headers=headers, **kwargs)
+        except httpx.TransportError as error:
+            raise Unavailable(f"platform unreachable: {type(error).__name__}: {error}") from error
+        if response.status_code == 429 or response.status_code >= 500:
+            self._raise_for(response)
+        return response
+
+    def _call(self, attempt: Callable[[], T]) -> T:
+        """`attempt()`, retried with backoff while it raises `Unavailable`, up to the patience."""
+        backoff = Backoff(base_s=0.5, cap_s=10.0)
+        deadline = clock.monotonic() + self._patience_s
+        while True:
+            try:
+                return attempt()
+            except Unavailable as error:
+                wait = backoff.failed(error.retry_after)
+                if clock.monotonic() + wait > deadline:
+                    raise
+                time.sleep(wait)
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
+        problem = error_for_status(
+            response.status_code, _detail(response), response.headers.get("retry-after")
+        )
+        if problem is not None:
+            raise problem
+
+
+def _detail(response: httpx.Response) -> str:
+    """The platform's explanation of an error answer, as short text."""
+    try:
+        body = codec.loads(response.content)
+    except codec.JSONDecodeError:
+        return response.text[:500]
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or body)[:500]
+    return str(body)[:500]

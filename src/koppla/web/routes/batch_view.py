@@ -1,0 +1,69 @@
+"""A batch as AEP's Catalog and Batch Ingestion APIs show it: status, times, metrics, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from koppla.platform.catalog.models import Batch
+
+
+def batch_metrics(batch: Batch) -> dict[str, int]:
+    """AEP-style `metrics`: rows read, written, failed, skipped as duplicates (and, for an
+    ingestion batch, its files' count and bytes)."""
+    metrics = {
+        "recordsRead": batch.records + batch.failed_records + batch.duplicates,
+        "recordsWritten": batch.records,
+        "failedRecordCount": batch.failed_records,
+        "recordsSkipped": batch.duplicates,
+    }
+    if batch.ingested:
+        metrics["inputFileCount"] = batch.file_count
+        metrics["inputByteSize"] = batch.input_bytes
+    return metrics
+
+
+def batch_errors(batch: Batch) -> list[dict[str, Any]]:
+    """AEP-style `errors`: one entry per kind of problem, with how many records it hit."""
+    if batch.ingested:
+        return [
+            {"code": e.code, "description": e.description, "recordCount": e.record_count}
+            for e in batch.errors
+        ]
+    if not batch.failed_records:
+        return []
+    return [
+        {
+            "code": "validation",
+            "recordCount": batch.failed_records,
+            "description": "records failed XDM validation; see /api/v1/batches/{id}/failed",
+        }
+    ]
+
+
+def batch_object(batch: Batch) -> dict[str, Any]:
+    """The batch in AEP's shape (times in epoch milliseconds), without its id."""
+    shown: dict[str, Any] = {
+        "status": batch.status,
+        "created": batch.created_ms,
+        "updated": batch.updated_ms or batch.completed_ms or batch.created_ms,
+        "completed": batch.completed_ms,
+        "relatedObjects": [{"type": "dataSet", "id": batch.dataset_id}],
+        "metrics": batch_metrics(batch),
+        "errors": batch_errors(batch),
+        "recordCount": batch.records,
+        "failedRecordCount": batch.failed_records,
+        "source": batch.source,
+    }
+    if batch.ingested:
+        shown["started"] = batch.started_ms
+        shown["createdUser"] = batch.created_by
+        shown["inputFormat"] = {"format": batch.input_format}
+        if batch.input_format == "json":
+            shown["inputFormat"]["isMultiLineJson"] = batch.multiline_json
+        shown["size"] = batch.input_bytes
+    return shown
+
+
+def batch_with_id(batch: Batch) -> dict[str, Any]:
+    """The batch in AEP's shape with its `id` (what creating or completing one answers)."""
+    return {"id": batch.id, **batch_object(batch)}
