@@ -409,7 +409,10 @@ def _fast_object(node: Object) -> Fast:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if item is not None:
-                out[key] = checks[key](item) if key in checks else _bail()
+                check = checks.get(key)
+                if check is None:
+                    raise _BAIL
+                out[key] = check(item)
         for name in required:
             if value.get(name) is None:
                 raise _BAIL

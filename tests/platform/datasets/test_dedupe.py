@@ -6,7 +6,10 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex
+from hypothesis import given
+from hypothesis import strategies as st
+
+from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex, id_key
 
 
 class Clock:
@@ -98,3 +101,19 @@ def test_an_index_written_before_ids_had_times_still_knows_its_ids(tmp_path: Pat
     assert ids.seen(old) == set(old)
     assert ids.prune() == 10  # they count as old: they move to the filter
     assert ids.seen(old) == set(old)
+
+
+@given(
+    st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.text(alphabet="0123456789abcdefABCDEF-_ {}xz", min_size=30, max_size=40),
+        st.text(max_size=40),
+    )
+)
+def test_an_id_key_is_what_uuid_reads_or_the_text_itself(event_id: str) -> None:
+    try:
+        expected = uuid.UUID(event_id).bytes
+    except ValueError:
+        expected = event_id.encode("utf-8", "surrogatepass")
+    assert id_key(event_id) == expected

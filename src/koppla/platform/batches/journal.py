@@ -13,7 +13,6 @@ and, before each Delta commit, the rows that commit drops as already stored (`pe
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Literal
 
 from koppla.platform.batches.files import InputFile
 from koppla.platform.batches.manifest import FileReport
+from koppla.platform.datasets.dedupe import id_key
 
 Phase = Literal["staging", "committing", "failing"]
 
@@ -95,13 +95,6 @@ class SliceOutcome:
     """Problem code → (rows, an example description)."""
 
 
-def _key(event_id: str) -> bytes:
-    try:
-        return uuid.UUID(event_id).bytes
-    except ValueError:
-        return event_id.encode("utf-8", "surrogatepass")
-
-
 class Journal:
     """The work file of one batch (`<batch>/work.sqlite`)."""
 
@@ -161,7 +154,7 @@ class Journal:
 
     def seen(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of `event_ids` this batch has staged already."""
-        by_key = {_key(event_id): event_id for event_id in event_ids}
+        by_key = {id_key(event_id): event_id for event_id in event_ids}
         keys = list(by_key)
         found: set[str] = set()
         for start in range(0, len(keys), _CHUNK):
@@ -176,7 +169,7 @@ class Journal:
         with self._transaction():
             db = self._db
             db.executemany(
-                "INSERT OR IGNORE INTO ids VALUES (?)", ((_key(e),) for e in outcome.staged_ids)
+                "INSERT OR IGNORE INTO ids VALUES (?)", ((id_key(e),) for e in outcome.staged_ids)
             )
             db.execute(
                 "UPDATE files SET rows = rows + ?, failed = failed + ?, skipped = skipped + ?, "
