@@ -58,6 +58,7 @@ from koppla.connector.demo_store import (
     live,
     new_order,
 )
+from koppla.connector.history_demo import add_website
 from koppla.connector.runner import Connector, run_connector
 from koppla.connector.settings import ConnectorSettings
 from koppla.connector.source import connect
@@ -236,43 +237,6 @@ def state_bytes(settings: ConnectorSettings) -> int:
     return sum(p.stat().st_size for p in settings.state_path.parent.glob("state.sqlite*"))
 
 
-def add_website(dsn: str, code: str) -> int:
-    """A second website with one store view (store id returned), as Magento's admin adds one."""
-    engine = connect(dsn)
-    with engine.begin() as conn:
-        ids = [
-            int(conn.execute(text(f"SELECT max({col}) FROM {table}")).scalar_one()) + 1
-            for table, col in (
-                ("store_website", "website_id"),
-                ("store_group", "group_id"),
-                ("store", "store_id"),
-            )
-        ]
-        website, group, store = ids
-        conn.execute(
-            text(
-                "INSERT INTO store_website (website_id, code, name, default_group_id) "
-                "VALUES (:w, :c, :c, :g)"
-            ),
-            {"w": website, "c": code, "g": group},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO store_group (group_id, website_id, name, code) VALUES (:g, :w, :c, :c)"
-            ),
-            {"g": group, "w": website, "c": code},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO store (store_id, code, website_id, group_id, name, is_active) "
-                "VALUES (:s, :c, :w, :g, :c, 1)"
-            ),
-            {"s": store, "c": f"{code}_en", "w": website, "g": group},
-        )
-    engine.dispose()
-    return store
-
-
 def generate_interleaved(dsn: str, orders: int, store_ids: tuple[int, ...]) -> None:
     """`orders` orders in every state, placed in turn in each of `store_ids`."""
     rng = random.Random(11)
@@ -301,7 +265,9 @@ def generate_interleaved(dsn: str, orders: int, store_ids: tuple[int, ...]) -> N
 def measure_end_to_end(platform: Platform, root: Path, dsn: str, orders: int) -> None:
     """(c): two websites, their own datastreams and datasets; first step → all queryable."""
     prepare_shop(dsn)
-    store = add_website(dsn, "second")
+    engine = connect(dsn)
+    store = add_website(engine, "second")
+    engine.dispose()
     generate_interleaved(dsn, orders, (1, store))
     second = platform.http.post(
         "/api/v1/datasets", json={"name": "second_events", "description": "bench"}

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from connector_latency import MARIADB_URL, Platform, mariadb_database
 from koppla.connector.demo_store import create_demo_schema
+from koppla.connector.history.processes import spawn_workers, stop_workers
 from koppla.connector.history.sync import HistorySync, ledger_path, open_history_queue
-from koppla.connector.history.workers import spawn_workers, stop_workers
 from koppla.connector.history_demo import add_website, generate_history
 from koppla.connector.runner import Connector
 from koppla.connector.settings import ConnectorSettings, load_settings

@@ -18,13 +18,12 @@ from koppla.connector.events import (
     ITEMS_SHIPPED,
     PLACED,
     SHIPMENT_COMPLETED,
-    derive_events,
     history,
 )
 from koppla.connector.snapshot import snapshot_hash
 from koppla.connector.source import StoreSource, connect, product_categories
 from tests.connector.samples import CTX, Order, demo_categories
-from tests.connector.test_events import assert_valid
+from tests.connector.test_events import assert_valid, since
 
 
 def link(product: int, category: int, path: str) -> dict[str, Any]:
@@ -72,7 +71,7 @@ def test_every_event_with_product_lines_carries_their_categories() -> None:
     order = Order(seed=8).invoice().ship()
     shipped = order.snapshot(demo_categories())
     closed = order.refund().snapshot(demo_categories())
-    life = history(shipped, CTX) + derive_events(shipped, closed, CTX)
+    life = history(shipped, CTX) + since(shipped, closed)
     events = {e["eventType"]: e for e in life}
     assert set(events) == {PLACED, INVOICED, ITEMS_SHIPPED, SHIPMENT_COMPLETED, CREDIT_MEMO_ISSUED}
     top = [i for i in order.draft.items if i["parent_item_id"] is None]

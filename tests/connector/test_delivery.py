@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from koppla.connector.delivery import Sender, batches, encode, message
+from koppla.connector.delivery import CONTENT_TYPE, Batch, Batcher, Sender, encode
 from koppla.connector.demo_store import Ids, invoice, new_order, ship
 from koppla.connector.events import EventContext, history
 from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.snapshot import OrderRows, build_snapshot
-from koppla.connector.state import CustomerMessage, FeedCommit, State
+from koppla.connector.state import CustomerMessage, FeedCommit, OutboxEvent, State
 from koppla.core import codec
 from koppla.xdm.experience_event import SCHEMA_ID as EVENT_SCHEMA_ID
 from koppla.xdm.profile import PROFILE_SCHEMA_ID
@@ -150,6 +150,14 @@ def test_a_413_splits_the_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert sizes[0] == queued and sizes.count(1) == queued
 
 
+def batches(
+    events: list[OutboxEvent], settings: ConnectorSettings, max_messages: int, max_bytes: int
+) -> list[Batch]:
+    """Every request a `Batcher` makes of `events`: the full ones, then the partly filled."""
+    batcher = Batcher({w.website_code: w for w in settings.websites}, max_messages, max_bytes)
+    return [batch for event in events for batch in batcher.add(event)] + batcher.flush()
+
+
 def test_batches_close_by_count_and_by_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,10 +165,9 @@ def test_batches_close_by_count_and_by_bytes(
     state = State(settings.state_path)
     fill(state, 30)
     events = state.pending(1000)
-    sites = {w.website_code: w for w in settings.websites}
-    by_count = batches(events, sites, max_messages=7, max_bytes=1_000_000)
+    by_count = batches(events, settings, max_messages=7, max_bytes=1_000_000)
     assert [len(b[1]) for b in by_count][:-1] == [7] * (len(by_count) - 1)
-    by_bytes = batches(events, sites, max_messages=500, max_bytes=20_000)
+    by_bytes = batches(events, settings, max_messages=500, max_bytes=20_000)
     for _, chunk, bodies in by_bytes:
         assert len(b'{"messages":[') + sum(len(b) + 1 for b in bodies) + 2 <= 20_000
         assert chunk
@@ -324,7 +331,9 @@ def test_an_old_state_file_gains_the_customer_columns(tmp_path: Path) -> None:
     State(path).close()  # opening a migrated file again changes nothing
 
 
-def two_website_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConnectorSettings:
+def two_website_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **extra: Any
+) -> ConnectorSettings:
     monkeypatch.setenv("KOPPLA_CONNECTOR_TOKEN", "kpl_secret")
     sites = [
         {
@@ -335,7 +344,7 @@ def two_website_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Con
         }
         for code in ("base", "second")
     ]
-    return load_settings(tmp_path, platform_url="http://platform.test", websites=sites)
+    return load_settings(tmp_path, platform_url="http://platform.test", websites=sites, **extra)
 
 
 def interleaved(state: State, orders: int) -> dict[str, int]:
@@ -407,5 +416,50 @@ def test_a_message_is_encoded_as_its_json_with_the_stored_body_spliced_in(
     state = State(settings.state_path)
     fill_mixed(state)
     site = settings.websites[0]
+    routes = {
+        "events": ("ds-1", "set-1", EVENT_SCHEMA_ID),
+        "profile_events": ("ds-1", "set-1", EVENT_SCHEMA_ID),
+        "profile_records": ("ds-1", "profiles-1", PROFILE_SCHEMA_ID),
+    }
     for event in state.pending(100):
-        assert encode(event, site) == codec.dumps(message(event, site))
+        encoded = encode(event, site)
+        assert encoded.endswith(event.raw + b"}}")  # the stored body as it is, not re-encoded
+        parsed = codec.loads(encoded)
+        schema_ref = {"id": routes[event.target][2], "contentType": CONTENT_TYPE}
+        assert parsed == {
+            "header": {
+                "schemaRef": schema_ref,
+                "imsOrgId": ORG,
+                "datasetId": routes[event.target][1],
+                "flowId": routes[event.target][0],
+                "source": {"name": "koppla-connector"},
+            },
+            "body": {"xdmMeta": {"schemaRef": schema_ref}, "xdmEntity": event.body},
+        }
+
+
+def test_one_datastreams_backlog_does_not_hold_back_anothers_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 5 messages a request: one drain (100 rounds of 20) reads 2,000 of the outbox, less than
+    # `base` has waiting; `second`'s three events among them must go out in that drain
+    settings = two_website_settings(tmp_path, monkeypatch, batch_max_messages=5)
+    state = State(settings.state_path)
+    body = {"eventType": "commerce.backofficeOrderPlaced"}
+    events = [(n, "base", {**body, "_id": f"base-{n}"}) for n in range(2_500)]
+    for n, at in enumerate((3, 700, 1_500)):
+        events.insert(at, (n, "second", {**body, "_id": f"second-{n}"}))
+    state.commit(FeedCommit(events=events))
+    received: dict[str, list[str]] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        stream = request.url.path.rsplit("/", 1)[-1]
+        ids = [m["body"]["xdmEntity"]["_id"] for m in codec.loads(request.content)["messages"]]
+        received.setdefault(stream, []).extend(ids)
+        return httpx.Response(207, json={})
+
+    result = sender_with(settings, state, handler).drain()
+    assert received["ds-second"] == ["second-0", "second-1", "second-2"]
+    assert received["ds-base"] == [f"base-{n}" for n in range(len(received["ds-base"]))]
+    assert result.sent == len(received["ds-base"]) + 3
+    assert state.backlog().pending == len(events) - result.sent

@@ -59,18 +59,6 @@ def test_tracked_tables_carry_the_order_id_column() -> None:
         assert column in columns(magento[table_name])
 
 
-def test_the_status_tables_are_read_and_tracked() -> None:
-    names = {table.name for table in schema.metadata.sorted_tables}
-    assert {
-        "sales_order_status_history",
-        "sales_order_status_change_history",
-        "sales_order_status",
-        "sales_order_status_state",
-    } <= names
-    assert TRACKED_TABLES["sales_order_status_history"] == "parent_id"
-    assert TRACKED_TABLES["sales_order_status_change_history"] == "order_id"
-
-
 def test_every_column_an_order_read_selects_is_in_koppla_schema() -> None:
     from koppla.connector.source import COLUMNS
 

@@ -60,3 +60,49 @@ def test_scattered_ids_and_missing_orders(shop_dsn: str) -> None:
     assert sorted(found) == sorted({orders[0], orders[17], orders[29]})
     assert all(rows.items and rows.payment for rows in found.values())
     assert all(rows.status_history for rows in found.values())
+
+
+HOSTILE = [
+    "a \"quoted\" 'word'",
+    "back\\slash \\u0041 \\\\",
+    "control \x01\x07\x08\x0c\x1f\t\r\n end",
+    "emoji 😀🛒 and 𝄞, zero-width \u200b",
+    '</script>{"json": [1]}',
+]
+
+
+def test_hostile_strings_come_through_the_json_rows_as_stored(magento: str) -> None:
+    engine = connect(magento)
+    shop = DemoShop(engine, seed=43)
+    orders = [shop.place() for _ in HOSTILE]
+    with engine.begin() as conn:
+        for oid, value in zip(orders, HOSTILE, strict=True):
+            conn.execute(
+                text(
+                    "UPDATE sales_order SET shipping_description=:v, coupon_code=:v "
+                    "WHERE entity_id=:o"
+                ),
+                {"v": value, "o": oid},
+            )
+            conn.execute(
+                text("UPDATE sales_order_item SET name=:v, product_options=:v WHERE order_id=:o"),
+                {"v": value, "o": oid},
+            )
+            conn.execute(
+                text("UPDATE sales_order_address SET street=:v, city=:v WHERE parent_id=:o"),
+                {"v": value, "o": oid},
+            )
+    as_json, plain = StoreSource(engine), StoreSource(engine)
+    plain._json = False
+    by_json, by_driver = as_json.read(orders), plain.read(orders)
+    engine.dispose()
+    assert as_json._json is True
+    for oid, value in zip(orders, HOSTILE, strict=True):
+        rows = by_json[oid]
+        assert fields(rows) == fields(by_driver[oid]), oid
+        assert rows.order["shipping_description"] == value
+        assert {item["name"] for item in rows.items} == {value}
+        assert {address["street"] for address in rows.addresses} == {value}
+        snap = build_snapshot(rows)
+        assert snap["shipping"]["shippingMethodName"] == value
+        assert snap["payment"]["billingAddress"]["multiLineStreet"] == value.split("\n")

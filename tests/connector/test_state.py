@@ -238,3 +238,106 @@ def test_the_file_shrinks_once_a_large_backlog_is_delivered(
     assert full and shrunk and shrunk[0] < full[0] / 10, (full, shrunk)
     assert state.backlog().sent == 2000
     state.close()
+
+
+def test_a_migrated_closed_order_gets_its_missed_event_without_a_reindex(tmp_path: Path) -> None:
+    dsn, orders = shop_with_lives(tmp_path)
+    settings = settings_for(tmp_path / "home", dsn)
+    write_old_state(settings.state_path, dsn, orders)
+    with sqlite3.connect(settings.state_path) as db:  # the old connector had seen every change
+        db.execute("INSERT INTO cursor VALUES ('poll_timestamp', '2026-03-05T00:00:00')")
+    connector = Connector(settings)
+    try:
+        assert connector.state.unhashed_orders() == [orders["closed"]]
+        first = connector.step()
+        connector.step()  # looked at once: nothing more
+        pending = [
+            (e.order_id, e.event_type, e.body.get("timestamp"))
+            for e in connector.state.pending(100)
+        ]
+        assert connector.state.unhashed_orders() == []
+    finally:
+        connector.close()
+    assert first.sync.changed == 1
+    assert pending == [
+        (0, "commerce.backofficeOrderPlaced", None),  # the one the old connector left waiting
+        (orders["closed"], SHIPMENT_COMPLETED, "2026-03-01T13:00:00.000Z"),
+    ]
+
+
+def test_a_reader_opens_an_old_state_file_without_changing_it(tmp_path: Path) -> None:
+    dsn, orders = shop_with_lives(tmp_path)
+    path = tmp_path / "state.sqlite"
+    old = write_old_state(path, dsn, orders)
+    reader = State(path, maintain=False)
+    try:
+        backlog = reader.backlog()
+    finally:
+        reader.close()
+    assert (backlog.sent, backlog.failed, backlog.pending) == (old["sent"], 1, 1)
+    with sqlite3.connect(path) as db:
+        left = db.execute("SELECT count(*) FROM snapshot").fetchone()[0]
+        kept = db.execute("SELECT count(*) FROM outbox WHERE status='sent'").fetchone()[0]
+    assert (left, kept) == (len(orders), old["sent"])  # migrating is the connector's job
+
+
+def test_a_state_file_that_cannot_be_compacted_still_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from koppla.core.sqlite import SqliteFile
+
+    class DiskFull(SqliteFile):
+        def all(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
+            if sql == "VACUUM":
+                raise sqlite3.OperationalError("database or disk is full")
+            return super().all(sql, args)
+
+    dsn, orders = shop_with_lives(tmp_path)
+    path = tmp_path / "state.sqlite"
+    write_old_state(path, dsn, orders)
+    monkeypatch.setattr("koppla.connector.state.SqliteFile", DiskFull)
+    with caplog.at_level("WARNING", logger="koppla.connector.state"):
+        state = State(path)
+    assert "not compacted" in caplog.text and "disk is full" in caplog.text
+    assert set(state.orders(orders.values())) == set(orders.values())  # migrated all the same
+    state.close()
+    monkeypatch.undo()
+    state = State(path)  # the next open compacts it
+    assert state._file.one("PRAGMA auto_vacuum") == (2,)
+    state.close()
+
+
+def test_processes_opening_an_old_state_at_once_migrate_it_once(tmp_path: Path) -> None:
+    dsn, _lives = shop_with_lives(tmp_path)
+    engine = connect(dsn)
+    DemoShop(engine, seed=34).generate(60)
+    every = [i for ids in StoreSource(engine).order_ids(["base"]) for i in ids]
+    engine.dispose()
+    path, clean = tmp_path / "racy" / "state.sqlite", tmp_path / "clean" / "state.sqlite"
+    write_old_state(path, dsn, {str(i): i for i in every})
+    write_old_state(clean, dsn, {str(i): i for i in every})
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import koppla.connector.state as st\n"
+        "st.MIGRATE_BATCH = 3\n"
+        "st.State(Path(sys.argv[1]), maintain=sys.argv[2] == 'yes').close()\n"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, str(path), maintain])
+        for maintain in ("yes", "yes", "yes", "no", "no")
+    ]
+    assert [run.wait(timeout=120) for run in runs] == [0] * len(runs)
+
+    def content(path: Path) -> tuple[list[Any], Any]:
+        state = State(path)
+        try:
+            marks = state._file.all(
+                "SELECT order_id, website, hash, emitted FROM order_feed ORDER BY 1"
+            )
+            return marks, state.backlog()
+        finally:
+            state.close()
+
+    assert content(path) == content(clean)
+    assert len(content(path)[0]) == len(every)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, text, update
+from sqlalchemy import Engine, delete, insert, select, text, update
 
 from koppla.connector import schema as t
 from koppla.connector.demo_store import DemoShop, create_demo_schema
@@ -26,7 +26,6 @@ from koppla.connector.events import (
     SHIPMENT_COMPLETED,
     canceled_at,
     completed_at,
-    derive_events,
     event_keys,
     history,
 )
@@ -35,7 +34,7 @@ from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.snapshot import OrderRows, build_snapshot
 from koppla.connector.source import StoreSource, connect
 from tests.connector.samples import CTX, Order
-from tests.connector.test_events import assert_valid
+from tests.connector.test_events import assert_valid, unsent
 
 T0 = datetime(2026, 11, 2, 9, 30)
 
@@ -160,12 +159,12 @@ def test_a_state_passed_between_two_looks_is_sent_once() -> None:
     order = Order(seed=11)
     first = build_snapshot(with_trail(order))
     seen = set(event_keys(first))
-    assert types(derive_events(seen, first, CTX)) == []
+    assert types(unsent(seen, first)) == []
     order.invoice(hours=1).ship(hours=5).refund(hours=9)
     later = build_snapshot(with_trail(order))
-    events = derive_events(seen, later, CTX)
+    events = unsent(seen, later)
     assert types(events) == [INVOICED, ITEMS_SHIPPED, SHIPMENT_COMPLETED, CREDIT_MEMO_ISSUED]
-    assert derive_events(seen | set(event_keys(later)), later, CTX) == []
+    assert unsent(seen | set(event_keys(later)), later) == []
     assert [e["_id"] for e in events] == [e["_id"] for e in history(later, CTX)[1:]]
 
 
@@ -257,7 +256,7 @@ def test_a_status_history_row_counts_as_an_order_change(shop_engine: Engine) -> 
     from koppla.connector.changelog import TriggerChanges
 
     shop = DemoShop(shop_engine, seed=23)
-    order = shop.place(at(0))
+    order, other = shop.place(at(0)), shop.place(at(0))
     tracker = TriggerChanges(shop_engine)
     tracker.ack(tracker.fetch(None))
     with shop_engine.begin() as conn:
@@ -266,7 +265,12 @@ def test_a_status_history_row_counts_as_an_order_change(shop_engine: Engine) -> 
                 parent_id=order, status="pending", comment="Called the shopper", created_at=at(1)
             )
         )
-    assert tracker.fetch(None).order_ids == [order]
+        conn.execute(
+            insert(t.sales_order_status_change_history).values(
+                order_id=other, status="holded", created_at=at(2)
+            )
+        )
+    assert sorted(tracker.fetch(None).order_ids) == sorted([order, other])
 
 
 @pytest.mark.integration
@@ -300,7 +304,7 @@ def test_the_shop_status_map_is_read(shop_engine: Engine) -> None:
 
 
 def test_a_shop_without_the_optional_status_tables(tmp_path: Path) -> None:
-    from koppla.connector.changelog import PollChanges, install_triggers, trigger_ddl
+    from koppla.connector.changelog import PollChanges, install_triggers
 
     engine = connect(f"sqlite:///{tmp_path / 'old-shop.sqlite'}")
     create_demo_schema(engine)
@@ -312,7 +316,13 @@ def test_a_shop_without_the_optional_status_tables(tmp_path: Path) -> None:
         conn.execute(text("DROP TABLE sales_order_status_change_history"))
         conn.execute(text("DROP TABLE sales_order_status_state"))
     install_triggers(engine)  # no trigger on a table that is not there
-    assert any("sales_order_status_change_history" in s for s in trigger_ddl("sqlite"))
+    with engine.connect() as conn:
+        triggers = {
+            str(name)
+            for (name,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'"))
+        }
+    assert "koppla_trg_sales_order_status_history_after_insert" in triggers
+    assert not {name for name in triggers if "status_change_history" in name}
     rows = StoreSource(engine).read([order])[order]
     assert rows.status_changes == () and rows.status_states == {}
     snap = build_snapshot(rows)
@@ -320,3 +330,89 @@ def test_a_shop_without_the_optional_status_tables(tmp_path: Path) -> None:
     assert completed_at(snap) == iso(5)
     assert order in PollChanges(engine).fetch(None).order_ids
     engine.dispose()
+
+
+def forget_complete(engine: Engine, order: int) -> None:
+    """The trail of a Magento before 2.4.7: no change history table rows, and no history row
+    where a document completed the order (its state handler writes none)."""
+    h = t.sales_order_status_history
+    with engine.begin() as conn:
+        conn.execute(delete(t.sales_order_status_change_history))
+        conn.execute(delete(h).where(h.c.parent_id == order, h.c.status == "complete"))
+
+
+@pytest.mark.integration
+def test_a_later_comment_on_a_complete_order_does_not_move_its_completion(
+    tmp_path: Path, shop_dsn: str, shop_engine: Engine
+) -> None:
+    shop = DemoShop(shop_engine, seed=26)
+    order = shop.place(at(0))
+    shop.act(order, "invoice", at(1))
+    shop.act(order, "ship", at(5))
+    forget_complete(shop_engine, order)
+    shop.act(order, "comment", at(100))  # the first trail row saying `complete`
+    trail = build_snapshot(StoreSource(shop_engine).read([order])[order])["statusHistory"]
+    assert trail[-1] == {"status": "complete", "state": "complete", "createdAt": iso(100)}
+    connector = Connector(connector_settings(tmp_path, shop_dsn))
+    try:
+        connector.step()
+        assert queued(connector) == [
+            (order, PLACED, iso(0)),
+            (order, INVOICED, iso(1)),
+            (order, ITEMS_SHIPPED, iso(5)),
+            (order, SHIPMENT_COMPLETED, iso(5)),  # when the shipment completed it
+        ]
+    finally:
+        connector.close()
+
+
+def visible_lines(engine: Engine, order: int) -> list[int]:
+    i = t.sales_order_item
+    query = select(i.c.item_id).where(i.c.order_id == order, i.c.parent_item_id.is_(None))
+    with engine.connect() as conn:
+        return [int(r[0]) for r in conn.execute(query.order_by(i.c.item_id))]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("trail", ["kept", "without complete"])
+def test_a_refund_of_the_unshipped_rest_completes_the_order(
+    tmp_path: Path, shop_dsn: str, shop_engine: Engine, trail: str
+) -> None:
+    shop = DemoShop(shop_engine, seed=27)
+    order = shop.place(at(0))
+    while len(visible_lines(shop_engine, order)) < 2:
+        order = shop.place(at(0))
+    first, *rest = visible_lines(shop_engine, order)
+    source = StoreSource(shop_engine)
+    shop.act(order, "invoice", at(1))
+    shop.act(order, "ship", at(5), only=[first])
+    assert build_snapshot(source.read([order])[order])["stateCode"] == "processing"
+    shop.act(order, "refund", at(9), only=rest)  # nothing is left to ship: complete
+    assert build_snapshot(source.read([order])[order])["stateCode"] == "complete"
+    shop.act(order, "refund", at(20))  # the shipped line too: closed
+    if trail != "kept":
+        forget_complete(shop_engine, order)
+    snap = build_snapshot(source.read([order])[order])
+    assert snap["stateCode"] == "closed"
+    assert ("complete" in [e["state"] for e in snap["statusHistory"]]) == (trail == "kept")
+    connector = Connector(connector_settings(tmp_path, shop_dsn))
+    try:
+        connector.step()
+        assert queued(connector) == [
+            (order, PLACED, iso(0)),
+            (order, INVOICED, iso(1)),
+            (order, ITEMS_SHIPPED, iso(5)),
+            (order, SHIPMENT_COMPLETED, iso(9)),
+            (order, CREDIT_MEMO_ISSUED, iso(9)),
+            (order, CREDIT_MEMO_ISSUED, iso(20)),
+        ]
+        assert_valid([e.body for e in connector.state.pending(1000)])
+    finally:
+        connector.close()
+
+
+def test_a_full_refund_before_shipping_never_completes_the_order() -> None:
+    never_shipped = Order(seed=12).invoice(hours=1).refund(hours=9).snapshot()
+    assert completed_at(never_shipped) is None
+    shipped_then_refunded = Order(seed=13).invoice(hours=1).ship(hours=5).refund(hours=9)
+    assert completed_at(shipped_then_refunded.snapshot()) == iso(5)

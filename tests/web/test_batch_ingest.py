@@ -8,8 +8,10 @@ refused rows with their file, row number, path and reason.
 from __future__ import annotations
 
 import io
+import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import pytest
 from koppla.core import codec
 from koppla.core.layout import Layout
 from koppla.core.settings import Settings
+from koppla.platform.batches.files import Upload
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets import storage
@@ -279,12 +282,21 @@ async def test_a_mostly_bad_batch_fails_whole_and_stores_nothing(
     assert shown["status"] == "failed"
     assert shown["metrics"]["failedRecordCount"] == 3
     assert shown["metrics"]["recordsWritten"] == 0
+    assert shown["metrics"]["recordsRead"] == 4  # the good row was read, though not stored
     (verdict, *_) = shown["errors"]
     assert verdict["code"] == "tooManyFailedRows"
     assert "3 of 4 rows failed" in verdict["description"]
     assert count(services) == 0
     listing = (await client.get(f"{EXPORT}/{batch['id']}/failed", headers=auth)).json()
     assert {(e["name"], e["records"]) for e in listing["data"]} == {("a.json", 1), ("b.json", 2)}
+    meta = f"{EXPORT}/{batch['id']}/meta"
+    first = (await client.get(f"{meta}?path=row_errors&limit=1", headers=auth)).json()
+    following = first["_links"]["next"]["href"]
+    second = (await client.get(f"{meta}{following}", headers=auth)).json()
+    assert [e["name"] for e in first["data"] + second["data"]] == [
+        "row_errors/a.json",
+        "row_errors/b.json",
+    ]
     files = (await client.get(f"{EXPORT}/{batch['id']}/files", headers=auth)).json()
     assert [f["name"] for f in files["data"]] == ["a.json", "b.json"]
     native = await client.get(f"/api/v1/batches/{batch['id']}/failed", headers=auth)
@@ -382,6 +394,30 @@ async def test_an_upload_replaces_a_file_of_the_same_name_and_abort_drops_the_fi
     assert not (Layout(services.settings.home).batch(batch["id"]) / "input").exists()
     assert (await complete(client, auth, batch["id"])).status_code == 409
     assert (await upload(client, auth, batch, "b.json", b"{}\n")).status_code == 409
+
+
+async def test_an_upload_is_written_to_disk_off_the_event_loop(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    demo: Datastream,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write = Upload.write
+    writers: list[int] = []
+
+    def recorded(self: Upload, chunk: bytes) -> None:
+        writers.append(threading.get_ident())
+        write(self, chunk)
+
+    monkeypatch.setattr(Upload, "write", recorded)
+    batch = await create(client, auth, demo.event_dataset_id)
+    data = lines(*(order(n, pad="p" * 1000) for n in range(3000)))  # about 4 MiB
+    stored = await upload(client, auth, batch, "a.json", data)
+    assert stored.json() == {"name": "a.json", "sizeInBytes": len(data)}
+    assert writers and threading.get_ident() not in writers  # this thread runs the event loop
+    path = Layout(services.settings.home).batch(batch["id"]) / "input" / "a.json"
+    assert path.read_bytes() == data
 
 
 @pytest.fixture
@@ -496,6 +532,39 @@ async def test_a_crash_before_the_status_is_recorded_finishes_the_batch_once(
     assert count(services) == 5
 
 
+def journal_state(home: Layout, batch_id: str) -> dict[str, Any]:
+    """The progress a batch's journal records, as another process reads it ({} when none)."""
+    path = home.batch(batch_id) / "work.sqlite"
+    if not path.exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return {str(name): value for name, value in db.execute("SELECT * FROM state")}
+        finally:
+            db.close()
+    except sqlite3.Error:  # being created or deleted right now
+        return {}
+
+
+def wait_for_progress(
+    home: Layout, batch_id: str, reached: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Return once the batch's journal shows `reached`, or the batch is no longer processing."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if reached(journal_state(home, batch_id)):
+            return
+        catalog = Catalog(home.catalog)
+        try:
+            if catalog.batch(batch_id).status != "processing":
+                return
+        finally:
+            catalog.close()
+        time.sleep(0.02)
+    raise AssertionError("the batch made no progress")
+
+
 @pytest.mark.slow
 def test_sigkill_while_a_batch_is_ingested_loses_and_doubles_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -519,17 +588,15 @@ def test_sigkill_while_a_batch_is_ingested_loses_and_doubles_nothing(
             assert http.put(url, content=data).status_code == 200
             done = http.post(f"{IMPORT}/{batch['id']}", params={"action": "COMPLETE"})
             assert done.status_code == 200
-        status = "processing"
-        for pause in (0.6, 0.9, 1.2):  # kill at different moments of the work
-            time.sleep(pause)
+        moments: list[Callable[[dict[str, Any]], bool]] = [
+            lambda state: state.get("phase") == "staging" and int(state.get("parts", 0)) >= 3,
+            lambda state: int(state.get("handled", -1)) >= 0,  # a first commit recorded
+            lambda state: int(state.get("handled", -1)) >= 15,  # half of it committed
+        ]
+        for reached in moments:  # kill as the work gets there (or once the batch is done)
+            wait_for_progress(home, batch["id"], reached)
             koppla.kill()
-            catalog = Catalog(home.catalog)
-            status = catalog.batch(batch["id"]).status
-            catalog.close()
             koppla.start()
-            if status != "processing":
-                break
-        assert status == "processing", "the batch was done before the first kill"
         deadline = time.monotonic() + 120
         shown: dict[str, Any] = {}
         with httpx.Client(base_url=koppla.url, headers=token) as http:

@@ -44,6 +44,7 @@ async def test_a_partly_failed_batch_shows_its_counts_and_failed_records(
         "recordsSkipped": 0,
     }
     assert [(e["code"], e["recordCount"]) for e in shown["errors"]] == [("validation", 1)]
+    assert f"/api/v1/batches/{batch['id']}/failed" in shown["errors"][0]["description"]
     assert shown["relatedObjects"] == [{"type": "dataSet", "id": demo.event_dataset_id}]
     datasets = (await client.get("/data/foundation/catalog/dataSets", headers=auth)).json()
     assert datasets[demo.event_dataset_id]["name"] == "demo_events"

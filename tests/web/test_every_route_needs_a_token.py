@@ -33,6 +33,7 @@ PLAUSIBLE = {
     "mergePolicyId": "00000000-0000-4000-8000-000000000000",
     "identity": "email:ann@example.com",
     "file_path": "events.json",
+    "sync_id": "0123456789abcdef",
 }
 QUERY = {"sql": "SELECT 1"}
 WRONG_CREDENTIALS: list[dict[str, str]] = [

@@ -17,6 +17,8 @@ PUBLIC_PATHS = {
     "/data/foundation/export/batches/{batch_id}/files",
     "/data/foundation/export/batches/{batch_id}/failed",
     "/data/foundation/export/batches/{batch_id}/meta",
+    "/api/v1/connector/history",
+    "/api/v1/connector/history/{sync_id}",
     "/api/v1/health",
     "/api/v1/status",
     "/api/v1/query",

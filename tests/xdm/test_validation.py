@@ -328,10 +328,67 @@ _DOCUMENTS = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.dictionaries(st.one_of(st.sampled_from(_NAMES), st.text(max_size=4)), _DOCUMENTS))
-def test_the_fast_path_gives_exactly_what_the_full_check_gives(document: dict[str, Any]) -> None:
+_VALID = _event(
+    eventType="commerce.backofficeOrderPlaced",
+    commerce={
+        "order": {"purchaseID": "1", "priceTotal": 3, "payments": [{"paymentAmount": 3}]},
+        "commerceScope": {"websiteCode": "base"},
+    },
+    productListItems=[{"SKU": "a", "quantity": 2.0, "priceTotal": 1.5}],
+    identityMap={"Email": [{"id": "a@example.com", "primary": True}]},
+    personalEmail={"address": "a@example.com"},
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out += _paths(item, (*prefix, index))
+    return out
+
+
+def _mutated(base: Any, path: tuple[Any, ...], new: Any, extra_key: str | None) -> Any:
+    if not path:
+        if extra_key is not None and isinstance(base, dict):
+            return {**base, extra_key: new}
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(base, dict):
+        return {**base, head: _mutated(base[head], rest, new, extra_key)}
+    copy = list(base)
+    copy[head] = _mutated(base[head], rest, new, extra_key)
+    return copy
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.sampled_from(_paths(_VALID)),
+    _DOCUMENTS,
+    st.one_of(st.none(), st.sampled_from(_NAMES), st.text(max_size=3)),
+)
+def test_the_fast_path_gives_exactly_what_the_full_check_gives(
+    path: tuple[Any, ...], new: Any, extra_key: str | None
+) -> None:
+    """A valid event with one value replaced (or one key added) anywhere: both paths agree."""
+    document = _mutated(_VALID, path, new, extra_key)
     assert _COMMERCE.validate(document) == _COMMERCE.validate_fully(document)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(_NAMES), st.text(max_size=4)), _DOCUMENTS))
+def test_the_fast_path_agrees_on_arbitrary_documents(document: dict[str, Any]) -> None:
+    assert _COMMERCE.validate(document) == _COMMERCE.validate_fully(document)
+
+
+def test_an_unknown_null_field_is_still_recorded() -> None:
+    document = {**_VALID, "zz": None}
+    result = _COMMERCE.validate(document)
+    assert result.unknown == {"zz": None} and result == _COMMERCE.validate_fully(document)
+    assert _COMMERCE.validate(_VALID).ok
 
 
 def test_the_fast_path_gives_exactly_what_the_full_check_gives_on_real_events() -> None:

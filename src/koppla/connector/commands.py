@@ -203,7 +203,7 @@ def status(
     settings = _settings(home)
     from koppla.connector.state import State
 
-    state = State(settings.state_path)
+    state = State(settings.state_path, maintain=False)  # the running connector migrates
     try:
         backlog = state.backlog()
         now = clock.now_ms()
@@ -297,8 +297,7 @@ def history_status(
 
 @connector_app.command("history:work")
 def history_work(home: HomeOption = Path("koppla-data")) -> None:
-    """Consume history chunks until Ctrl+C (more consumers: run it again, here or on another
-    machine sharing the connector home and the RabbitMQ queue)."""
+    """Consume history chunks until Ctrl+C (more consumers: run it again on this machine)."""
     from koppla.connector.history import commands as history
 
     with _stop_on_signals() as stop:

@@ -4,10 +4,10 @@
 one datastream per request, in outbox order per datastream. The sender pages through the pending
 outbox and keeps one request open per datastream (`Batcher`): a request goes out when it is full,
 and the last, partly filled one of each datastream once the outbox has no more pending
-messages, so however the websites' messages are mixed in the outbox, every request but the last
-of each datastream is full. Success counts the messages sent (and drops them from the outbox); a
-retryable failure leaves them pending and backs off; a terminal refusal marks the batch failed
-with the reason (413 splits the batch first).
+messages (or the drain's rounds run out), so however the websites' messages are mixed in the
+outbox, every request but the last of each datastream is full. Success counts the messages sent
+(and drops them from the outbox); a retryable failure leaves them pending and backs off; a
+terminal refusal marks the batch failed with the reason (413 splits the batch first).
 
 Routing (`route`): order events go to the website's dataset through its datastream; customer
 profile events to the same dataset and profile records to the profile dataset (profile schema),
@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -63,24 +61,10 @@ def route(event: OutboxEvent, website: WebsiteSettings) -> Route:
     return Route(website.datastream_id, website.dataset_id, SCHEMA_ID)
 
 
-def message(event: OutboxEvent, website: WebsiteSettings) -> dict[str, Any]:
-    """One streaming-ingestion message (header + body) carrying `event`."""
-    target = route(event, website)
-    schema_ref = {"id": target.schema_id, "contentType": CONTENT_TYPE}
-    return {
-        "header": {
-            "schemaRef": schema_ref,
-            "imsOrgId": website.org_id,
-            "datasetId": target.dataset_id,
-            "flowId": target.datastream_id,
-            "source": {"name": SOURCE_NAME},
-        },
-        "body": {"xdmMeta": {"schemaRef": schema_ref}, "xdmEntity": event.body},
-    }
-
-
 def encode(event: OutboxEvent, website: WebsiteSettings) -> bytes:
-    """`message(event, website)` as compact JSON, the stored body spliced in as it is."""
+    """One streaming-ingestion message carrying `event`, as compact JSON:
+    `{"header": {schemaRef, imsOrgId, datasetId, flowId, source}, "body": {"xdmMeta":
+    {"schemaRef"}, "xdmEntity": <the stored body, spliced in as it is>}}`."""
     return _envelope(route(event, website), website.org_id) + event.raw + b"}}"
 
 
@@ -153,22 +137,6 @@ class Batcher:
         return out
 
 
-def batches(
-    events: Sequence[OutboxEvent],
-    websites: dict[str, WebsiteSettings],
-    max_messages: int,
-    max_bytes: int,
-) -> list[Batch]:
-    """Split `events` into requests of one datastream each, within both limits.
-
-    The messages of one datastream keep their outbox order; every request but the last of each
-    datastream is full.
-    """
-    batcher = Batcher(websites, max_messages, max_bytes)
-    out = [batch for event in events for batch in batcher.add(event)]
-    return out + batcher.flush()
-
-
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """What one drain did."""
@@ -198,26 +166,26 @@ class Sender:
 
     def drain(self, max_rounds: int = 100) -> SendResult:
         """Send pending messages until none are left, the platform fails, or `max_rounds` pages
-        of the outbox were read (what is read but not sent stays pending)."""
+        of the outbox were read (what is read but not sent stays pending).
+
+        The partly filled request of each datastream goes out once the outbox is read to its
+        end or the rounds run out, so one datastream's backlog never holds back another's.
+        """
         sent = failed = 0
         limit = self._settings.batch_max_messages
         page = limit * 4
         batcher = Batcher(self._websites, limit, self._settings.batch_max_bytes)
         after = 0
-        for _ in range(max_rounds):
+        for round_ in range(max_rounds):
             if not self.backoff.ready():
                 return SendResult(sent, failed, waiting=True)
             pending = self._state.pending(page, after)
-            last = len(pending) < page
+            last = len(pending) < page or round_ == max_rounds - 1
             if pending:
                 after = pending[-1].seq
-            failed += self._drop_orphans(pending)
-            ready = [
-                batch
-                for event in pending
-                if self._deliverable(event) is None
-                for batch in batcher.add(event)
-            ]
+            deliverable = self._drop_orphans(pending)
+            failed += len(pending) - len(deliverable)
+            ready = [batch for event in deliverable for batch in batcher.add(event)]
             if last:
                 ready += batcher.flush()
             for stream, events, bodies in ready:
@@ -245,16 +213,19 @@ class Sender:
             return "customer profiles are off for the website"
         return None
 
-    def _drop_orphans(self, pending: list[OutboxEvent]) -> int:
-        """Mark failed the messages that cannot be delivered any more; return how many."""
+    def _drop_orphans(self, pending: list[OutboxEvent]) -> list[OutboxEvent]:
+        """Mark failed the messages that cannot be delivered any more; return the others."""
         reasons: dict[str, list[int]] = {}
+        keep: list[OutboxEvent] = []
         for event in pending:
             reason = self._deliverable(event)
-            if reason is not None:
+            if reason is None:
+                keep.append(event)
+            else:
                 reasons.setdefault(reason, []).append(event.seq)
         for reason, seqs in reasons.items():
             self._state.mark_failed(seqs, reason)
-        return sum(len(seqs) for seqs in reasons.values())
+        return keep
 
     def _send(self, stream: str, events: list[OutboxEvent], bodies: list[bytes]) -> tuple[int, int]:
         """POST one batch; return (sent, failed). Raises on retryable trouble."""

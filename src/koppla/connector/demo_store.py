@@ -5,7 +5,10 @@ shipment + items + track; credit memo; state/status updates with `updated_at`; c
 their default billing/shipping addresses), each business action in one transaction. Every
 action appends a row to `sales_order_status_history` (the status after it, the source entity:
 order, invoice, shipment or creditmemo), and every status change a row to
-`sales_order_status_change_history`; the shop has Magento's stock statuses in
+`sales_order_status_change_history` (an admin comment, `comment`, only the first); shipments and
+credit memos may take some lines only, and the state follows Magento's state handler (a refund
+of the unshipped rest completes an order, refunding everything closes it); the shop has
+Magento's stock statuses in
 `sales_order_status` and `sales_order_status_state`. The demo
 customers 1..`CUSTOMERS` are the ones orders name: a registered shopper's order carries its
 customer's email (`demo_customer`). It works on any engine whose tables have at least the columns of
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -615,14 +618,33 @@ def _top(draft: Draft) -> list[Row]:
 
 
 def _settle(draft: Draft, when: datetime, entity: str, comment: str | None = None) -> None:
-    """Magento's state handler: complete once fully invoiced and shipped, else processing."""
+    """Magento's state handler: closed once everything is refunded, complete once fully invoiced
+    with nothing left to ship (`ordered - max(shipped, refunded) - canceled`), else processing."""
     top = _top(draft)
-    invoiced = all(i["qty_invoiced"] >= i["qty_ordered"] for i in top)
-    shipped = all(i["qty_shipped"] >= i["qty_ordered"] for i in top)
-    if invoiced and shipped:
+
+    def need(i: Row) -> float:
+        return float(i["qty_ordered"]) - float(i["qty_canceled"] or 0)
+
+    invoiced = all(i["qty_invoiced"] >= need(i) for i in top)
+    shipped = all(max(i["qty_shipped"], i["qty_refunded"]) >= need(i) for i in top)
+    refunded = all(i["qty_refunded"] >= need(i) for i in top)
+    if invoiced and refunded:
+        _touch(draft, when, "closed", "closed", entity, comment)
+    elif invoiced and shipped:
         _touch(draft, when, "complete", "complete", entity, comment)
     else:
         _touch(draft, when, "processing", "processing", entity, comment)
+
+
+def _chosen(draft: Draft, only: Collection[int] | None) -> list[Row]:
+    """The visible lines `only` names (item ids), or all of them."""
+    return [i for i in _top(draft) if only is None or i["item_id"] in only]
+
+
+def _with_children(draft: Draft, lines: list[Row]) -> list[Row]:
+    """`lines` and their child rows."""
+    ids = {i["item_id"] for i in lines}
+    return [i for i in draft.items if i["item_id"] in ids or i["parent_item_id"] in ids]
 
 
 def invoice(draft: Draft, ids: Ids, when: datetime) -> None:
@@ -682,11 +704,18 @@ def invoice(draft: Draft, ids: Ids, when: datetime) -> None:
     _settle(draft, when, "invoice", f"Captured amount of ${total:.2f} offline.")
 
 
-def ship(draft: Draft, ids: Ids, when: datetime, rng: random.Random) -> None:
-    """Ship everything not yet shipped (`sales_shipment` + items + one track)."""
+def ship(
+    draft: Draft,
+    ids: Ids,
+    when: datetime,
+    rng: random.Random,
+    only: Collection[int] | None = None,
+) -> None:
+    """Ship everything not yet shipped, or only the visible lines `only` names (item ids)
+    (`sales_shipment` + items + one track)."""
     ship_id = ids.take(t.sales_shipment)
     order = draft.order
-    top = [i for i in _top(draft) if i["qty_shipped"] < i["qty_ordered"]]
+    top = [i for i in _chosen(draft, only) if i["qty_shipped"] < i["qty_ordered"]]
     draft.add(
         t.sales_shipment,
         {
@@ -726,16 +755,25 @@ def ship(draft: Draft, ids: Ids, when: datetime, rng: random.Random) -> None:
             "updated_at": when,
         },
     )
-    for item in draft.items:
+    for item in _with_children(draft, top):
         item.update(qty_shipped=item["qty_ordered"], updated_at=when)
     _settle(draft, when, "shipment")
 
 
-def refund(draft: Draft, ids: Ids, when: datetime) -> None:
-    """Refund the whole order offline (`sales_creditmemo`); the order closes."""
+def refund(draft: Draft, ids: Ids, when: datetime, only: Collection[int] | None = None) -> None:
+    """Refund offline what is invoiced and not yet refunded, or only of the visible lines `only`
+    names (item ids) (`sales_creditmemo`); refunding the rest closes the order."""
     memo_id = ids.take(t.sales_creditmemo)
     order = draft.order
-    total = order["base_total_paid"] or order["base_grand_total"]
+    top = [i for i in _chosen(draft, only) if i["qty_refunded"] < i["qty_invoiced"]]
+    rest = [i for i in _top(draft) if i not in top and i["qty_refunded"] < i["qty_invoiced"]]
+    paid = order["base_total_paid"] or order["base_grand_total"]
+    left = round(paid - (order["base_total_refunded"] or 0.0), 2)
+    if rest:  # a partial refund: the lines' share of what was paid
+        share = sum(i["base_row_total"] for i in top) / order["base_subtotal"]
+        total = round(min(left, paid * share), 2)
+    else:
+        total = left
     draft.add(
         t.sales_creditmemo,
         {
@@ -745,16 +783,16 @@ def refund(draft: Draft, ids: Ids, when: datetime) -> None:
             "increment_id": f"{memo_id:09d}",
             "state": 2,
             "base_grand_total": total,
-            "base_shipping_amount": SHIPPING,
+            "base_shipping_amount": 0.0 if rest else SHIPPING,
             "base_adjustment": 0.0,
-            "base_tax_amount": order["base_tax_amount"],
+            "base_tax_amount": order["base_tax_amount"] if not rest else 0.0,
             "base_currency_code": "USD",
             "transaction_id": None,
             "created_at": when,
             "updated_at": when,
         },
     )
-    for item in _top(draft):
+    for item in top:
         draft.add(
             t.sales_creditmemo_item,
             {
@@ -763,17 +801,18 @@ def refund(draft: Draft, ids: Ids, when: datetime) -> None:
                 "order_item_id": item["item_id"],
                 "sku": item["sku"],
                 "name": item["name"],
-                "qty": item["qty_invoiced"],
+                "qty": item["qty_invoiced"] - item["qty_refunded"],
                 "base_price": item["base_price"],
                 "base_row_total": item["base_row_total"],
                 "base_discount_amount": item["base_discount_amount"],
             },
         )
-    for item in draft.items:
+    for item in _with_children(draft, top):
         item.update(qty_refunded=item["qty_invoiced"], updated_at=when)
-    order.update(base_total_refunded=total)
-    draft.payment.update(base_amount_refunded=total)
-    _touch(draft, when, "closed", "closed", "creditmemo", f"We refunded ${total:.2f} offline.")
+    refunded = round((order["base_total_refunded"] or 0.0) + total, 2)
+    order.update(base_total_refunded=refunded)
+    draft.payment.update(base_amount_refunded=refunded)
+    _settle(draft, when, "creditmemo", f"We refunded ${total:.2f} offline.")
 
 
 def cancel(draft: Draft, when: datetime) -> None:
@@ -787,6 +826,12 @@ def cancel(draft: Draft, when: datetime) -> None:
 def hold(draft: Draft, when: datetime) -> None:
     """Put the order on hold."""
     _touch(draft, when, "holded", "holded", "order")
+
+
+def comment(draft: Draft, when: datetime, text: str = "Called the shopper.") -> None:
+    """An admin's comment: a status history row carrying the order's status at that time."""
+    draft.order.update(updated_at=when)
+    _trail(draft, when, "order", status_changed=False, comment=text)
 
 
 LIFECYCLES = ("new", "processing", "complete", "closed", "canceled", "holded")
@@ -921,9 +966,16 @@ class DemoShop:
             _write(conn, draft)
         return int(draft.order["entity_id"])
 
-    def act(self, order_id: int, action: str, when: datetime | None = None) -> None:
-        """Apply `invoice`, `ship`, `refund`, `cancel` or `hold` to an order now (or at `when`,
-        UTC)."""
+    def act(
+        self,
+        order_id: int,
+        action: str,
+        when: datetime | None = None,
+        only: Collection[int] | None = None,
+    ) -> None:
+        """Apply `invoice`, `ship`, `refund`, `cancel`, `hold` or `comment` to an order now (or
+        at `when`, UTC); `ship` and `refund` take only the visible lines `only` names (item
+        ids) when given."""
         when = when or clock.now().replace(tzinfo=None, microsecond=0)
         with self.engine.begin() as conn:
             draft = _load(conn, order_id)
@@ -932,13 +984,15 @@ class DemoShop:
             if action == "invoice":
                 invoice(draft, ids, when)
             elif action == "ship":
-                ship(draft, ids, when, self.rng)
+                ship(draft, ids, when, self.rng, only)
             elif action == "refund":
-                refund(draft, ids, when)
+                refund(draft, ids, when, only)
             elif action == "cancel":
                 cancel(draft, when)
             elif action == "hold":
                 hold(draft, when)
+            elif action == "comment":
+                comment(draft, when)
             else:
                 raise ValueError(f"unknown action {action!r}")
             _write(conn, draft, existing=True)

@@ -9,7 +9,7 @@ snapshot's `statusHistory` shows the state, or an inference when the trail does 
 (`completed_at`, `canceled_at`).
 
 Each event has a short key (`event_keys`): `P`, `I<invoice id>`, `S<shipment id>`, `C`,
-`M<memo id>`, `X`. `derive_events(emitted, current, context)` is the part of `history` whose keys
+`M<memo id>`, `X`. `keyed_events(current, context, emitted)` is the part of `history` whose keys
 were not emitted yet, so a state passed between two looks is still sent, once; only those events
 are built. Event `_id`s are derived from the environment, the website, the order, the event type
 and the sub-entity, so a resync names events as before.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from koppla.connector.redaction import drop_addresses, identity
-from koppla.connector.snapshot import derived_id
+from koppla.core.ids import derived_uuid_under
 
 Snapshot = Mapping[str, Any]
 Event = dict[str, Any]
@@ -60,7 +60,7 @@ def event_id(
     Equal to `koppla.core.ids.derived_uuid("koppla-connector", environment, website,
     str(order_id), event_type, str(sub_id))`.
     """
-    return derived_id(
+    return derived_uuid_under(
         ("koppla-connector", environment, website), str(order_id), event_type, str(sub_id)
     )
 
@@ -111,23 +111,6 @@ def history(current: Snapshot, ctx: EventContext) -> list[Event]:
     return [event for _key, event in keyed_events(current, ctx)]
 
 
-def derive_events(
-    previous: Snapshot | Collection[str] | None, current: Snapshot, ctx: EventContext
-) -> list[Event]:
-    """The events of `history(current)` not yet emitted.
-
-    `previous` names what was emitted: the keys (`event_keys`), or the snapshot whose whole
-    history was emitted, or None (nothing yet).
-    """
-    if previous is None:
-        done: Collection[str] = ()
-    elif isinstance(previous, Mapping):
-        done = frozenset(event_keys(previous))
-    else:
-        done = previous
-    return [event for _key, event in keyed_events(current, ctx, done)]
-
-
 def legacy_keys(seen: Snapshot) -> frozenset[str]:
     """The keys an older connector, which derived events from state changes between two looks,
     had emitted once it saw `seen`: Placed, each document, and the state event of the state
@@ -171,20 +154,25 @@ def _first_in_trail(snap: Snapshot, state: str) -> tuple[bool, str | None]:
 def completed_at(snap: Snapshot) -> str | None:
     """When the order first reached state `complete`; None if it never did.
 
-    The first time the status trail shows `complete`. Without such an entry: an order complete
-    now became complete when it was fully invoiced and shipped (the later of its last invoice
-    and last shipment); an order closed now was complete before its first credit memo if every
-    visible line had been fully invoiced and shipped by then. Only then `updatedAt`.
+    Two witnesses, the earlier wins: the first status trail entry showing `complete`, and the
+    time the documents made the order complete (`_documents_complete_at`). The trail alone can
+    be late: without `sales_order_status_change_history` (Magento before 2.4.7) the state handler
+    writes no trail row when a shipment completes an order, and the first `complete` row is then
+    a later comment. Without either, an order shown complete became so at its last update.
     """
-    shown, when = _first_in_trail(snap, "complete")
-    if when is not None:
-        return when
+    shown, trail = _first_in_trail(snap, "complete")
+    docs = _documents_complete_at(snap) if shown or snap["state"] in _MAY_HAVE_COMPLETED else None
+    if trail is not None and docs is not None:
+        return min(trail, docs)
+    if trail is not None or docs is not None:
+        return trail or docs
     if shown or snap["state"] == STATE_COMPLETE:
-        docs = [d["createdAt"] for d in (*snap["invoices"], *snap["shipments"])]
-        return max((d for d in docs if d), default=None) or _updated(snap)
-    if snap["state"] == STATE_CLOSED:
-        return _complete_before_refund(snap)
+        return _updated(snap)
     return None
+
+
+_MAY_HAVE_COMPLETED = (STATE_COMPLETE, STATE_CLOSED)
+"""States an order can be in after it was complete without its trail showing it."""
 
 
 def canceled_at(snap: Snapshot) -> str | None:
@@ -202,58 +190,87 @@ def _updated(snap: Snapshot) -> str:
     return str(snap.get("updatedAt") or snap["createdAt"])
 
 
-def _complete_before_refund(snap: Snapshot) -> str | None:
-    """The time a closed order became complete before its first credit memo, or None."""
-    memos = [m["createdAt"] for m in snap["creditMemos"] if m.get("createdAt")]
-    if not memos:
+def _documents_complete_at(snap: Snapshot) -> str | None:
+    """The first time the order's documents made it complete (Magento's state handler), or None.
+
+    Walks invoices, shipments and credit memos in time order. An order is complete once every
+    line needing it (ordered less canceled) is fully invoiced, has nothing left to ship (Magento:
+    `qty_to_ship = ordered - max(shipped, refunded) - canceled`; virtual lines ship nothing), and
+    not everything is refunded (that closes it instead). So a partial refund of the unshipped
+    rest completes an order too.
+    """
+    docs = [
+        (str(doc["createdAt"]), kind, doc)
+        for kind, key in (("invoice", "invoices"), ("ship", "shipments"), ("memo", "creditMemos"))
+        for doc in snap[key]
+        if doc.get("createdAt")
+    ]
+    lines = _lines_with_children(snap)
+    if not lines or not docs:
         return None
-    refund = min(memos)
-    invoices = [d for d in snap["invoices"] if d.get("createdAt") and d["createdAt"] <= refund]
-    ships = [d for d in snap["shipments"] if d.get("createdAt") and d["createdAt"] <= refund]
-    invoiced = _quantities(invoices, "invoiceItems", "qtyInvoiced")
-    shipped = _quantities(ships, "items", "qtyShipped")
-    virtual = bool(snap.get("isVirtual"))
+    done: dict[str, dict[str, float]] = {"invoice": {}, "ship": {}, "memo": {}}
+    docs.sort(key=lambda d: d[0])
+    for index, (when, kind, doc) in enumerate(docs):
+        lines_key, qty = _DOC_LINES[kind]
+        _add_quantities(done[kind], doc, lines_key, qty)
+        if index + 1 < len(docs) and docs[index + 1][0] == when:
+            continue  # documents of one moment count together
+        if _is_complete(lines, done, virtual=bool(snap.get("isVirtual"))):
+            return when
+    return None
+
+
+_DOC_LINES = {
+    "invoice": ("invoiceItems", "qtyInvoiced"),
+    "ship": ("items", "qtyShipped"),
+    "memo": ("refundItems", "qtyRefunded"),
+}
+
+
+def _lines_with_children(snap: Snapshot) -> list[list[Mapping[str, Any]]]:
+    """Each visible line needing anything (ordered less canceled), followed by its children."""
     children: dict[str, list[Mapping[str, Any]]] = {}
     for item in snap["items"]:
         if item.get("parentEntityId") is not None:
             children.setdefault(str(item["parentEntityId"]), []).append(item)
-    wanted = 0
-    for item in _visible_items(snap):
-        need = float(item.get("qtyOrdered") or 0) - float(item.get("qtyCanceled") or 0)
-        if need <= 0:
-            continue
-        wanted += 1
-        lines = [item, *children.get(str(item["entityId"]), ())]
-        if not _covered(lines, invoiced) or (
-            not virtual and not item.get("isVirtual") and not _covered(lines, shipped)
-        ):
-            return None
-    if not wanted:
-        return None
-    return str(max(d["createdAt"] for d in (*invoices, *ships)))
+    return [
+        [item, *children.get(str(item["entityId"]), ())]
+        for item in _visible_items(snap)
+        if _need(item) > 0
+    ]
 
 
-def _quantities(docs: Iterable[Mapping[str, Any]], lines: str, qty: str) -> dict[str, float]:
-    """The quantity per order line id over `docs`."""
-    out: dict[str, float] = {}
-    for doc in docs:
-        for line in doc.get(lines) or ():
-            key = str(line["orderItemId"]["id"])
-            out[key] = out.get(key, 0.0) + float(line.get(qty) or 0)
-    return out
+def _is_complete(
+    lines: list[list[Mapping[str, Any]]], done: Mapping[str, Mapping[str, float]], *, virtual: bool
+) -> bool:
+    """Whether the documents so far (`done`: quantities per kind and line) complete the order."""
+    invoiced, shipped, refunded = done["invoice"], done["ship"], done["memo"]
+    gone = {k: max(shipped.get(k, 0.0), refunded.get(k, 0.0)) for k in {*shipped, *refunded}}
+    for group in lines:
+        if not _covered(group, invoiced):
+            return False
+        if not virtual and not group[0].get("isVirtual") and not _covered(group, gone):
+            return False
+    return not all(_covered(group, refunded) for group in lines)
+
+
+def _need(item: Mapping[str, Any]) -> float:
+    return float(item.get("qtyOrdered") or 0) - float(item.get("qtyCanceled") or 0)
+
+
+def _add_quantities(out: dict[str, float], doc: Mapping[str, Any], lines: str, qty: str) -> None:
+    """Add one document's quantity per order line id to `out`."""
+    for line in doc.get(lines) or ():
+        key = str(line["orderItemId"]["id"])
+        out[key] = out.get(key, 0.0) + float(line.get(qty) or 0)
 
 
 def _covered(lines: list[Mapping[str, Any]], done: Mapping[str, float]) -> bool:
     """Whether the documents cover a visible line: its own quantity, or each child's."""
     item, children = lines[0], lines[1:]
-    need = float(item.get("qtyOrdered") or 0) - float(item.get("qtyCanceled") or 0)
-    if done.get(str(item["entityId"]), 0.0) >= need:
+    if done.get(str(item["entityId"]), 0.0) >= _need(item):
         return True
-    return bool(children) and all(
-        done.get(str(c["entityId"]), 0.0)
-        >= float(c.get("qtyOrdered") or 0) - float(c.get("qtyCanceled") or 0)
-        for c in children
-    )
+    return bool(children) and all(done.get(str(c["entityId"]), 0.0) >= _need(c) for c in children)
 
 
 def _base(

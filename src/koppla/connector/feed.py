@@ -10,10 +10,8 @@ malformed is logged (naming the order and the field) and skipped; the others go 
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from koppla.connector.events import EventContext, keyed_events
@@ -21,6 +19,7 @@ from koppla.connector.settings import ConnectorSettings
 from koppla.connector.snapshot import MalformedOrder, build_snapshot, snapshot_digest
 from koppla.connector.source import StoreSource
 from koppla.connector.state import FeedCommit, OrderMark, State
+from koppla.core.memory import cyclic_gc_paused
 
 log = logging.getLogger("koppla.connector.feed")
 
@@ -33,24 +32,6 @@ class SyncReport:
     changed: int
     events: int
     errors: int
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one feed step.
-
-    A step builds millions of small containers (rows, snapshots, events) that form no cycles,
-    so reference counting frees them; left on, the collector scans them again and again as
-    they pile up, which costs about as much as building them. It is enabled again after (if it
-    was), so cycles made elsewhere meanwhile are collected then.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class OrdersFeed:
@@ -78,7 +59,10 @@ class OrdersFeed:
         *,
         resend: bool = False,
     ) -> SyncReport:
-        """Bring the feed up to date for `order_ids`; `resend` queues each order's whole history."""
+        """Bring the feed up to date for `order_ids`; `resend` queues each order's whole history.
+
+        Runs with the cyclic garbage collector paused, process-wide (`koppla.core.memory`).
+        """
         with cyclic_gc_paused():
             return self._sync(order_ids, cursors, resend=resend)
 

@@ -55,6 +55,8 @@ KEEP_SENT_MS = 7 * 24 * 3600 * 1000
 """Delivered messages an older connector kept in the outbox are counted and dropped after this
 long (a delivered message no longer stays: `State.mark_sent`)."""
 PRUNE_EVERY_S = 3600.0
+MIGRATED_CHUNK = 2000
+"""Orders migrated without a hash synced per feed step (`Connector._sync_migrated`)."""
 
 Progress = Callable[[int], None]
 
@@ -94,6 +96,7 @@ class Connector:
         self.sweep_every_s = SWEEP_EVERY_S
         self._next_sweep = 0.0
         self._customer_log: bool | None = None
+        self._migrated_synced = False
 
     def close(self) -> None:
         """Release connections and files."""
@@ -196,6 +199,15 @@ class Connector:
             report = _add(report, self.customers.sweep())
         return report, changes.more
 
+    def _sync_migrated(self) -> SyncReport:
+        """Sync the orders an older connector's state left without a hash, so the events they
+        may have missed (a closed order's ShipmentCompleted) are derived without a reindex."""
+        ids = self.state.unhashed_orders()
+        total = NO_SYNC
+        for start in range(0, len(ids), MIGRATED_CHUNK):
+            total = _add(total, self.feed.sync(ids[start : start + MIGRATED_CHUNK]))
+        return total
+
     def step(self) -> StepReport:
         """One scheduled run: catch up on changes, then deliver what waits."""
         more = False
@@ -210,6 +222,9 @@ class Connector:
             sync = self.feed.sync(changes.order_ids, cursors)
             self.tracker.ack(changes)
             more = changes.more
+        if not self._migrated_synced:  # once per process: see `State.unhashed_orders`
+            self._migrated_synced = True
+            sync = _add(sync, self._sync_migrated())
         customers, more_customers = self._customer_step()
         delivery = self.sender.drain()
         if sync.events or customers.events or delivery.sent or delivery.failed:

@@ -30,12 +30,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from koppla.bus.queue import check_name
 from koppla.core.errors import InvalidInput
 from koppla.core.settings import sources_with_home_file
 
 SETTINGS_FILE = "connector.toml"
 TOKEN_ENV = "KOPPLA_CONNECTOR_TOKEN"
 QUEUE_URL_ENV = "KOPPLA_CONNECTOR_QUEUE_URL"
+DATASET_ID = r"^[A-Za-z0-9_-]{0,128}$"
+"""A dataset id: letters, digits, `_` and `-` (AEP's are 24 hex digits); it goes into URLs."""
 
 
 class WebsiteSettings(BaseModel):
@@ -51,7 +54,9 @@ class WebsiteSettings(BaseModel):
         description="Organization id: 24 letters or digits followed by `@AdobeOrg`.",
     )
     datastream_id: str = Field(min_length=1, description="Datastream id (the connection id).")
-    dataset_id: str = Field(default="", description="Dataset the events go to.")
+    dataset_id: str = Field(
+        default="", pattern=DATASET_ID, description="Dataset the events go to (its id)."
+    )
     environment_id: str = Field(
         default="koppla",
         pattern=r"^[A-Za-z0-9_-]+$",
@@ -68,6 +73,7 @@ class WebsiteSettings(BaseModel):
     )
     profile_dataset_id: str = Field(
         default="",
+        pattern=DATASET_ID,
         validate_default=True,
         description="Dataset the profile records go to; required while customer_profiles is "
         "on, and different from `dataset_id`.",
@@ -86,6 +92,7 @@ class WebsiteSettings(BaseModel):
     )
     history_dataset_id: str = Field(
         default="",
+        pattern=DATASET_ID,
         description="Order History: the dataset historical orders go to while "
         "history_copy_dataset_id is off.",
     )
@@ -176,10 +183,9 @@ class ConnectorSettings(BaseSettings):
         "KOPPLA_CONNECTOR_QUEUE_URL only).",
     )
     queue_name: str = Field(
-        default="koppla-history-orders",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$",
-        description="Name of the history sync's queue (one per connector; consumers on other "
-        "machines use the same name).",
+        default="",
+        description="Name of the history sync's queue; empty: `koppla-history-<an id made for "
+        "this home>`, so connectors sharing a RabbitMQ never take each other's chunks.",
     )
     history_workers: int = Field(
         default=2,
@@ -190,7 +196,7 @@ class ConnectorSettings(BaseSettings):
     history_chunk_orders: int = Field(
         default=2000,
         ge=10,
-        le=50_000,
+        le=10_000,
         description="Orders per queue message (and per platform batch) of the history sync.",
     )
     history_max_attempts: int = Field(
@@ -202,6 +208,16 @@ class ConnectorSettings(BaseSettings):
     websites: tuple[WebsiteSettings, ...] = Field(
         default=(), description="The websites whose orders are sent."
     )
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if value:
+            try:
+                check_name(value)
+            except InvalidInput as error:
+                raise ValueError(str(error)) from None
+        return value
 
     @field_validator("queue_url")
     @classmethod

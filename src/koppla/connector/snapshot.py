@@ -18,11 +18,11 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from koppla.core import clock, codec
 from koppla.core.errors import InvalidInput
+from koppla.core.ids import derived_uuid_under
 
 Row = Mapping[str, Any]
 
@@ -106,32 +106,7 @@ class OrderRows:
 
 def order_uuid(entity_id: int) -> str:
     """The order's feed UUID (Magento's `data_exporter_uuid`), derived so it never changes."""
-    return derived_id(("koppla-connector-order",), str(entity_id))
-
-
-def derived_id(prefix: tuple[str, ...], *parts: str) -> str:
-    """`koppla.core.ids.derived_uuid(*prefix, *parts)`, hashing `prefix` once per process
-    (the feed derives several ids per order, each under a handful of prefixes)."""
-    digest = _prefix_hash(prefix).copy()
-    for part in parts:
-        data = part.encode()
-        digest.update(len(data).to_bytes(4, "big"))
-        digest.update(data)
-    raw = bytearray(digest.digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-@lru_cache(maxsize=256)
-def _prefix_hash(prefix: tuple[str, ...]) -> Any:
-    digest = hashlib.sha256()
-    for part in prefix:
-        data = part.encode()
-        digest.update(len(data).to_bytes(4, "big"))
-        digest.update(data)
-    return digest
+    return derived_uuid_under(("koppla-connector-order",), str(entity_id))
 
 
 def stamp(value: object) -> str | None:
@@ -446,7 +421,7 @@ def _shipments(rows: OrderRows) -> list[dict[str, Any]]:
     return [
         {
             "shipmentId": {
-                "id": derived_id(("koppla-connector-shipment",), str(ship["entity_id"]))
+                "id": derived_uuid_under(("koppla-connector-shipment",), str(ship["entity_id"]))
             },
             "entityId": ship["entity_id"],
             "commerceShipmentNumber": ship.get("increment_id"),
@@ -475,7 +450,7 @@ def _creditmemos(rows: OrderRows) -> list[dict[str, Any]]:
     return [
         {
             "creditMemoId": {
-                "id": derived_id(("koppla-connector-creditmemo",), str(memo["entity_id"]))
+                "id": derived_uuid_under(("koppla-connector-creditmemo",), str(memo["entity_id"]))
             },
             "entityId": memo["entity_id"],
             "commerceCreditMemoNumber": memo.get("increment_id"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -321,11 +321,21 @@ def _columns(table: Table) -> list[Column[Any]]:
     return [table.c[name] for name in COLUMNS[table.name]]
 
 
-def group_by(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
-    """`rows` grouped by their value of `key`, each group in input order."""
-    grouped: dict[Any, list[Row]] = defaultdict(list)
+def group_by(
+    rows: Iterable[Row], key: str, only: Collection[Any] | None = None
+) -> dict[Any, list[Row]]:
+    """`rows` grouped by their value of `key`, each group in input order; with `only`, the
+    rows whose value is not in it are left out."""
+    grouped: dict[Any, list[Row]] = {}
     for row in rows:
-        grouped[row[key]].append(row)
+        value = row[key]
+        if only is not None and value not in only:
+            continue
+        found = grouped.get(value)
+        if found is None:
+            grouped[value] = [row]
+        else:
+            found.append(row)
     return grouped
 
 
@@ -562,14 +572,14 @@ class StoreSource:
 
         def of_orders(table: Table, column: str) -> dict[int, list[Row]]:
             where = id_filter(table.c[column], ids)
-            return _by(fetch(conn, _columns(table), where, as_json=as_json), column, wanted)
+            return group_by(fetch(conn, _columns(table), where, as_json=as_json), column, wanted)
 
         def lines_of(table: Table, parent: Table) -> dict[int, list[Row]]:
             columns = [*_columns(table), parent.c.order_id.label("_order")]
             join = table.join(parent, parent.c.entity_id == table.c.parent_id)
             where = id_filter(parent.c.order_id, ids)
             rows = fetch(conn, columns, where, join=join, as_json=as_json)
-            return _by(rows, "_order", wanted)
+            return group_by(rows, "_order", wanted)
 
         items = of_orders(t.sales_order_item, "order_id")
         products = sorted(
@@ -634,20 +644,6 @@ class StoreSource:
                 status_states=states,
             )
         return out
-
-
-def _by(rows: list[Row], key: str, wanted: set[int]) -> dict[int, list[Row]]:
-    """`rows` grouped by their value of `key`, keeping only the values in `wanted`."""
-    grouped: dict[int, list[Row]] = {}
-    for row in rows:
-        value = row[key]
-        if value in wanted:
-            found = grouped.get(value)
-            if found is None:
-                grouped[value] = [row]
-            else:
-                found.append(row)
-    return grouped
 
 
 def _item_id(row: Row) -> Any:

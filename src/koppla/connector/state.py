@@ -16,11 +16,16 @@ Opening a state file written by an older connector migrates it: outbox columns i
 added, delivered messages are counted and dropped, and the `snapshot` table (the whole snapshot
 of every order) becomes `order_feed` marks, a batch per transaction, so a migration killed at
 any point resumes where it stopped. One VACUUM then gives the space back and turns on
-incremental vacuum: the file shrinks again once a large backlog is delivered.
+incremental vacuum: the file shrinks again once a large backlog is delivered (a VACUUM that fails,
+for want of disk space or because the file is busy, is logged and tried again at the next open).
+Closed orders migrated that way keep no hash (`unhashed_orders`): the runner looks at them once
+more, so a ShipmentCompleted the older connector missed is still sent. Readers open the file with
+`maintain=False` and change nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +35,8 @@ from typing import Any, Literal
 from koppla.connector.events import STATE_CLOSED, legacy_keys, pack_keys, unpack_keys
 from koppla.core import clock, codec
 from koppla.core.sqlite import SqliteFile
+
+log = logging.getLogger("koppla.connector.state")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursor (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -162,30 +169,47 @@ class Backlog:
 class State:
     """The state database (one connection, guarded by a lock; safe across threads)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, maintain: bool = True) -> None:
+        """Open (or create) the state file; `maintain` migrates an older connector's file and
+        gives free space back. Readers such as `koppla connector status` pass
+        `maintain=False`: they change nothing the running connector may be changing."""
         self._file = SqliteFile(path, _SCHEMA)
         self._tx = self._file.transaction
         self._file.all(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self._file.add_columns(_MIGRATIONS)
-        self._migrate()
+        if maintain:
+            self._migrate()
 
     def close(self) -> None:
         """Close the database."""
         self._file.close()
 
     def _migrate(self) -> None:
-        """Bring a state file of an older connector to this shape (resumable; see the module)."""
+        """Bring a state file of an older connector to this shape (resumable; see the module).
+
+        Safe while another process opens the same file: each batch checks for the old table and
+        reads its rows inside its own write transaction.
+        """
         self._count_sent(None)
-        if self._file.one("SELECT 1 FROM sqlite_master WHERE type='table' AND name='snapshot'"):
+        if self._has_snapshots():
             while self._migrate_batch():
                 pass
             with self._tx() as db:
-                db.execute("DROP TABLE snapshot")
+                db.execute("DROP TABLE IF EXISTS snapshot")
         if int((self._file.one("PRAGMA auto_vacuum") or (0,))[0]) != INCREMENTAL:
             # one rewrite gives back what the old snapshots took and lets the file shrink later
             self._file.all("PRAGMA auto_vacuum=INCREMENTAL")
-            self._file.all("VACUUM")  # outside any transaction: the connection autocommits
+            try:
+                self._file.all("VACUUM")  # outside any transaction: the connection autocommits
+            except sqlite3.OperationalError as error:  # no room for the copy, or busy
+                log.warning("state file not compacted (tried again at the next start): %s", error)
         self._give_back()
+
+    def _has_snapshots(self, db: sqlite3.Connection | None = None) -> bool:
+        """Whether the old `snapshot` table is still there."""
+        query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='snapshot'"
+        found = db.execute(query).fetchone() if db is not None else self._file.one(query)
+        return found is not None
 
     def _give_back(self) -> None:
         """Shrink the file when many pages are free (delivered messages leave free pages)."""
@@ -193,26 +217,28 @@ class State:
         if free < GIVE_BACK_PAGES:
             return
         with self._tx() as db:
-            for _ in range(free):  # the pragma frees one page per step; sqlite3 steps once
+            # the pragma frees one page per step, and sqlite3 steps a statement without result
+            # columns once (fetchall() does not step it on): one step per free page
+            for _ in range(free):
                 db.execute("PRAGMA incremental_vacuum(1)")
 
     def _migrate_batch(self) -> int:
         """Turn the next old snapshots into marks and drop them, in one transaction."""
-        rows = self._file.all(
-            "SELECT order_id, website, hash, doc FROM snapshot ORDER BY order_id LIMIT ?",
-            (MIGRATE_BATCH,),
-        )
-        if not rows:
-            return 0
-        marks = []
-        for oid, website, digest, doc in rows:
-            seen = codec.loads(doc)
-            keys = legacy_keys(seen)
-            # a closed order's ShipmentCompleted may have been lost: no hash, so the next
-            # reindex derives it again (the platform drops it if it was sent after all)
-            old = b"" if seen.get("state") == STATE_CLOSED else bytes.fromhex(str(digest))
-            marks.append((int(oid), str(website), old, pack_keys(keys)))
         with self._tx() as db:
+            if not self._has_snapshots(db):  # another process finished the migration
+                return 0
+            rows = db.execute(
+                "SELECT order_id, website, hash, doc FROM snapshot ORDER BY order_id LIMIT ?",
+                (MIGRATE_BATCH,),
+            ).fetchall()
+            marks = []
+            for oid, website, digest, doc in rows:
+                seen = codec.loads(doc)
+                keys = legacy_keys(seen)
+                # a closed order's ShipmentCompleted may have been lost: no hash, so the order
+                # is looked at again (`unhashed_orders`; the platform drops a duplicate)
+                old = b"" if seen.get("state") == STATE_CLOSED else bytes.fromhex(str(digest))
+                marks.append((int(oid), str(website), old, pack_keys(keys)))
             db.executemany(
                 "INSERT OR IGNORE INTO order_feed (order_id, website, hash, emitted) "
                 "VALUES (?,?,?,?)",
@@ -220,6 +246,12 @@ class State:
             )
             db.executemany("DELETE FROM snapshot WHERE order_id=?", [(m[0],) for m in marks])
         return len(rows)
+
+    def unhashed_orders(self) -> list[int]:
+        """Orders whose mark has no snapshot hash: migrated from an older connector's state
+        and to be looked at again (their feed sync derives what they may have missed)."""
+        rows = self._file.all("SELECT order_id FROM order_feed WHERE hash = x'' ORDER BY 1")
+        return [int(r[0]) for r in rows]
 
     def cursor(self, name: str) -> str | None:
         """A cursor's value, or None before the first commit."""

@@ -6,6 +6,8 @@ import hashlib
 import os
 import secrets
 import uuid
+from functools import lru_cache
+from typing import Any
 
 _ECID_DIGITS = 38
 
@@ -38,15 +40,39 @@ def derived_uuid(*parts: bytes | str) -> str:
 
     Used for event `_id`s so that a retried request names its events as the first try did.
     """
-    digest = hashlib.sha256()
+    return derived_uuid_under((), *parts)
+
+
+def derived_uuid_under(prefix: tuple[str, ...], *parts: bytes | str) -> str:
+    """`derived_uuid(*prefix, *parts)`, hashing `prefix` once per process.
+
+    For callers deriving many ids under a few fixed leading parts (the connector derives
+    several ids per order, each under one of a handful of prefixes).
+    """
+    digest = _prefix_hash(prefix).copy()
     for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        digest.update(len(data).to_bytes(4, "big"))
-        digest.update(data)
+        _feed(digest, part)
     raw = bytearray(digest.digest()[:16])
     raw[6] = (raw[6] & 0x0F) | 0x50
     raw[8] = (raw[8] & 0x3F) | 0x80
-    return str(uuid.UUID(bytes=bytes(raw)))
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@lru_cache(maxsize=256)
+def _prefix_hash(prefix: tuple[str, ...]) -> Any:
+    """The SHA-256 state after `prefix` (copied by each caller, never updated in place)."""
+    digest = hashlib.sha256()
+    for part in prefix:
+        _feed(digest, part)
+    return digest
+
+
+def _feed(digest: Any, part: bytes | str) -> None:
+    """Hash one part, length first, so `("ab", "c")` and `("a", "bc")` differ."""
+    data = part.encode() if isinstance(part, str) else part
+    digest.update(len(data).to_bytes(4, "big"))
+    digest.update(data)
 
 
 def new_token() -> str:

@@ -162,6 +162,13 @@ class Settings(BaseSettings):
         description="Deepest JSON nesting one row of an ingestion batch may have; a deeper row "
         "is a row error.",
     )
+    batch_max_document_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest multi-line JSON file of an ingestion batch the pipeline reads (it "
+        "parses such a file whole); a larger one is an unreadable file and fails its batch. "
+        "JSON-lines and Parquet files are read a slice at a time.",
+    )
     batch_rows_per_step: int = Field(
         default=10_000,
         ge=1,

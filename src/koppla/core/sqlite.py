@@ -55,9 +55,9 @@ class SqliteFile:
         """Add each `(table, column, definition)` the file lacks (it was made by an older
         Koppla); columns already there are left as they are."""
         for table, column, definition in columns:
-            have = {str(row[1]) for row in self.all(f"PRAGMA table_info({table})")}
-            if column not in have:
-                with self.transaction() as db:
+            with self.transaction() as db:  # checked inside: another process may add it too
+                have = {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from koppla.web.routes import (
     aep_catalog,
     batch_export,
     batch_ingest,
+    connector_history,
     datasets,
     datastreams,
     debug,
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> KopplaApp:
         aep_catalog,
         batch_ingest,
         batch_export,
+        connector_history,
         profiles,
         identity,
     ):

@@ -32,9 +32,9 @@ _API_STATUS_TEXT = {
     "than `query_timeout_s`); `detail` says which.",
     401: "No valid API token: send `Authorization: Bearer <token>`.",
     403: "The message names an organization the connection does not belong to.",
-    404: "Nothing is found under the path's id.",
-    409: "Something with that name or id already exists, or (an ingestion batch) its status "
-    "does not allow the request; `detail` says which.",
+    404: "Nothing is found under the path's id (or no store connector is configured here).",
+    409: "Something with that name or id already exists, (an ingestion batch) its status "
+    "does not allow the request, or the connector's settings are invalid; `detail` says which.",
     413: "The body is larger than the route allows (`max_body_*_bytes`, "
     "`batch_max_file_bytes`), or a batch holds more than `edge_max_events` messages.",
     503: "Busy or shutting down; retry after `Retry-After` seconds.",
@@ -56,6 +56,9 @@ ROUTE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/data/foundation/import/batches"): (400,),
     ("post", "/data/foundation/import/batches/{batch_id}"): (400, 409),
     ("put", _BATCH_FILE): (400, 409),
+    ("get", "/api/v1/connector/history"): (404, 409),
+    ("post", "/api/v1/connector/history"): (400, 404, 409),
+    ("get", "/api/v1/connector/history/{sync_id}"): (409,),
 }
 """Statuses a route raises itself, beyond those every operation of its kind answers."""
 

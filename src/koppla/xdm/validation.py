@@ -408,10 +408,10 @@ def _fast_object(node: Object) -> Fast:
             raise _BAIL
         out: dict[str, Any] = {}
         for key, item in value.items():
+            check = checks.get(key)
+            if check is None:  # an unknown field, even a null one, is recorded by the full check
+                raise _BAIL
             if item is not None:
-                check = checks.get(key)
-                if check is None:
-                    raise _BAIL
                 out[key] = check(item)
         for name in required:
             if value.get(name) is None:
@@ -449,4 +449,6 @@ def _fast_date_time(value: Any) -> Any:
             return datetime.fromisoformat(value).astimezone(UTC)
         except ValueError:
             raise _BAIL from None
+    if isinstance(value, datetime) and value.tzinfo is not None:  # from Parquet
+        return value.astimezone(UTC)
     raise _BAIL

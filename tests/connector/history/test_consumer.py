@@ -13,9 +13,10 @@ import pytest
 
 from koppla.connector.demo_store import create_demo_schema
 from koppla.connector.history.batch_client import PlatformBatches
+from koppla.connector.history.chunk import ChunkWorker, split_lines
 from koppla.connector.history.consumer import consume
+from koppla.connector.history.message import ChunkMessage
 from koppla.connector.history.sync import HistorySync, open_history_queue
-from koppla.connector.history.worker import ChunkWorker
 from koppla.connector.history_demo import generate_history
 from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.source import StoreSource, connect
@@ -57,12 +58,15 @@ class FakePlatform:
             self.batches[batch_id] = {"status": "loading", "rows": 0}
             return httpx.Response(201, json={"id": batch_id})
         batch_id = path.split("/batches/")[1].split("/")[0]
+        if batch_id not in self.batches:
+            return httpx.Response(404, json={"detail": "no such batch"})
         batch = self.batches[batch_id]
         if kind == "upload":
             batch["rows"] = request.content.count(b"\n")
             return httpx.Response(200)
         if kind == "complete":
-            batch["status"] = "success"
+            aborting = request.url.params.get("action") == "ABORT"
+            batch["status"] = "aborted" if aborting else "success"
             return httpx.Response(200, json={})
         metrics = {"recordsWritten": batch["rows"], "failedRecordCount": 0}
         return httpx.Response(200, json={batch_id: {"status": batch["status"], "metrics": metrics}})
@@ -154,3 +158,39 @@ async def test_a_refusal_fails_the_chunk_at_once(tmp_path: Path) -> None:
     assert shown["status"] == "failed"
     assert fake.calls["create"] == 3  # the refused chunk was not tried again
     assert shown["batches"]["created"] == 2
+
+
+def test_big_chunks_are_uploaded_as_several_files() -> None:
+    events = [{"_id": str(n), "pad": "x" * 100} for n in range(50)]
+    files = split_lines(events, limit=1000)
+    assert len(files) > 5 and all(len(f) <= 1000 for f in files)
+    assert [codec.loads(line)["_id"] for f in files for line in f.splitlines()] == [
+        str(n) for n in range(50)
+    ]
+
+
+async def test_a_batch_the_platform_aborted_is_replaced_and_a_lost_one_fails(
+    tmp_path: Path,
+) -> None:
+    fake = FakePlatform()
+    settings = shop_settings(tmp_path)
+    platform = PlatformBatches(
+        settings, httpx.Client(transport=httpx.MockTransport(fake)), patience_s=0
+    )
+    sync = HistorySync(settings, platform)
+    today = clock.now().date()
+    request = sync.start(today - timedelta(days=400), today)
+    sync.ledger.add_chunks(request.id, [(1, 10**9, 120)])
+    sync.ledger.mark_produced(request.id)
+    fake.batches["gone"] = {"status": "aborted", "rows": 0}
+    sync.ledger.add_batch(request.id, 1, "events", "gone")  # an attempt the platform aborted
+    engine = connect(settings.dsn)
+    worker = ChunkWorker(settings, sync.ledger, StoreSource(engine), platform)
+    result = worker.handle(ChunkMessage(request.id, 1, 1, 10**9))
+    engine.dispose()
+    assert not result.skipped and result.orders == 120
+    (batch,) = sync.ledger.batches_of(request.id, 1).values()
+    assert batch.batch_id != "gone" and fake.batches[batch.batch_id]["status"] == "success"
+    del fake.batches[batch.batch_id]  # the platform lost it: 404 → the chunk fails, not hangs
+    assert sync.progress(request.id).request.status == "failed"
+    sync.close()

@@ -26,8 +26,9 @@ import pytest
 from koppla.connector.events import EventContext, history
 from koppla.connector.history import commands
 from koppla.connector.history.ledger import Ledger
+from koppla.connector.history.processes import spawn_workers, stop_workers
+from koppla.connector.history.runtime import run_history
 from koppla.connector.history.sync import HistorySync, ledger_path
-from koppla.connector.history.workers import spawn_workers, stop_workers
 from koppla.connector.history_demo import add_website, generate_history
 from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.snapshot import build_snapshot
@@ -222,12 +223,12 @@ def test_a_consumer_killed_mid_sync_loses_and_doubles_nothing(
     commands.asyncio.run(commands._produce(sync, request.id, settings))
 
     victims = spawn_workers(settings, 2)
-    wait_for(lambda: sync.ledger.counts(request.id).events > 0, timeout=120, every=0.05)
+    wait_for(lambda: sync.ledger.counts(request.id).events > 0, timeout=120, every=0.02)
     for process in victims:
         assert process.pid is not None
         os.kill(process.pid, signal.SIGKILL)
     stop_workers(victims)
-    assert sync.ledger.request(request.id).status == "running"  # killed before the end
+    assert sync.ledger.chunks_by_status(request.id).get("queued", 0) > 0  # killed mid-sync
 
     survivors = spawn_workers(settings, 1)
     try:
@@ -237,6 +238,8 @@ def test_a_consumer_killed_mid_sync_loses_and_doubles_nothing(
         sync.close()
     for dataset_id, ids in expected.items():
         assert stored(platform, dataset_id) == (len(ids), len(ids))
+        statuses, written = batches_written(platform, dataset_id)
+        assert "failed" not in statuses and written == len(ids)
 
 
 def test_a_rabbitmq_restart_mid_sync_loses_and_doubles_nothing(
@@ -251,11 +254,18 @@ def test_a_rabbitmq_restart_mid_sync_loses_and_doubles_nothing(
     expected = expected_events(settings, start, end)
     restarted = threading.Event()
     ledger = Ledger(ledger_path(settings))
+    queued_at_restart: list[int] = []
+    trouble: list[BaseException] = []
 
     def restart_when_busy() -> None:
-        wait_for(lambda: _any_events(ledger), timeout=120, every=0.05)
-        restart_rabbitmq()
-        restarted.set()
+        try:
+            wait_for(lambda: _any_events(ledger), timeout=120, every=0.02)
+            (request,) = ledger.requests(limit=1)
+            queued_at_restart.append(ledger.chunks_by_status(request.id).get("queued", 0))
+            restart_rabbitmq()
+            restarted.set()
+        except BaseException as error:  # surfaced in the test's own thread below
+            trouble.append(error)
 
     restarter = threading.Thread(target=restart_when_busy, daemon=True)
     restarter.start()
@@ -264,10 +274,14 @@ def test_a_rabbitmq_restart_mid_sync_loses_and_doubles_nothing(
     )
     restarter.join(120)
     ledger.close()
-    assert restarted.is_set()
+    if trouble:
+        raise trouble[0]
+    assert restarted.is_set() and queued_at_restart[0] > 0  # the broker went away mid-sync
     assert code == 0
     for dataset_id, ids in expected.items():
         assert stored(platform, dataset_id) == (len(ids), len(ids))
+        statuses, written = batches_written(platform, dataset_id)
+        assert "failed" not in statuses and written == len(ids)
 
 
 def _any_events(ledger: Ledger) -> bool:
@@ -311,3 +325,27 @@ def test_an_unknown_dataset_and_refused_credentials_are_refused(
         sync.start(start, end)
     sync.close()
     assert caught.value.field == "token" and "refused" in str(caught.value)
+
+
+def test_the_running_connector_carries_out_a_sync_requested_without_waiting(
+    tmp_path: Path, sqlite_shop: str, platform: Platform, eu_dataset: str
+) -> None:
+    engine = connect(sqlite_shop)
+    generate_history(engine, 150, years=1, store_ids=(1, add_website(engine, "eu")), seed=9)
+    engine.dispose()
+    settings = history_settings(tmp_path / "shop", sqlite_shop, "", platform, eu_dataset)
+    start, end = clock.now().date() - timedelta(days=400), clock.now().date()
+    expected = expected_events(settings, start, end)
+    sync = HistorySync(settings)
+    request = sync.start(start, end)  # as the API does: recorded, nothing queued yet
+    stop = threading.Event()
+    runtime = threading.Thread(target=run_history, args=(settings, stop), daemon=True)
+    runtime.start()
+    try:
+        wait_for(lambda: sync.progress(request.id).request.status == "done", timeout=180)
+    finally:
+        stop.set()
+        runtime.join(30)
+        sync.close()
+    for dataset_id, ids in expected.items():
+        assert stored(platform, dataset_id) == (len(ids), len(ids))

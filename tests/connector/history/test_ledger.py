@@ -69,3 +69,29 @@ def test_a_request_with_no_orders_is_done_when_produced(tmp_path: Path) -> None:
     ledger.mark_produced("r3")
     assert ledger.request("r3").status == "done"
     ledger.close()
+
+
+def test_the_first_batch_recorded_for_a_chunk_wins(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "h.sqlite")
+    ledger.add_request("r4", PLAN)
+    ledger.add_chunks("r4", [(1, 10, 10)])
+    assert ledger.add_batch("r4", 1, "ds-a", "first").batch_id == "first"
+    assert ledger.add_batch("r4", 1, "ds-a", "second").batch_id == "first"
+    ledger.forget_batch(ledger.batches_of("r4", 1)["ds-a"])
+    assert ledger.add_batch("r4", 1, "ds-a", "third").batch_id == "third"
+    ledger.close()
+
+
+def test_a_chunk_every_consumer_died_on_is_given_up_once_quiet(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "h.sqlite")
+    ledger.add_request("r5", PLAN)
+    ledger.add_chunks("r5", [(1, 10, 10), (11, 20, 10)])
+    ledger.mark_produced("r5")
+    for _ in range(3):
+        ledger.begin_attempt("r5", 1)
+    ledger.begin_attempt("r5", 2)
+    assert ledger.fail_abandoned("r5", max_attempts=3, quiet_ms=60_000) == 0  # not quiet yet
+    assert ledger.fail_abandoned("r5", max_attempts=3, quiet_ms=-1) == 1
+    assert ledger.chunks_by_status("r5") == {"failed": 1, "queued": 1}
+    assert "given up after 3 deliveries" in ledger.chunk_errors("r5")[0][1]
+    ledger.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,22 @@ def finish(pipeline: Pipeline, catalog: Catalog, batch_id: str, steps: int = 100
 
 def stored_ids(services: Services) -> list[str]:
     return [row[0] for row in services.query.run("SELECT _id FROM demo_events ORDER BY 1").rows]
+
+
+def restart_until_done(settings: Settings, catalog: Catalog, batch_id: str, **options: Any) -> int:
+    """Run a pipeline until the batch is final, restarting it (as its supervisor does) each
+    time it stops with an error; how many times it stopped."""
+    crashes = 0
+    while True:
+        pipeline = pipeline_for(settings, catalog, **options)
+        try:
+            finish(pipeline, catalog, batch_id)
+            return crashes
+        except RuntimeError:
+            crashes += 1
+            assert crashes <= 10, "the pipeline never got past the batch"
+        finally:
+            pipeline.close()
 
 
 @pytest.fixture
@@ -344,3 +361,152 @@ def test_an_older_catalog_file_gains_the_batch_columns(tmp_path: Path) -> None:
         assert catalog.batches(status="processing") == []
     finally:
         catalog.close()
+
+
+def test_a_row_streamed_while_a_batch_commits_in_groups_is_dropped_from_a_later_group(
+    settings: Settings, catalog: Catalog, demo: Datastream, services: Services
+) -> None:
+    files = {
+        f"{name}.json": lines([order(2 * i), order(2 * i + 1)]) for i, name in enumerate("abcd")
+    }
+    batch = make_batch(settings, catalog, demo, files)
+    pipeline = pipeline_for(settings, catalog, rows_per_step=8, commit_rows=2)
+    pipeline.step()  # stages the four files as four parts; the commits wait for the next step
+    assert catalog.batch(batch.id).status == "processing"
+    spool(settings, demo, [{**page("streamed"), "_id": "order-7"}])  # in the last part
+    done = finish(pipeline, catalog, batch.id)
+    pipeline.close()
+    assert (done.status, done.records, done.duplicates) == ("success", 7, 1)
+    assert stored_ids(services) == [f"order-{n}" for n in range(8)]
+
+
+def test_a_kill_between_a_batch_commit_and_the_dedupe_index_lets_streaming_double_nothing(
+    settings: Settings,
+    catalog: Catalog,
+    restarted: Catalog,
+    demo: Datastream,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = make_batch(settings, catalog, demo, {"a.json": lines([order(n) for n in range(4)])})
+    append = storage.DeltaStore.append
+
+    def commit_then_die(self: storage.DeltaStore, *args: Any, **kw: Any) -> None:
+        append(self, *args, **kw)
+        if str(kw["app_id"]).startswith("koppla-batch/"):
+            raise SystemExit("killed between the Delta commit and the dedupe index")
+
+    monkeypatch.setattr(storage.DeltaStore, "append", commit_then_die)
+    first = pipeline_for(settings, catalog)
+    with pytest.raises(SystemExit):
+        finish(first, catalog, batch.id)
+    first.close()
+    monkeypatch.setattr(storage.DeltaStore, "append", append)
+    spool(settings, demo, [{**page("streamed"), "_id": "order-2"}])  # the batch stored it
+
+    second = pipeline_for(settings, restarted)
+    done = finish(second, restarted, batch.id)
+    second.close()
+    assert (done.status, done.records) == ("success", 4)
+    assert stored_ids(services) == [f"order-{n}" for n in range(4)]
+
+
+def test_a_batch_that_stops_the_pipeline_on_every_restart_fails_alone(
+    settings: Settings,
+    catalog: Catalog,
+    demo: Datastream,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = make_batch(settings, catalog, demo, {"a.json": lines([order(n) for n in range(3)])})
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("the part cannot be read")
+
+    monkeypatch.setattr(ingest.parts, "read", broken)
+    crashes = restart_until_done(settings, catalog, batch.id)
+    assert crashes == 1 + ingest.MAX_ATTEMPTS  # the first run staged it: that was progress
+    done = catalog.batch(batch.id)
+    pipeline = pipeline_for(settings, catalog)
+    spool(settings, demo, [{**page("streamed"), "_id": "after"}])
+    pipeline.step()
+    pipeline.close()
+    assert done.status == "failed"
+    assert done.errors[0].code == "stuck"
+    assert "RuntimeError: the part cannot be read" in done.errors[0].description
+    assert stored_ids(services) == ["after"]  # streaming flows again; nothing of the batch
+
+
+def test_a_partly_stored_batch_that_keeps_stopping_the_pipeline_is_set_aside(
+    settings: Settings,
+    catalog: Catalog,
+    demo: Datastream,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stuck = make_batch(settings, catalog, demo, {"a.json": lines([order(n) for n in range(4)])})
+    read = ingest.parts.read
+
+    def broken_after_the_first_group(directory: Path, numbers: Any) -> Any:
+        if numbers[0] > 0:
+            raise RuntimeError("the second part cannot be read")
+        return read(directory, numbers)
+
+    monkeypatch.setattr(ingest.parts, "read", broken_after_the_first_group)
+    after = make_batch(settings, catalog, demo, {"b.json": lines([order(9)])})
+    restart_until_done(settings, catalog, after.id, rows_per_step=2, commit_rows=2)
+    done = catalog.batch(after.id)
+    assert done.status == "success"
+    aside = catalog.batch(stuck.id)
+    assert aside.status == "processing"
+    assert aside.errors[0].code == "stuck" and "set aside" in aside.errors[0].description
+    assert stored_ids(services) == ["order-0", "order-1", "order-9"]
+
+
+def test_two_spellings_of_one_uuid_id_in_a_batch_are_stored_once(
+    settings: Settings, catalog: Catalog, demo: Datastream, services: Services
+) -> None:
+    uuid = "0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d"
+    rows = [order(1, _id=uuid), order(2, _id=uuid.upper())]
+    batch = make_batch(settings, catalog, demo, {"a.json": lines(rows)})
+    pipeline = pipeline_for(settings, catalog)
+    done = finish(pipeline, catalog, batch.id)
+    pipeline.close()
+    assert (done.status, done.records, done.duplicates) == ("success", 1, 1)
+    assert stored_ids(services) == [uuid]
+
+
+def test_parquet_timestamps_without_a_time_zone_land_as_utc(
+    settings: Settings, catalog: Catalog, demo: Datastream, services: Services
+) -> None:
+    rows = [order(n) for n in range(2)]
+    for row in rows:
+        row["timestamp"] = datetime(2025, 3, 1, 10, 0)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path = settings.home / "naive.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    batch = make_batch(settings, catalog, demo, {"a.parquet": path.read_bytes()}, kind="parquet")
+    pipeline = pipeline_for(settings, catalog)
+    done = finish(pipeline, catalog, batch.id)
+    pipeline.close()
+    assert (done.status, done.records, done.failed_records) == ("success", 2, 0)
+    stamps = services.query.run("SELECT CAST(timestamp AS VARCHAR) FROM demo_events").rows
+    assert {row[0][:19] for row in stamps} == {"2025-03-01 10:00:00"}
+
+
+def test_a_failed_batch_counts_the_rows_it_read_and_its_reader_keeps_nothing(
+    settings: Settings, catalog: Catalog, demo: Datastream
+) -> None:
+    rows = [order(1), order(2, timestamp="x"), order(3, timestamp="y")]
+    files = {"a.json": codec.dumps(rows), "b.json": codec.dumps([order(4)])}
+    batch = make_batch(settings, catalog, demo, files, multiline=True)
+    pipeline = pipeline_for(settings, catalog, rows_per_step=2, max_failed_ratio=0.1)
+    done = finish(pipeline, catalog, batch.id)
+    assert (done.status, done.records, done.failed_records, done.records_read) == (
+        "failed",
+        0,
+        2,
+        4,
+    )
+    assert pipeline.batches.reader.holding() == 0
+    pipeline.close()

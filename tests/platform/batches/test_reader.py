@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,82 @@ def test_a_parquet_cell_python_cannot_hold_refuses_its_row_only(tmp_path: Path) 
     assert rows[1].problem[1] == "parquet"
     assert rows[0].value is not None and rows[0].value["s"] == {"m": {"a": 1}}
     assert rows[2].value is not None and rows[2].value["s"] == {"m": None}
+
+
+def test_an_over_long_line_is_a_row_error_and_reading_resumes_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    long_line = b'{"_id": "' + b"x" * 5000 + b'"}'
+    path.write_bytes(b'{"n": 1}\n' + long_line + b'\n{"n": 3}\n' + b"y" * 3000)
+    reader = RowReader(max_depth=8, max_line_bytes=1000)
+    rows: list[RawRow] = []
+    cursor = Cursor()
+    while True:  # one row per slice: the cursor resumes right after the skipped line
+        part = reader.read(path, "json", False, cursor, 1)
+        rows.extend(part.rows)
+        cursor = part.next
+        if part.done:
+            break
+    assert [(r.number, r.value, r.problem and r.problem[1]) for r in rows] == [
+        (1, {"n": 1}, None),
+        (2, None, "lineTooLong"),
+        (3, {"n": 3}, None),
+        (4, None, "lineTooLong"),  # the last line, without a newline
+    ]
+    assert rows[1].problem is not None and "1000 bytes" in rows[1].problem[2]
+    assert rows[1].sent().startswith('{"_id": "xxx')
+
+
+def test_a_slice_of_json_lines_ends_at_its_byte_budget(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_bytes(b"".join(codec.dumps({"n": n, "pad": "p" * 100}) + b"\n" for n in range(10)))
+    part = RowReader(max_depth=8, max_slice_bytes=300).read(path, "json", False, Cursor(), 100)
+    assert 1 <= len(part.rows) <= 3 and not part.done
+
+
+def test_a_multiline_json_file_over_its_limit_is_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_bytes(codec.dumps([{"n": n} for n in range(100)]))
+    reader = RowReader(max_depth=8, max_document_bytes=200)
+    with pytest.raises(FileUnreadable, match="batch_max_document_bytes"):
+        reader.read(path, "json", True, Cursor(), 10)
+    assert reader.holding() == 0
+
+
+def test_a_parquet_row_group_over_its_limit_makes_the_file_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "a.parquet"
+    table = pa.Table.from_pylist([{"text": "z" * 10_000}] * 50)
+    pq.write_table(table, path, use_dictionary=False, compression="zstd")
+    assert path.stat().st_size < 100_000  # small on disk, 500 kB once read
+    reader = RowReader(max_depth=8, max_row_group_bytes=100_000)
+    with pytest.raises(FileUnreadable, match="row group 0"):
+        reader.read(path, "parquet", False, Cursor(), 10)
+    assert len(RowReader(max_depth=8).read(path, "parquet", False, Cursor(), 10).rows) == 10
+
+
+def test_parquet_timestamps_without_a_time_zone_are_read_as_utc(tmp_path: Path) -> None:
+    path = tmp_path / "a.parquet"
+    naive = datetime(2025, 3, 1, 10, 0)
+    table = pa.table(
+        {
+            "timestamp": pa.array([naive], pa.timestamp("ms")),
+            "nested": pa.array([{"at": naive}], pa.struct([("at", pa.timestamp("us"))])),
+            "zoned": pa.array([naive], pa.timestamp("ms", tz="Europe/Stockholm")),
+        }
+    )
+    pq.write_table(table, path)
+    (row,) = RowReader(max_depth=8).read(path, "parquet", False, Cursor(), 10).rows
+    assert row.value is not None
+    assert row.value["timestamp"] == naive.replace(tzinfo=UTC)
+    assert row.value["timestamp"].utcoffset() == timedelta(0)
+    assert row.value["nested"]["at"] == naive.replace(tzinfo=UTC)
+    assert row.value["zoned"].utcoffset() == timedelta(hours=1)  # a zone sent is kept
+
+
+def test_forget_drops_what_is_kept_open(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_bytes(codec.dumps([{"n": n} for n in range(10)]))
+    reader = RowReader(max_depth=8)
+    reader.read(path, "json", True, Cursor(), 3)
+    assert reader.holding() == 1
+    reader.forget(path)
+    assert reader.holding() == 0

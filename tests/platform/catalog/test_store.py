@@ -117,3 +117,37 @@ def test_names_and_ids_with_a_trailing_newline_are_refused(
     with pytest.raises(InvalidInput):
         check(value)
     assert check(value.rstrip("\n")) == value.rstrip("\n")
+
+
+def test_the_next_ingestion_batch_is_the_one_completed_first_however_many_wait(
+    tmp_path: Path,
+) -> None:
+    from koppla.platform.catalog.models import Batch
+
+    catalog = Catalog(tmp_path / "c.sqlite")
+    waiting = [
+        Batch(
+            id=f"b{n:05d}",
+            dataset_id="d",
+            status="processing",
+            records=0,
+            failed_records=0,
+            created_ms=n,  # more than 1,000 newer batches wait behind the first
+            completed_ms=None,
+            source="batch-ingestion",
+            input_format="json",
+            started_ms=20_000 + n,
+        )
+        for n in range(1_200)
+    ]
+    for batch in reversed(waiting):
+        catalog.record_batch(batch)
+    catalog.record_batch(
+        Batch("streaming", "d", "processing", 0, 0, 1, None, "spool", started_ms=0)
+    )
+    assert catalog.next_ingestion_batch() == waiting[0]
+    assert catalog.next_ingestion_batch(skip={"b00000", "b00001"}) == waiting[2]
+    catalog.close()
+    reopened = Catalog(tmp_path / "c.sqlite")
+    assert reopened.next_ingestion_batch() == waiting[0]
+    reopened.close()

@@ -13,6 +13,7 @@ from koppla.core.envelope import EdgeRecord
 from koppla.core.layout import Layout
 from koppla.core.settings import Settings
 from koppla.platform.catalog.models import Datastream
+from koppla.platform.datasets import tables
 from koppla.platform.pipeline import runner
 from koppla.platform.pipeline.runner import Pipeline
 from koppla.platform.spool.writer import SpoolWriter
@@ -74,7 +75,7 @@ def test_a_record_that_cannot_be_converted_is_quarantined_alone(
             raise OverflowError("value out of range")
         return real(schema, rows)
 
-    monkeypatch.setattr(runner, "to_arrow", fussy)
+    monkeypatch.setattr(tables, "to_arrow", fussy)
     spool(settings, demo, [page("a"), page("poison"), page("b")])
     pipeline.step()
     names = services.query.run("SELECT web.webPageDetails.name FROM demo_events ORDER BY 1").rows

@@ -9,18 +9,21 @@ as `Unauthorized`: the credentials are wrong).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import httpx
 
-from koppla.connector.retry import Backoff, Unavailable, error_for_status
+from koppla.connector.retry import Backoff, Rejected, Unavailable, error_for_status
 from koppla.connector.settings import ConnectorSettings
 from koppla.core import clock, codec
 
 T = TypeVar("T")
+log = logging.getLogger("koppla.connector.history")
 
 IMPORT = "/data/foundation/import/batches"
 CATALOG = "/data/foundation/catalog"
@@ -42,8 +45,24 @@ class BatchOutcome:
         return FINAL.get(self.status)
 
 
+class PlatformView(Protocol):
+    """What watching a sync needs of the platform: datasets and batch outcomes."""
+
+    def dataset_exists(self, dataset_id: str) -> bool:
+        """True when the platform has the dataset."""
+        ...
+
+    def outcome(self, batch_id: str) -> BatchOutcome:
+        """The batch's status and row counts."""
+        ...
+
+    def close(self) -> None:
+        """Release what it holds."""
+        ...
+
+
 class PlatformBatches:
-    """Creates, fills and completes batches, and reads their outcome."""
+    """Creates, fills and completes batches, and reads their outcome (a `PlatformView`)."""
 
     def __init__(
         self,
@@ -75,7 +94,8 @@ class PlatformBatches:
 
     def dataset_exists(self, dataset_id: str) -> bool:
         """True when the platform has the dataset (False on 404)."""
-        response = self._call(lambda: self._request("GET", f"{CATALOG}/dataSets/{dataset_id}"))
+        path = f"{CATALOG}/dataSets/{_segment(dataset_id)}"
+        response = self._call(lambda: self._request("GET", path))
         if response.status_code == 404:
             return False
         self._raise_for(response)
@@ -90,7 +110,9 @@ class PlatformBatches:
 
     def upload(self, batch_id: str, dataset_id: str, name: str, content: bytes) -> None:
         """Put one file into the batch (a repeated upload of the same name replaces it)."""
-        path = f"{IMPORT}/{batch_id}/datasets/{dataset_id}/files/{name}"
+        path = (
+            f"{IMPORT}/{_segment(batch_id)}/datasets/{_segment(dataset_id)}/files/{_segment(name)}"
+        )
         headers = {"content-type": "application/octet-stream"}
         response = self._call(lambda: self._request("PUT", path, content=content, headers=headers))
         self._raise_for(response)
@@ -98,13 +120,24 @@ class PlatformBatches:
     def complete(self, batch_id: str) -> None:
         """Signal that every file is there (safe to repeat)."""
         response = self._call(
-            lambda: self._request("POST", f"{IMPORT}/{batch_id}", params={"action": "COMPLETE"})
+            lambda: self._request(
+                "POST", f"{IMPORT}/{_segment(batch_id)}", params={"action": "COMPLETE"}
+            )
         )
         self._raise_for(response)
 
+    def abort(self, batch_id: str) -> None:
+        """Abort a loading batch that will not be used (best effort: a failure is only logged)."""
+        try:
+            path = f"{IMPORT}/{_segment(batch_id)}"
+            self._raise_for(self._request("POST", path, params={"action": "ABORT"}))
+        except (Rejected, Unavailable) as error:
+            log.warning("could not abort unused batch %s: %s", batch_id, error)
+
     def outcome(self, batch_id: str) -> BatchOutcome:
         """The batch's status and row counts."""
-        response = self._call(lambda: self._request("GET", f"{CATALOG}/batches/{batch_id}"))
+        path = f"{CATALOG}/batches/{_segment(batch_id)}"
+        response = self._call(lambda: self._request("GET", path))
         self._raise_for(response)
         shown = response.json().get(batch_id, {})
         metrics = shown.get("metrics") or {}
@@ -144,6 +177,13 @@ class PlatformBatches:
         )
         if problem is not None:
             raise problem
+
+
+def _segment(value: str) -> str:
+    """`value` as one URL path segment: escaped, and never `.` or `..` (which would move up)."""
+    if value in ("", ".", ".."):
+        raise Rejected(f"{value!r} cannot name a dataset, batch or file", status=400)
+    return quote(value, safe="")
 
 
 def _detail(response: httpx.Response) -> str:

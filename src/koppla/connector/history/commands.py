@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 
 from rich.console import Console
 from rich.progress import (
@@ -23,10 +24,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from koppla.connector.history.processes import run_worker, spawn_workers, stop_workers
 from koppla.connector.history.progress import Progress as SyncProgress
 from koppla.connector.history.request import parse_day
 from koppla.connector.history.sync import HistorySync, open_history_queue
-from koppla.connector.history.workers import run_worker, spawn_workers, stop_workers
 from koppla.connector.settings import ConnectorSettings
 from koppla.core import codec
 from koppla.core.errors import KopplaError, is_retryable
@@ -53,7 +54,9 @@ def sync(
     try:
         try:
             plan_start, plan_end = parse_day(start, "from"), parse_day(end, "to")
-            request = history.start(plan_start, plan_end, website)
+            plan = history.plan(plan_start, plan_end, website)
+            asyncio.run(_reach_queue(settings))  # refuse before anything is recorded
+            request = history.record(plan)
         except KopplaError as error:
             err.print(f"[red]error:[/] {error}")
             return 2
@@ -62,19 +65,62 @@ def sync(
             f"{request.plan.end} → "
             + ", ".join(f"{w} → {d}" for w, d in request.plan.datasets.items())
         )
-        processes = spawn_workers(settings, workers or settings.history_workers) if wait else []
+        count = workers or settings.history_workers
+        processes = spawn_workers(settings, count) if wait else []
         try:
             asyncio.run(_produce(history, request.id, settings))
             if not wait:
                 console.print(request.id)
                 return 0
-            final = _watch(history, request.id)
+            try:
+                final = _watch(history, request.id, Keeper(settings, processes, count * 3))
+            except WorkersGone as error:
+                err.print(f"[red]error:[/] {error}")
+                return 1
         finally:
             stop_workers(processes)
         _report(final, as_json)
         return 0 if final.request.status == "done" else 1
     finally:
         history.close()
+
+
+async def _reach_queue(settings: ConnectorSettings) -> None:
+    """Open and close the queue: raises (a `KopplaError`) when it cannot be reached."""
+    queue = await open_history_queue(settings)
+    await queue.close()
+
+
+class Keeper:
+    """Keeps the consumer processes of a waiting `history:sync` running: one that exited is
+    started again, up to `restarts` times in all, after which the wait gives up."""
+
+    def __init__(
+        self, settings: ConnectorSettings, processes: list[BaseProcess], restarts: int
+    ) -> None:
+        self._settings = settings
+        self.processes = processes
+        self._left = restarts
+
+    def check(self) -> None:
+        """Restart exited consumers; `WorkersGone` once the restarts are used up."""
+        for index, process in enumerate(self.processes):
+            if process.is_alive():
+                continue
+            if self._left <= 0:
+                raise WorkersGone(
+                    "the history consumers keep exiting (see their log above); the sync is "
+                    "recorded: `koppla connector history:work` or `run` carries it on"
+                )
+            self._left -= 1
+            log.warning(
+                "history consumer %s exited (%s); starting another", process.name, process.exitcode
+            )
+            self.processes[index] = spawn_workers(self._settings, 1)[0]
+
+
+class WorkersGone(KopplaError):
+    """Every restart of the consumer processes was used up."""
 
 
 async def _produce(history: HistorySync, request_id: str, settings: ConnectorSettings) -> None:
@@ -85,7 +131,7 @@ async def _produce(history: HistorySync, request_id: str, settings: ConnectorSet
         await queue.close()
 
 
-def _watch(history: HistorySync, request_id: str) -> SyncProgress:
+def _watch(history: HistorySync, request_id: str, keeper: Keeper) -> SyncProgress:
     """Show a progress bar until the request is done or failed; the last figures."""
     bar = Progress(
         TextColumn("{task.description}"),
@@ -108,7 +154,11 @@ def _watch(history: HistorySync, request_id: str) -> SyncProgress:
                 rate="-" if current.rate is None else f"{current.rate:,.0f}",
             )
 
-        return asyncio.run(wait_until_finished(history, request_id, show))
+        def show_and_keep(current: SyncProgress) -> None:
+            show(current)
+            keeper.check()
+
+        return asyncio.run(wait_until_finished(history, request_id, show_and_keep))
 
 
 async def wait_until_finished(

@@ -2,24 +2,30 @@
 
 The message is acknowledged only after the chunk's batches were completed on the platform (the
 platform then holds the events durably). Trouble worth a retry (the platform or the shop database
-unavailable, an unforeseen error) puts the message back; after `max_attempts` deliveries — counted
-by the queue and by the ledger, so a consumer killed again and again by a poison chunk counts too —
-the chunk is marked failed and the message goes to the dead-letter queue with the reason. A
-refusal that no retry can fix (an unknown dataset, refused credentials) fails the chunk at once.
+unavailable, an unforeseen error, a chunk this machine's ledger does not know yet) puts the
+message back; after `max_attempts` deliveries — counted by the queue and by the ledger, so a
+consumer killed again and again by a poison chunk counts too — the chunk is marked failed and the
+message goes to the dead-letter queue with the reason. A refusal that no retry can fix (an
+unknown dataset, refused credentials) fails the chunk at once. Nothing a message or the queue
+does stops the loop: a failure to settle a delivery leaves it to be handed out again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from koppla.bus.queue import Delivery, WorkQueue
+from koppla.connector.history.chunk import ChunkWorker
 from koppla.connector.history.ledger import Ledger
-from koppla.connector.history.worker import ChunkMessage, ChunkWorker
-from koppla.core.errors import InvalidInput, NotFound, TerminalError, is_retryable
+from koppla.connector.history.message import ChunkMessage
+from koppla.core import clock
+from koppla.core.errors import InvalidInput, NotFound, TerminalError
 
 log = logging.getLogger("koppla.connector.history")
+
+Tick = Callable[[], Awaitable[None]]
 
 
 async def consume(
@@ -30,22 +36,30 @@ async def consume(
     stopped: Callable[[], bool],
     max_attempts: int,
     wait_s: float = 1.0,
+    tick: Tick | None = None,
+    tick_every_s: float = 2.0,
 ) -> int:
-    """Handle messages until `stopped()` says so; returns how many chunks were sent."""
+    """Handle messages until `stopped()` says so; returns how many chunks were sent.
+
+    `tick`, when given, runs about every `tick_every_s` seconds between messages (upkeep such
+    as recording batch outcomes); its failures are logged, never raised.
+    """
     sent = 0
+    next_tick = 0.0
     while not stopped():
+        if tick is not None and clock.monotonic() >= next_tick:
+            next_tick = clock.monotonic() + tick_every_s
+            try:
+                await tick()
+            except Exception:  # upkeep must never stop consumption
+                log.exception("history upkeep failed; trying again later")
         try:
             delivery = await queue.get(wait_s)
-        except Exception as error:  # the broker away for a moment: wait for it
-            if not is_retryable(error):
-                raise
-            log.warning("history queue unavailable, retrying: %s", error)
+            if delivery is not None and await handle(delivery, worker, ledger, max_attempts):
+                sent += 1
+        except Exception as error:  # the queue or the ledger away: the delivery comes back
+            log.warning("history queue: %s: %s; retrying", type(error).__name__, error)
             await asyncio.sleep(wait_s)
-            continue
-        if delivery is None:
-            continue
-        if await handle(delivery, worker, ledger, max_attempts):
-            sent += 1
     return sent
 
 
@@ -61,14 +75,11 @@ async def handle(
         return False
     try:
         result = await asyncio.to_thread(worker.handle, message)
-    except NotFound as error:  # the request or chunk is not in this machine's ledger
-        log.error("history chunk %s/%d: %s", message.request_id, message.no, error)
-        await delivery.dead_letter(str(error))
-        return False
     except Exception as error:  # every failure ends in a retry or a dead letter
         reason = f"{type(error).__name__}: {error}"
         attempts = max(delivery.attempt, _ledger_attempts(ledger, message))
-        if isinstance(error, TerminalError) or attempts >= max_attempts:
+        terminal = isinstance(error, TerminalError) and not isinstance(error, NotFound)
+        if terminal or attempts >= max_attempts:
             log.error(
                 "history chunk %s/%d failed after %d attempt(s): %s",
                 message.request_id,
@@ -76,7 +87,8 @@ async def handle(
                 attempts,
                 reason,
             )
-            ledger.mark_chunk_failed(message.request_id, message.no, reason)
+            if not isinstance(error, NotFound):
+                ledger.mark_chunk_failed(message.request_id, message.no, reason)
             await delivery.dead_letter(reason)
             return False
         log.warning(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from koppla.connector.history.request import SyncPlan
-from koppla.core import clock, codec
+from koppla.core import clock, codec, ids
 from koppla.core.errors import NotFound
 from koppla.core.sqlite import SqliteFile
 
@@ -31,8 +31,9 @@ CREATE TABLE IF NOT EXISTS sync_request (
   id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, start_day TEXT NOT NULL,
   end_day TEXT NOT NULL, datasets TEXT NOT NULL, status TEXT NOT NULL,
   produced_after INTEGER NOT NULL DEFAULT 0, produced INTEGER NOT NULL DEFAULT 0,
-  finished_ms INTEGER
+  finished_ms INTEGER, started_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chunk (
   request_id TEXT NOT NULL, no INTEGER NOT NULL, first_id INTEGER NOT NULL,
   last_id INTEGER NOT NULL, orders INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'queued',
@@ -123,6 +124,16 @@ class Ledger:
     def close(self) -> None:
         """Close the database."""
         self._file.close()
+
+    def home_id(self) -> str:
+        """This ledger's random id (made on first use): names the home's default queue."""
+        with self._file.transaction() as db:
+            db.execute(
+                "INSERT INTO meta (name, value) VALUES ('home_id', ?) ON CONFLICT DO NOTHING",
+                (ids.new_hex_id(6),),
+            )
+            row = db.execute("SELECT value FROM meta WHERE name='home_id'").fetchone()
+        return str(row[0])
 
     # requests
     def add_request(self, request_id: str, plan: SyncPlan) -> SyncRequest:
@@ -228,10 +239,15 @@ class Ledger:
 
     def begin_attempt(self, request_id: str, no: int) -> int:
         """Count one more attempt at a chunk; returns the attempt number."""
+        now = clock.now_ms()
         with self._file.transaction() as db:
             db.execute(
                 "UPDATE chunk SET attempts=attempts+1, updated_ms=? WHERE request_id=? AND no=?",
-                (clock.now_ms(), request_id, no),
+                (now, request_id, no),
+            )
+            db.execute(
+                "UPDATE sync_request SET started_ms=coalesce(started_ms, ?) WHERE id=?",
+                (now, request_id),
             )
             row = db.execute(
                 "SELECT attempts FROM chunk WHERE request_id=? AND no=?", (request_id, no)
@@ -275,6 +291,27 @@ class Ledger:
             )
             _settle_request(db, request_id)
 
+    def fail_abandoned(self, request_id: str, max_attempts: int, quiet_ms: int) -> int:
+        """Fail the chunks taken `max_attempts` times and untouched for `quiet_ms`: every
+        consumer that took them died on them, and the queue has given them up."""
+        cutoff = clock.now_ms() - quiet_ms
+        with self._file.transaction() as db:
+            cur = db.execute(
+                "UPDATE chunk SET status='failed', error=?, updated_ms=? WHERE request_id=? "
+                "AND status='queued' AND attempts >= ? AND updated_ms < ?",
+                (
+                    f"given up after {max_attempts} deliveries that never finished (the "
+                    "consumers stopped while handling it)",
+                    clock.now_ms(),
+                    request_id,
+                    max_attempts,
+                    cutoff,
+                ),
+            )
+            if cur.rowcount:
+                _settle_request(db, request_id)
+        return int(cur.rowcount)
+
     # batches
     def batches_of(self, request_id: str, no: int) -> dict[str, ChunkBatch]:
         """The batches already created for a chunk, by dataset id."""
@@ -283,13 +320,32 @@ class Ledger:
         )
         return {str(r[2]): _batch(r) for r in rows}
 
-    def add_batch(self, request_id: str, no: int, dataset_id: str, batch_id: str) -> None:
-        """Remember the batch created for a chunk's dataset, before anything is uploaded."""
+    def add_batch(self, request_id: str, no: int, dataset_id: str, batch_id: str) -> ChunkBatch:
+        """Remember the batch created for a chunk's dataset, before anything is uploaded.
+
+        The first batch recorded for a chunk's dataset wins (two consumers handling one chunk at
+        once both end up filling it): returns the batch kept. A recorded batch the platform gave
+        up on (`replace_batch`) is the only one ever replaced.
+        """
         with self._file.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO chunk_batch (request_id, no, dataset_id, batch_id) "
-                "VALUES (?,?,?,?)",
+                "INSERT INTO chunk_batch (request_id, no, dataset_id, batch_id) VALUES (?,?,?,?) "
+                "ON CONFLICT (request_id, no, dataset_id) DO NOTHING",
                 (request_id, no, dataset_id, batch_id),
+            )
+            row = db.execute(
+                f"SELECT {_BATCH} FROM chunk_batch WHERE request_id=? AND no=? AND dataset_id=?",
+                (request_id, no, dataset_id),
+            ).fetchone()
+        return _batch(row)
+
+    def forget_batch(self, batch: ChunkBatch) -> None:
+        """Drop the record of a batch the platform aborted, so the chunk makes a new one."""
+        with self._file.transaction() as db:
+            db.execute(
+                "DELETE FROM chunk_batch WHERE request_id=? AND no=? AND dataset_id=? "
+                "AND batch_id=?",
+                (batch.request_id, batch.no, batch.dataset_id, batch.batch_id),
             )
 
     def mark_batch_completed(self, request_id: str, no: int, dataset_id: str, rows: int) -> None:
@@ -328,9 +384,9 @@ class Ledger:
             "coalesce(sum(status IN ('done', 'failed')), 0), coalesce(sum(orders), 0), "
             "coalesce(sum(CASE WHEN status='done' THEN orders - failed_orders END), 0), "
             "coalesce(sum(CASE WHEN status='failed' THEN orders ELSE failed_orders END), 0), "
-            "coalesce(sum(events), 0), min(CASE WHEN attempts > 0 THEN updated_ms END), "
+            "coalesce(sum(events), 0), (SELECT started_ms FROM sync_request WHERE id=?), "
             "max(CASE WHEN attempts > 0 THEN updated_ms END) FROM chunk WHERE request_id=?",
-            (request_id,),
+            (request_id, request_id),
         )
         b = self._file.one(
             "SELECT count(*), coalesce(sum(status='success'), 0), "
@@ -353,6 +409,13 @@ class Ledger:
             first_work_ms=None if c[6] is None else int(c[6]),
             last_work_ms=None if c[7] is None else int(c[7]),
         )
+
+    def chunks_by_status(self, request_id: str) -> dict[str, int]:
+        """How many of the request's chunks are queued, sent, done and failed."""
+        rows = self._file.all(
+            "SELECT status, count(*) FROM chunk WHERE request_id=? GROUP BY status", (request_id,)
+        )
+        return {str(status): int(n) for status, n in rows}
 
     def chunk_errors(self, request_id: str, limit: int = 20) -> list[tuple[int, str]]:
         """Failed chunks with their reasons."""

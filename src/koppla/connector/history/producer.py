@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 
 from koppla.bus.queue import WorkQueue
+from koppla.connector.history.chunk import order_ids_in
 from koppla.connector.history.ledger import Chunk, Ledger, SyncRequest
-from koppla.connector.history.worker import ChunkMessage, order_ids_in
+from koppla.connector.history.message import ChunkMessage
 from koppla.connector.source import StoreSource
 
 log = logging.getLogger("koppla.connector.history")

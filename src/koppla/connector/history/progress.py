@@ -7,12 +7,16 @@ the figures. Both are cheap enough to call every second while someone watches.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from koppla.connector.history.batch_client import PlatformBatches
+from koppla.connector.history.batch_client import BatchOutcome, PlatformView
 from koppla.connector.history.ledger import Counts, Ledger, SyncRequest
+from koppla.connector.retry import Rejected
 from koppla.core import clock
+
+log = logging.getLogger("koppla.connector.history")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +67,24 @@ def progress(ledger: Ledger, request_id: str) -> Progress:
         elapsed = max(0.001, (end - counts.first_work_ms) / 1000)
         rate = finished / elapsed
         left = counts.orders_found - finished
-        eta = left / rate if request.status in ("producing", "running") else 0.0
+        if request.status in ("done", "failed"):
+            eta = 0.0
+        elif request.produced:  # before that the number of orders is not known yet
+            eta = left / rate
     return Progress(request, counts, rate, eta)
 
 
-def refresh(ledger: Ledger, platform: PlatformBatches, request_id: str) -> int:
+def refresh(ledger: Ledger, platform: PlatformView, request_id: str) -> int:
     """Record the outcome of batches the platform has finished; returns how many finished."""
     finished = 0
     for batch in ledger.pending_batches(request_id):
-        outcome = platform.outcome(batch.batch_id)
+        try:
+            outcome = platform.outcome(batch.batch_id)
+        except Rejected as error:
+            if error.status != 404:  # credentials refused: try again on the next refresh
+                log.warning("history sync %s: batch %s: %s", request_id, batch.batch_id, error)
+                continue
+            outcome = BatchOutcome("failed", 0, 0)  # the platform does not know the batch
         if outcome.final == "success":
             ledger.settle_batch(batch, "success", outcome.written, outcome.failed)
         elif outcome.final == "failed":

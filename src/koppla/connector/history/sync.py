@@ -18,12 +18,12 @@ from datetime import date
 from pathlib import Path
 
 from koppla.bus.queue import WorkQueue, open_queue
-from koppla.connector.history.batch_client import PlatformBatches
+from koppla.connector.history.batch_client import PlatformBatches, PlatformView
 from koppla.connector.history.ledger import Ledger, SyncRequest
+from koppla.connector.history.message import ChunkMessage
 from koppla.connector.history.producer import produce
 from koppla.connector.history.progress import Progress, progress, refresh
 from koppla.connector.history.request import SyncPlan, plan_request
-from koppla.connector.history.worker import ChunkMessage
 from koppla.connector.retry import Unauthorized
 from koppla.connector.settings import ConnectorSettings
 from koppla.connector.source import StoreSource, connect
@@ -36,11 +36,27 @@ def ledger_path(settings: ConnectorSettings) -> Path:
     return settings.home / "connector" / "history.sqlite"
 
 
+ABANDONED_QUIET_MS = 10 * 60 * 1000
+"""A chunk delivered `history_max_attempts` times and untouched this long is given up."""
+
+
+def queue_name(settings: ConnectorSettings) -> str:
+    """The queue's name: `queue_name`, else `koppla-history-<this home's id>` (so two homes on
+    one RabbitMQ never take each other's chunks)."""
+    if settings.queue_name:
+        return settings.queue_name
+    ledger = Ledger(ledger_path(settings))
+    try:
+        return f"koppla-history-{ledger.home_id()}"
+    finally:
+        ledger.close()
+
+
 async def open_history_queue(settings: ConnectorSettings, prefetch: int = 1) -> WorkQueue:
     """The history sync's queue: embedded under the home, or RabbitMQ (`queue_url`)."""
     return await open_queue(
         settings.queue_url.get_secret_value(),
-        settings.queue_name,
+        queue_name(settings),
         home=settings.home,
         prefetch=prefetch,
         max_attempts=settings.history_max_attempts,
@@ -50,12 +66,10 @@ async def open_history_queue(settings: ConnectorSettings, prefetch: int = 1) -> 
 class HistorySync:
     """Start, produce and watch history syncs of one connector home."""
 
-    def __init__(
-        self, settings: ConnectorSettings, platform: PlatformBatches | None = None
-    ) -> None:
+    def __init__(self, settings: ConnectorSettings, platform: PlatformView | None = None) -> None:
         self.settings = settings
         self.ledger = Ledger(ledger_path(settings))
-        self.platform = platform or PlatformBatches(settings)
+        self.platform: PlatformView = platform or PlatformBatches(settings)
 
     def close(self) -> None:
         """Release the ledger and the HTTP client."""
@@ -85,7 +99,10 @@ class HistorySync:
         self, start: date, end: date, website: str | None = None, today: date | None = None
     ) -> SyncRequest:
         """Check and record a new sync (its chunks are queued by `produce`)."""
-        plan = self.plan(start, end, website, today)
+        return self.record(self.plan(start, end, website, today))
+
+    def record(self, plan: SyncPlan) -> SyncRequest:
+        """Record a checked plan as a new sync."""
         return self.ledger.add_request(ids.new_hex_id(8), plan)
 
     async def produce(self, request: SyncRequest, queue: WorkQueue) -> bool:
@@ -124,6 +141,9 @@ class HistorySync:
             request_id = newest[0].id
         if refresh_first:
             refresh(self.ledger, self.platform, request_id)
+            self.ledger.fail_abandoned(
+                request_id, self.settings.history_max_attempts, ABANDONED_QUIET_MS
+            )
         return progress(self.ledger, request_id)
 
     async def settle_dead_letters(self, queue: WorkQueue) -> int:
@@ -145,7 +165,7 @@ class HistorySync:
     def refresh_unfinished(self) -> None:
         """Record the outcome of finished batches of every running request."""
         for request in self.ledger.unfinished():
-            refresh(self.ledger, self.platform, request.id)
+            self.progress(request.id)
 
 
 @contextmanager

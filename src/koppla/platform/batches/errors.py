@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from koppla.core import codec
+from koppla.platform.batches.durable import fsync_directory, make_directory
 from koppla.platform.batches.reader import Problem
 
 ERRORS = "errors"
@@ -53,12 +54,16 @@ class ErrorLog:
         path = self.path(file_index)
         if not errors:
             return path.stat().st_size if path.exists() else 0
-        self._directory.mkdir(parents=True, exist_ok=True)
+        make_directory(self._directory)
+        created = not path.exists()
         with path.open("ab") as file:
             file.write(b"".join(error.line() for error in errors))
             file.flush()
             os.fsync(file.fileno())
-            return file.tell()
+            size = file.tell()
+        if created:  # the new file's name survives a power loss too
+            fsync_directory(self._directory)
+        return size
 
     def cut(self, file_index: int, size: int) -> None:
         """Cut the file's row errors back to `size` bytes (what the durable progress covers)."""

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from koppla.core import ids
 from koppla.core.errors import Conflict, InvalidInput
 from koppla.core.layout import Layout
+from koppla.platform.batches.durable import fsync_directory, make_directory
 
 SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]{0,254}")
 """One part of a file name: letters, digits and `_.=-`, not starting with `.` or `-`."""
@@ -108,7 +109,7 @@ class Upload:
             ) from error
         folder = self._final.parent
         while True:  # the rename, and any folder made for it, survive a crash
-            _fsync_directory(folder)
+            fsync_directory(folder)
             if folder == self._folder:
                 break
             folder = folder.parent
@@ -132,7 +133,7 @@ class BatchFiles:
 
     def create(self, batch_id: str) -> None:
         """Make the batch's input folder."""
-        (self.directory(batch_id) / INPUT).mkdir(parents=True, exist_ok=True)
+        make_directory(self.directory(batch_id) / INPUT)
 
     def path(self, batch_id: str, name: str) -> Path:
         """Where the input file `name` (checked with `check_file_name`) is kept."""
@@ -141,7 +142,7 @@ class BatchFiles:
     def upload(self, batch_id: str, name: str, max_bytes: int) -> Upload:
         """Start receiving the file `name` of a batch, at most `max_bytes` of it."""
         folder = self.directory(batch_id) / INPUT
-        folder.mkdir(parents=True, exist_ok=True)
+        make_directory(folder)
         return Upload(check_file_name(name), folder, max_bytes)
 
     def inputs(self, batch_id: str) -> list[InputFile]:
@@ -176,11 +177,3 @@ class BatchFiles:
     def remove(self, batch_id: str) -> None:
         """Delete everything kept for the batch."""
         shutil.rmtree(self.directory(batch_id), ignore_errors=True)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

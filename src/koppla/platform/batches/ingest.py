@@ -19,6 +19,11 @@ Then the batch is marked `success` with its metrics and its input files are dele
 (the pipeline) is the only writer of the datasets, so streaming and batches never race. Failures
 of the machinery (disk, SQLite, a Delta commit) raise and the pipeline restarts; a problem no one
 foresaw with one batch's contents fails that batch only.
+
+After a restart, `recover` records a commit the crash left unrecorded before streaming drains
+anything. A batch that stops the pipeline `MAX_ATTEMPTS` times in a row without moving on is
+given up: failed if none of it is stored yet, else set aside (left `processing`, skipped).
+What finished batches keep, and for how long, is `retention`'s business.
 """
 
 from __future__ import annotations
@@ -27,10 +32,9 @@ import dataclasses
 import gc
 import logging
 import os
-import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from koppla.core import clock, codec, ids
+from koppla.core import clock, ids
 from koppla.core.errors import NotFound
 from koppla.core.layout import Layout
 from koppla.platform.batches import manifest, parts
@@ -46,12 +50,20 @@ from koppla.platform.batches.errors import ErrorLog, RowError
 from koppla.platform.batches.files import BatchFiles
 from koppla.platform.batches.journal import JOURNAL, Journal, Progress, SliceOutcome
 from koppla.platform.batches.manifest import FileReport
-from koppla.platform.batches.reader import Cursor, FileUnreadable, Format, RawRow, RowReader
-from koppla.platform.catalog.models import FINAL_STATUSES, Batch, BatchError, Dataset
+from koppla.platform.batches.reader import (
+    MAX_DOCUMENT_BYTES,
+    Cursor,
+    FileUnreadable,
+    Format,
+    RawRow,
+    RowReader,
+)
+from koppla.platform.batches.retention import Retention, drop_work
+from koppla.platform.catalog.models import Batch, BatchError, Dataset
 from koppla.platform.catalog.store import Catalog
-from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex
+from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex, id_key
 from koppla.platform.datasets.storage import DeltaStore
-from koppla.platform.datasets.tables import dataset_arrow_schema
+from koppla.platform.datasets.tables import dataset_arrow_schema, rows_table, stored_row
 from koppla.xdm.event_types import validate_event
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
@@ -63,6 +75,9 @@ SOURCE = "batch-ingestion"
 
 COMMIT_COST = 5
 """Rows committed per row of a step's budget: appending is far cheaper than validating."""
+
+MAX_ATTEMPTS = 3
+"""Processes in a row that may take a batch up without it moving on before it is given up."""
 
 DedupeFor = Callable[[str], DedupeIndex]
 """The dedupe index of a dataset (by id): the one the streaming pipeline uses for it."""
@@ -78,6 +93,7 @@ class BatchOptions:
     max_depth: int = 32
     diagnostics_ms: int = 30 * DAY_MS
     sweep_every_ms: int = 3_600_000
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
 
 
 @dataclass
@@ -116,23 +132,78 @@ class BatchIngestor:
         self._store, self._dedupe = store, dedupe
         self._options = options or BatchOptions()
         self._files = BatchFiles(layout)
-        self._reader = RowReader(self._options.max_depth)
+        self._reader = RowReader(
+            self._options.max_depth, max_document_bytes=self._options.max_document_bytes
+        )
         self._journals: dict[str, Journal] = {}
-        self._swept_at: int | None = None
+        self._prepared: set[str] = set()
+        """Batches whose table and journal this process has made ready."""
+        self._attempted: set[str] = set()
+        """Batches this process took up (and counted an attempt for)."""
+        self._aside: set[str] = set()
+        """Batches set aside: they can neither finish nor fail, and are skipped."""
+        self._retention = Retention(
+            layout,
+            catalog,
+            diagnostics_ms=self._options.diagnostics_ms,
+            every_ms=self._options.sweep_every_ms,
+        )
         self.busy = False
         """True when the last `advance` stopped at its budget with work left."""
+
+    @property
+    def reader(self) -> RowReader:
+        """The reader of the batches' files (what it keeps open is bounded and dropped)."""
+        return self._reader
+
+    def recover(self) -> int:
+        """Record every batch commit a crash left unrecorded; call it before streaming drains.
+
+        A kill between a batch's Delta commit and the update of the dataset's dedupe index
+        would otherwise let streaming store again an `_id` the batch just stored. Returns how
+        many commits were recorded. A batch whose recovery fails is logged and left to
+        `advance` (which counts the attempt).
+        """
+        root = self._layout.batches
+        if not root.is_dir():
+            return 0
+        recorded = 0
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            if not (Path(entry.path) / JOURNAL).is_file():
+                continue
+            try:
+                recorded += self._recover_one(entry.name)
+            except Exception:  # advance meets it again and counts the attempt
+                log.exception("batch %s: its last commit could not be checked", entry.name)
+        return recorded
+
+    def _recover_one(self, batch_id: str) -> int:
+        try:
+            batch = self._catalog.batch(batch_id)
+            dataset = self._catalog.dataset(batch.dataset_id)
+            schema = self._registry.get(dataset.schema_id)
+        except NotFound:
+            return 0
+        if batch.status != "processing" or not batch.ingested:
+            return 0
+        journal = self._journal(batch)
+        if journal.progress().phase != "committing" or journal.aside() is not None:
+            return 0
+        self._prepare(batch, dataset, schema, journal)
+        return int(self._record_commit(batch, dataset, journal, journal.progress()))
 
     def advance(self) -> int:
         """Move completed batches on by up to `rows_per_step` rows' worth of work.
 
         Returns that work in rows (0 when no batch waits). Raises when the machinery fails
-        (disk, SQLite, Delta); a batch whose contents break something unforeseen fails alone.
+        (disk, SQLite, Delta); a batch whose contents break something unforeseen fails alone,
+        and a batch that stopped the pipeline `MAX_ATTEMPTS` times in a row is given up.
         """
-        self._sweep_when_due()
+        self._retention.sweep_when_due(active=self._journals.keys())
         budget = self._options.rows_per_step
         spent = 0
         while spent < budget:
-            batch = self._next()
+            batch = self._catalog.next_ingestion_batch(skip=self._aside)
             if batch is None:
                 self.busy = False
                 return spent
@@ -145,10 +216,7 @@ class BatchIngestor:
         for journal in self._journals.values():
             journal.close()
         self._journals.clear()
-
-    def _next(self) -> Batch | None:
-        waiting = [b for b in self._catalog.batches(status="processing", limit=1000) if b.ingested]
-        return min(waiting, key=lambda b: (b.started_ms or b.created_ms, b.id), default=None)
+        self._prepared.clear()
 
     def _advance_one(self, batch: Batch, budget: int) -> int:
         try:
@@ -157,7 +225,26 @@ class BatchIngestor:
         except NotFound as error:
             self._fail(batch, self._journals.get(batch.id), "dataset", str(error))
             return 1
-        journal = self._journal(batch, dataset, schema)
+        journal = self._journal(batch)
+        if batch.id not in self._attempted:
+            self._attempted.add(batch.id)
+            if journal.aside() is not None:
+                self._aside.add(batch.id)
+                return 1
+            if journal.attempt() > MAX_ATTEMPTS:
+                self._give_up(batch, journal)
+                return 1
+        try:
+            return self._work(batch, dataset, schema, journal, budget)
+        except BaseException as error:  # kept for the message if the batch is given up
+            with suppress(Exception):
+                journal.note_error(f"{type(error).__name__}: {error}")
+            raise
+
+    def _work(
+        self, batch: Batch, dataset: Dataset, schema: Schema, journal: Journal, budget: int
+    ) -> int:
+        self._prepare(batch, dataset, schema, journal)
         progress = journal.progress()
         if progress.phase == "committing":
             return self._commit(batch, dataset, journal, progress)
@@ -174,24 +261,51 @@ class BatchIngestor:
             self._fail(batch, journal, "internal", f"{type(error).__name__}: {error}")
             return 1
 
-    def _journal(self, batch: Batch, dataset: Dataset, schema: Schema) -> Journal:
-        """The batch's journal, begun (input files fixed) or recovered after a restart."""
+    def _journal(self, batch: Batch) -> Journal:
+        """The batch's journal file, open (kept open while the batch is processed)."""
         journal = self._journals.get(batch.id)
-        if journal is not None:
-            return journal
+        if journal is None:
+            journal = Journal(self._files.directory(batch.id))
+            self._journals[batch.id] = journal
+        return journal
+
+    def _prepare(self, batch: Batch, dataset: Dataset, schema: Schema, journal: Journal) -> None:
+        """Once per process: the dataset's table ready, the journal begun (input files fixed)
+        or, after a restart, what a half-recorded slice left behind dropped."""
+        if batch.id in self._prepared:
+            return
         directory = self._files.directory(batch.id)
-        journal = Journal(directory)
         table = self._layout.dataset(dataset.id)
         self._store.ensure(table, dataset_arrow_schema(schema))
-        if not journal.begin(self._files.inputs(batch.id), _table_version(table)):
+        if not journal.begin(self._files.inputs(batch.id), self._store.version(table)):
             progress = journal.progress()
             if progress.phase == "staging":  # drop what a slice left behind before a crash
                 ErrorLog(directory).cut(progress.file, journal.errors_bytes(progress.file))
                 for stale in (directory / parts.PARTS).glob("*"):
                     if stale.suffix == ".tmp" or _part_number(stale) >= progress.parts:
                         stale.unlink()
-        self._journals[batch.id] = journal
-        return journal
+        self._prepared.add(batch.id)
+
+    def _give_up(self, batch: Batch, journal: Journal) -> None:
+        """Fail a batch that stopped the pipeline on every attempt, or, when some of it is
+        already in the dataset, set it aside (it stays `processing`, with the reason)."""
+        error = journal.last_error() or "none recorded (the process was killed?)"
+        description = (
+            f"processing this batch stopped the pipeline {MAX_ATTEMPTS} times in a row; "
+            f"last error: {error}"
+        )[:500]
+        if journal.progress().pending_end < 0:  # no part of it can be in the dataset yet
+            self._fail(batch, journal, "stuck", description)
+            return
+        journal.set_aside(description)
+        self._aside.add(batch.id)
+        noted = dataclasses.replace(
+            batch,
+            errors=(BatchError("stuck", f"set aside: {description}"[:500], 0), *batch.errors),
+            updated_ms=clock.now_ms(),
+        )
+        self._catalog.change_batch(noted, expect=("processing",))
+        log.error("batch %s set aside, partly stored: %s", batch.id, description)
 
     def _stage(
         self, batch: Batch, schema: Schema, journal: Journal, progress: Progress, budget: int
@@ -209,6 +323,7 @@ class BatchIngestor:
                 read = self._reader.read(path, kind, batch.multiline_json, cursor, budget)
             except FileUnreadable as error:
                 log.warning("batch %s: file %s cannot be read: %s", batch.id, report.name, error)
+                self._reader.forget(path)
                 journal.file_failed(report.index, f"{report.name}: {error}")
                 return 1
             checked = self._check(batch, schema, report, read.rows, journal)
@@ -238,7 +353,11 @@ class BatchIngestor:
     def _check(
         self, batch: Batch, schema: Schema, report: FileReport, rows: list[RawRow], journal: Journal
     ) -> _Checked:
-        """Name, dedupe and validate the rows of one slice."""
+        """Name, dedupe and validate the rows of one slice.
+
+        Ids are compared by `id_key`, so two spellings of one UUID (upper and lower case) are
+        one id: the second is skipped as a duplicate.
+        """
         checked = _Checked()
         candidates: list[tuple[RawRow, dict[str, Any], str | None]] = []
         for raw in rows:
@@ -253,23 +372,25 @@ class BatchIngestor:
                 value = {**value, "_id": event_id}
             candidates.append((raw, value, event_id if isinstance(event_id, str) else None))
         named = [event_id for _, _, event_id in candidates if event_id is not None]
-        held = journal.seen(named)
-        held |= self._dedupe(batch.dataset_id).seen(e for e in named if e not in held)
+        held = {id_key(e) for e in journal.seen(named)}
+        rest = [e for e in named if id_key(e) not in held]
+        held |= {id_key(e) for e in self._dedupe(batch.dataset_id).seen(rest)}
         accepted: list[tuple[RawRow, dict[str, Any], str]] = []
         for raw, value, event_id in candidates:
-            if event_id is not None and event_id in held:
+            key = None if event_id is None else id_key(event_id)
+            if key is not None and key in held:
                 checked.skipped += 1
                 continue
             row = self._validated(batch, schema, report, raw, value, checked)
             if row is None:
                 continue
-            if event_id is None:  # the schema let a non-string `_id` through: still unusable
+            if event_id is None or key is None:  # the schema let a non-string `_id` through
                 problem = ("_id", "type", "the record id must be a string")
                 checked.refuse(RowError(report.name, raw.number, (problem,), raw.sent()))
                 continue
-            held.add(event_id)
+            held.add(key)
             accepted.append((raw, row, event_id))
-        table, good, bad = parts.to_table(schema, [row for _, row, _ in accepted])
+        table, good, bad = rows_table(schema, [row for _, row, _ in accepted])
         for index, reason in bad:
             raw = accepted[index][0]
             problem = ("", "storage", f"the row could not be stored: {reason}")
@@ -295,15 +416,11 @@ class BatchIngestor:
                 problems = tuple((i.path, i.code, i.message) for i in outcome.issues)
                 checked.refuse(RowError(report.name, raw.number, problems, raw.sent()))
                 return None
-            row = dict(outcome.record)
-            row["_batch_id"] = batch.id
-            row["_unknown"] = codec.dumps(outcome.unknown).decode() if outcome.unknown else None
-            row["_datetimes"] = outcome.datetimes or None
+            return stored_row(outcome, batch.id)
         except Exception as error:  # one row must never stop the batch
             problem = ("", "internal", f"{type(error).__name__}: {error}")
             checked.refuse(RowError(report.name, raw.number, (problem,), raw.sent()))
             return None
-        return row
 
     def _verdict(self, journal: Journal) -> tuple[str, str] | None:
         """Why the staged batch must fail whole (code, description), or None when it lands."""
@@ -326,24 +443,42 @@ class BatchIngestor:
             )
         return None
 
-    def _commit(self, batch: Batch, dataset: Dataset, journal: Journal, progress: Progress) -> int:
-        """Append the next parts to the dataset (or record a commit a crash left unrecorded)."""
+    def _record_commit(
+        self, batch: Batch, dataset: Dataset, journal: Journal, progress: Progress
+    ) -> bool:
+        """Record a commit of the batch that a crash left unrecorded; True if there was one.
+
+        Its ids go into the dedupe index and its rows are counted. The version of the table
+        whose ids were last checked stays as it was: what streaming wrote since must still be
+        checked against the parts not yet committed.
+        """
         table_path = self._layout.dataset(dataset.id)
-        app_id = f"koppla-batch/{batch.id}"
+        done = self._store.committed_version(table_path, f"koppla-batch/{batch.id}")
+        if done <= progress.handled:
+            return False
+        staged = journal.parts()
+        numbers = [n for n, _ in staged if progress.handled < n <= done]
+        self._dedupe(dataset.id).add(parts.ids(self._files.directory(batch.id), numbers))
+        rows = sum(count for n, count in staged if progress.handled < n <= done)
+        dropped = progress.pending_duplicates if progress.pending_end == done else 0
+        journal.handled(done, rows - dropped, dropped, progress.seen_version)
+        return True
+
+    def _commit(self, batch: Batch, dataset: Dataset, journal: Journal, progress: Progress) -> int:
+        """Append the next parts to the dataset (or record a commit a crash left unrecorded).
+
+        Rows some other path stored since the dataset's ids were last checked are dropped
+        first. The checked version moves on only when nobody else wrote since the last check,
+        so every later group is checked too once another writer was seen.
+        """
+        if self._record_commit(batch, dataset, journal, progress):
+            return 1
+        table_path = self._layout.dataset(dataset.id)
         directory = self._files.directory(batch.id)
         dedupe = self._dedupe(dataset.id)
-        staged = journal.parts()
-        done = self._store.committed_version(table_path, app_id)
-        if done > progress.handled:  # committed before a crash, not yet counted
-            numbers = [n for n, _ in staged if progress.handled < n <= done]
-            dedupe.add(parts.ids(directory, numbers))
-            rows = sum(count for n, count in staged if progress.handled < n <= done)
-            dropped = progress.pending_duplicates if progress.pending_end == done else 0
-            journal.handled(done, rows - dropped, dropped, _table_version(table_path))
-            return 1
         group: list[int] = []
         total = 0
-        for number, count in staged:
+        for number, count in journal.parts():
             if number <= progress.handled:
                 continue
             if group and total + count > self._options.commit_rows:
@@ -356,7 +491,8 @@ class BatchIngestor:
         table = parts.read(directory, group)
         event_ids = [str(e) for e in table.column("_id").to_pylist()]
         dropped = 0
-        if _table_version(table_path) != progress.seen_version:  # others wrote since the check
+        before = self._store.version(table_path)
+        if before != progress.seen_version:  # others wrote since the last check
             stored = dedupe.seen(event_ids)
             if stored:
                 keep = pc.invert(pc.is_in(table.column("_id"), pa.array(sorted(stored))))
@@ -366,10 +502,16 @@ class BatchIngestor:
         if table.num_rows:
             metadata = {"koppla.batchId": batch.id, "koppla.source": SOURCE}
             self._store.append(
-                table_path, table, app_id=app_id, version=group[-1], metadata=metadata
+                table_path,
+                table,
+                app_id=f"koppla-batch/{batch.id}",
+                version=group[-1],
+                metadata=metadata,
             )
         dedupe.add(event_ids)
-        journal.handled(group[-1], table.num_rows, dropped, _table_version(table_path))
+        unseen = before == progress.seen_version
+        checked = self._store.version(table_path) if unseen else progress.seen_version
+        journal.handled(group[-1], table.num_rows, dropped, checked)
         return max(1, total // COMMIT_COST)
 
     def _succeed(self, batch: Batch, journal: Journal, progress: Progress) -> None:
@@ -383,6 +525,7 @@ class BatchIngestor:
             records=progress.written,
             failed_records=sum(f.failed for f in files),
             duplicates=sum(f.skipped for f in files) + progress.late_duplicates,
+            records_read=sum(f.rows for f in files),
             errors=_summary(journal),
             completed_ms=now,
             updated_ms=now,
@@ -402,6 +545,8 @@ class BatchIngestor:
     def _fail(self, batch: Batch, journal: Journal | None, code: str, description: str) -> None:
         """Mark the batch `failed` (nothing of it stored); keep its errors and input files."""
         files = journal.files() if journal is not None else []
+        for report in files:  # what the reader keeps of its files goes with the batch
+            self._reader.forget(self._files.path(batch.id, report.name))
         directory = self._files.directory(batch.id)
         if journal is not None:
             manifest.write(directory, files)
@@ -414,6 +559,7 @@ class BatchIngestor:
             records=0,
             failed_records=failed,
             duplicates=sum(f.skipped for f in files),
+            records_read=sum(f.rows for f in files),
             errors=summary,
             completed_ms=now,
             updated_ms=now,
@@ -428,64 +574,13 @@ class BatchIngestor:
         journal = self._journals.pop(batch_id, None)
         if journal is not None:
             journal.close()
-        directory = self._files.directory(batch_id)
-        shutil.rmtree(directory / parts.PARTS, ignore_errors=True)
-        for suffix in ("", "-wal", "-shm"):
-            (directory / f"{JOURNAL}{suffix}").unlink(missing_ok=True)
-
-    def _sweep_when_due(self) -> None:
-        now = clock.now_ms()
-        if self._swept_at is None or now - self._swept_at >= self._options.sweep_every_ms:
-            self._swept_at = now
-            self.sweep(now)
+        self._prepared.discard(batch_id)
+        self._attempted.discard(batch_id)
+        drop_work(self._files.directory(batch_id))
 
     def sweep(self, now_ms: int) -> int:
-        """Delete what finished batches no longer need; returns how many batches expired.
-
-        A finished batch's diagnostics go once `diagnostics_ms` have passed; before that, what
-        a crash may have left (staged parts, the journal, a successful batch's inputs) goes.
-        A batch left `loading` (never completed) for as long is aborted, its files deleted, and
-        counted as expired.
-        """
-        root = self._layout.batches
-        if not root.is_dir():
-            return 0
-        expired = 0
-        for entry in os.scandir(root):
-            if not entry.is_dir() or entry.name in self._journals:
-                continue
-            try:
-                batch = self._catalog.batch(entry.name)
-            except NotFound:
-                continue
-            if batch.status == "loading":
-                expired += self._abandon(batch, now_ms)
-                continue
-            if batch.status not in FINAL_STATUSES:
-                continue
-            finished = batch.completed_ms or batch.updated_ms or batch.created_ms
-            if now_ms - finished >= self._options.diagnostics_ms:
-                self._files.remove(batch.id)
-                expired += 1
-                continue
-            self._drop_work(batch.id)
-            if batch.status != "failed":
-                self._files.remove_inputs(batch.id)
-        return expired
-
-    def _abandon(self, batch: Batch, now_ms: int) -> int:
-        """Abort a batch left loading past `diagnostics_ms`; 1 if it was, else 0."""
-        if now_ms - (batch.updated_ms or batch.created_ms) < self._options.diagnostics_ms:
-            return 0
-        with self._files.locked(batch.id):  # an upload taking its place waits, then is refused
-            aborted = dataclasses.replace(
-                batch, status="aborted", completed_ms=now_ms, updated_ms=now_ms
-            )
-            if not self._catalog.change_batch(aborted, expect=("loading",)):
-                return 0
-            self._files.remove_inputs(batch.id)
-        log.info("batch %s was never completed; aborted and its files deleted", batch.id)
-        return 1
+        """Delete what finished batches no longer need (see `retention`); how many expired."""
+        return self._retention.sweep(now_ms, active=self._journals.keys())
 
 
 @contextmanager
@@ -521,17 +616,3 @@ def _part_number(path: Path) -> int:
         return int(path.stem.removeprefix("part-"))
     except ValueError:
         return -1
-
-
-def _table_version(path: Path) -> int:
-    """The newest version of the Delta table at `path`, read from its log's file names."""
-    newest = -1
-    try:
-        with os.scandir(path / "_delta_log") as entries:
-            for entry in entries:
-                name = entry.name
-                if len(name) == 25 and name.endswith(".json") and name[:20].isdigit():
-                    newest = max(newest, int(name[:20]))
-    except FileNotFoundError:
-        return -1
-    return newest

@@ -6,6 +6,10 @@ staged parts and the problem codes met. Every slice moves it on in one transacti
 slice's part file and row errors are on disk, so a crash at any point resumes at the last slice
 recorded: a part file written after it is overwritten, row errors past it are cut off.
 
+Each process that takes the batch up counts an attempt (`attempt`), and every step forward resets
+the count, so a batch that breaks the pipeline the same way on every restart can be told apart
+(with the last error noted, when there was time to note it) and given up.
+
 The commit phase records the last part whose rows are in the dataset and counted (`handled`),
 and, before each Delta commit, the rows that commit drops as already stored (`pending_*`).
 """
@@ -20,12 +24,11 @@ from typing import Literal
 
 from koppla.platform.batches.files import InputFile
 from koppla.platform.batches.manifest import FileReport
-from koppla.platform.datasets.dedupe import id_key
+from koppla.platform.datasets.dedupe import id_key, present
 
 Phase = Literal["staging", "committing", "failing"]
 
 JOURNAL = "work.sqlite"
-_CHUNK = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -50,6 +53,7 @@ _NUMBERS: dict[str, int] = {
     "pending_end": -1,
     "pending_duplicates": 0,
     "seen_version": -1,
+    "attempts": 0,
 }
 
 
@@ -62,6 +66,7 @@ class Progress:
     were appended, `late_duplicates` dropped at commit time because the dataset got them while
     the batch was staged; `pending_end`/`pending_duplicates` describe the commit under way;
     `seen_version` is the dataset table's version when its ids were last checked.
+    `attempts` counts the processes that took the batch up since it last moved on.
     """
 
     phase: Phase
@@ -75,6 +80,7 @@ class Progress:
     pending_end: int
     pending_duplicates: int
     seen_version: int
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,15 +160,7 @@ class Journal:
 
     def seen(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of `event_ids` this batch has staged already."""
-        by_key = {id_key(event_id): event_id for event_id in event_ids}
-        keys = list(by_key)
-        found: set[str] = set()
-        for start in range(0, len(keys), _CHUNK):
-            part = keys[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            rows = self._db.execute(f"SELECT k FROM ids WHERE k IN ({marks})", part).fetchall()
-            found.update(by_key[row[0]] for row in rows)
-        return found
+        return present(self._db, event_ids)[0]
 
     def record_slice(self, outcome: SliceOutcome) -> None:
         """Record one slice: its counts, its staged ids and part, and the progress past it."""
@@ -186,6 +184,7 @@ class Journal:
                     "DO UPDATE SET rows = rows + excluded.rows",
                     (code, count, example),
                 )
+            self._set("attempts", 0)
             if outcome.file_done:
                 self._set("file", outcome.file + 1)
                 self._set("offset", 0)
@@ -235,6 +234,36 @@ class Journal:
             self._set("written", self._value("written") + written)
             self._set("late_duplicates", self._value("late_duplicates") + duplicates)
             self._set("seen_version", version)
+            self._set("attempts", 0)
+
+    def attempt(self) -> int:
+        """Count one more process taking the batch up without it moving on; the new count."""
+        with self._transaction():
+            attempts = self._value("attempts") + 1
+            self._set("attempts", attempts)
+        return attempts
+
+    def note_error(self, error: str) -> None:
+        """Keep `error`, what stopped the last attempt, for the message when it is given up."""
+        with self._transaction():
+            self._set("last_error", error[:1000])
+
+    def last_error(self) -> str | None:
+        """What stopped the last attempt, when it was noted."""
+        return self._text("last_error")
+
+    def set_aside(self, reason: str) -> None:
+        """Leave the batch alone from now on (it cannot finish and cannot fail any more)."""
+        with self._transaction():
+            self._set("aside", reason)
+
+    def aside(self) -> str | None:
+        """Why the batch was set aside, or None."""
+        return self._text("aside")
+
+    def _text(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
 
     def _value(self, name: str) -> int:
         row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()

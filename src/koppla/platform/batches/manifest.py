@@ -7,11 +7,11 @@ file could not be read, for as long as they are kept.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from koppla.core import codec
+from koppla.platform.batches.durable import write_durably
 
 MANIFEST = "manifest.json"
 
@@ -36,13 +36,7 @@ class FileReport:
 
 def write(batch_directory: Path, files: list[FileReport]) -> None:
     """Write the manifest of a batch (replacing an earlier one), durably."""
-    path = batch_directory / MANIFEST
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("wb") as file:
-        file.write(codec.dumps([asdict(f) for f in files]))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    write_durably(batch_directory / MANIFEST, codec.dumps([asdict(f) for f in files]))
 
 
 def read(batch_directory: Path) -> list[FileReport] | None:

@@ -1,64 +1,22 @@
 """Staged parts: the valid new rows of each slice, as Parquet files in the dataset's shape.
 
-A part is written to a temporary file, `fsync`ed and renamed into place before the progress that
-counts it is recorded, so a part the journal names is always whole; a replay of the slice writes
-the same name again. The commit phase reads consecutive parts back and appends them to the
-dataset's Delta table.
+A part is written durably (`durable.write_durably`: temporary file, `fsync`, rename, `fsync` of
+the folder) before the progress that counts it is recorded, so a part the journal names is always
+whole; a replay of the slice writes the same name again. The commit phase reads consecutive parts
+back and appends them to the dataset's Delta table.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from koppla.platform.datasets.tables import SYSTEM_COLUMNS
-from koppla.xdm.arrow import to_arrow
-from koppla.xdm.types import Schema
-
-log = logging.getLogger(__name__)
+from koppla.platform.batches.durable import write_durably
 
 PARTS = "parts"
-
-
-def to_table(
-    schema: Schema, rows: Sequence[dict[str, Any]]
-) -> tuple[pa.Table | None, list[int], list[tuple[int, str]]]:
-    """The Arrow table of validated `rows` (with system columns), the indexes of the rows in
-    it, and `(index, reason)` of each row that cannot be converted.
-
-    Validation should make every row convertible; if one still is not, the rows are converted
-    one at a time to find it, so one bad row never stops the others.
-    """
-    if not rows:
-        return None, [], []
-    try:
-        return _table(schema, rows), list(range(len(rows))), []
-    except Exception:  # found row by row below
-        log.exception("a slice could not be converted to Arrow; isolating the bad rows")
-    good: list[int] = []
-    bad: list[tuple[int, str]] = []
-    for index, row in enumerate(rows):
-        try:
-            _table(schema, [row])
-        except Exception as error:  # any failure here is this row's alone
-            bad.append((index, f"{type(error).__name__}: {error}"))
-        else:
-            good.append(index)
-    table = _table(schema, [rows[i] for i in good]) if good else None
-    return table, good, bad
-
-
-def _table(schema: Schema, rows: Sequence[dict[str, Any]]) -> pa.Table:
-    table = to_arrow(schema, rows)
-    for name, kind in SYSTEM_COLUMNS:
-        table = table.append_column(pa.field(name, kind), pa.array([r[name] for r in rows], kind))
-    return table
 
 
 def part_path(batch_directory: Path, number: int) -> Path:
@@ -68,16 +26,9 @@ def part_path(batch_directory: Path, number: int) -> Path:
 
 def write(batch_directory: Path, number: int, table: pa.Table) -> None:
     """Write staged part `number` durably (replacing a part of that number)."""
-    path = part_path(batch_directory, number)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    pq.write_table(table, temporary, compression="zstd")
-    fd = os.open(temporary, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    write_durably(part_path(batch_directory, number), sink.getvalue().to_pybytes())
 
 
 def read(batch_directory: Path, numbers: Sequence[int]) -> pa.Table:

@@ -5,9 +5,14 @@ a given number of rows, so a file of any size is read a bounded amount at a time
 resumes where the durable progress says. Each row comes with its number as the client counts
 it (1-based line of a JSON-lines file, 1-based row of a Parquet file or a JSON array).
 
-A row that cannot be read (bad JSON, not an object, nested too deep) comes back with its problem
-and its text as sent; it never stops the file. A file that cannot be read at all (corrupt
-Parquet, a multi-line JSON file that does not parse) raises `FileUnreadable`.
+A row that cannot be read (bad JSON, not an object, nested too deep, a line longer than
+`max_line_bytes`) comes back with its problem and its text as sent; it never stops the file, and
+reading resumes after the over-long line's newline. A file that cannot be read at all (corrupt
+Parquet, a Parquet row group larger than `max_row_group_bytes` uncompressed, a multi-line JSON
+file larger than `max_document_bytes` or that does not parse) raises `FileUnreadable`. So one
+hostile file costs a bounded amount of memory, whatever it holds.
+
+Parquet timestamps without a time zone are read as UTC (XDM date-times are instants).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,6 +34,20 @@ Format = Literal["json", "parquet"]
 
 MAX_SENT_CHARS = 64 * 1024
 """The most of a row's text kept for download when the row is refused."""
+
+MAX_LINE_BYTES = 8 * 1024 * 1024
+"""The longest line of a JSON-lines file read as a row; a longer one is a `lineTooLong` error."""
+
+MAX_SLICE_BYTES = 64 * 1024 * 1024
+"""A slice of a JSON-lines file ends once it read this many bytes, however few rows."""
+
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+"""The largest multi-line JSON file read (it is parsed whole); `batch_max_document_bytes`."""
+
+MAX_ROW_GROUP_BYTES = 512 * 1024 * 1024
+"""The largest Parquet row group (uncompressed) read; a file with a larger one is unreadable."""
+
+_SKIP_CHUNK = 1024 * 1024
 
 
 class FileUnreadable(Exception):
@@ -84,8 +103,20 @@ class _ParquetState:
 class RowReader:
     """Reads slices of batch files, keeping open what the next slice of a file continues."""
 
-    def __init__(self, max_depth: int) -> None:
+    def __init__(
+        self,
+        max_depth: int,
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_slice_bytes: int = MAX_SLICE_BYTES,
+        max_document_bytes: int = MAX_DOCUMENT_BYTES,
+        max_row_group_bytes: int = MAX_ROW_GROUP_BYTES,
+    ) -> None:
         self._max_depth = max_depth
+        self._max_line = max_line_bytes
+        self._max_slice = max_slice_bytes
+        self._max_document = max_document_bytes
+        self._max_row_group = max_row_group_bytes
         self._too_deep = (
             f"the row nests deeper than {max_depth} levels of objects and arrays (batch_max_depth)"
         )
@@ -105,23 +136,39 @@ class RowReader:
         self._documents.pop(path, None)
         self._parquet.pop(path, None)
 
+    def holding(self) -> int:
+        """How many files have something kept open (a parsed document, a Parquet reader)."""
+        return len(self._documents) + len(self._parquet)
+
     def _read_lines(self, path: Path, cursor: Cursor, limit: int) -> Slice:
         rows: list[RawRow] = []
         number = cursor.row
         try:
             with path.open("rb") as file:
                 file.seek(cursor.offset)
-                while len(rows) < limit:
-                    line = file.readline()
+                while len(rows) < limit and file.tell() - cursor.offset < self._max_slice:
+                    line = file.readline(self._max_line + 1)
                     if not line:
                         return Slice(rows, Cursor(file.tell(), number), True)
                     number += 1
+                    if len(line) > self._max_line and not line.endswith(b"\n"):
+                        rows.append(self._too_long(number, line, file))
+                        continue
                     text = line.strip()
                     if text:
                         rows.append(self._line_row(number, text))
                 return Slice(rows, Cursor(file.tell(), number), _at_end(file))
         except OSError as error:
             raise FileUnreadable(f"the file cannot be read: {error}") from error
+
+    def _too_long(self, number: int, start: bytes, file: BinaryIO) -> RawRow:
+        """The row error of an over-long line (whose `start` was read); skips to its end."""
+        while True:
+            rest = file.readline(_SKIP_CHUNK)
+            if not rest or rest.endswith(b"\n"):
+                break
+        message = f"the line is longer than {self._max_line} bytes"
+        return _unreadable(number, start[:MAX_SENT_CHARS], "lineTooLong", message)
 
     def _line_row(self, number: int, text: bytes) -> RawRow:
         try:
@@ -139,7 +186,7 @@ class RowReader:
     def _read_document(self, path: Path, cursor: Cursor, limit: int) -> Slice:
         document = self._documents.get(path)
         if document is None:
-            document = _load_document(path)
+            document = _load_document(path, self._max_document)
             self._documents[path] = document
         end = min(len(document), cursor.offset + limit)
         rows = [self._document_row(i + 1, document[i]) for i in range(cursor.offset, end)]
@@ -183,6 +230,13 @@ class RowReader:
         reader = pq.ParquetFile(path)
         first_group, skip = 0, start
         metadata = reader.metadata
+        for group in range(metadata.num_row_groups):
+            size = metadata.row_group(group).total_byte_size
+            if size > self._max_row_group:
+                raise ValueError(
+                    f"row group {group} holds {size} bytes uncompressed, more than the "
+                    f"{self._max_row_group} read at once: write smaller row groups"
+                )
         while first_group < metadata.num_row_groups:
             rows = metadata.row_group(first_group).num_rows
             if skip < rows:
@@ -225,7 +279,7 @@ def _one_row(batch: pa.RecordBatch, index: int, number: int) -> RawRow:
 
 
 def _values(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    values: list[dict[str, Any]] = batch.to_pylist()
+    values: list[dict[str, Any]] = _naive_as_utc(batch).to_pylist()
     converters = [
         (field.name, convert)
         for field in batch.schema
@@ -239,6 +293,27 @@ def _values(batch: pa.RecordBatch) -> list[dict[str, Any]]:
 
 
 Convert = Callable[[Any], Any]
+
+
+def _naive_as_utc(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` with its timestamps without a time zone (nested ones too) marked as UTC."""
+    schema = pa.schema([field.with_type(_utc_type(field.type)) for field in batch.schema])
+    return batch if schema.equals(batch.schema) else batch.cast(schema)
+
+
+def _utc_type(kind: pa.DataType) -> pa.DataType:
+    """`kind` with every timestamp type without a time zone in it given `UTC`."""
+    if pa.types.is_timestamp(kind):
+        return kind if kind.tz is not None else pa.timestamp(kind.unit, tz="UTC")
+    if pa.types.is_struct(kind):
+        return pa.struct([child.with_type(_utc_type(child.type)) for child in kind])
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_utc_type(kind.value_type)))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(_utc_type(kind.value_type)))
+    if pa.types.is_map(kind):
+        return pa.map_(kind.key_field, kind.item_field.with_type(_utc_type(kind.item_type)))
+    return kind
 
 
 def _map_converter(kind: pa.DataType) -> Convert | None:
@@ -276,9 +351,15 @@ def _map_converter(kind: pa.DataType) -> Convert | None:
     return None
 
 
-def _load_document(path: Path) -> list[Any]:
+def _load_document(path: Path, max_bytes: int) -> list[Any]:
     """The rows of a multi-line JSON file: the items of its array, or its one object."""
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise FileUnreadable(
+                f"the multi-line JSON file holds {size} bytes, more than the {max_bytes} parsed "
+                "at once (batch_max_document_bytes): send it as JSON lines instead"
+            )
         document = codec.loads(path.read_bytes())
     except OSError as error:
         raise FileUnreadable(f"the file cannot be read: {error}") from error
@@ -305,7 +386,7 @@ def _deep_text(value: Any) -> str:
         return ""
 
 
-def _at_end(file: Any) -> bool:
+def _at_end(file: BinaryIO) -> bool:
     position = file.tell()
     at_end = not file.read(1)
     file.seek(position)

@@ -124,7 +124,8 @@ class Batch:
     through the batch ingestion API also have an `input_format` (`json` or `parquet`), their
     files' count and size, the rows skipped because the dataset already held their `_id`
     (`duplicates`), a summary of the problems met (`errors`) and the token holder who created
-    them. `records` counts the rows written, `failed_records` the rows refused.
+    them. `records` counts the rows written, `failed_records` the rows refused,
+    `records_read` every row read (a failed batch writes none of the good ones).
     """
 
     id: str
@@ -144,6 +145,9 @@ class Batch:
     created_by: str = ""
     started_ms: int | None = None
     updated_ms: int | None = None
+    records_read: int | None = None
+    """Rows read from an ingestion batch's files once it finished (None before, and for
+    streaming batches: then written + failed + skipped)."""
 
     @property
     def ingested(self) -> bool:

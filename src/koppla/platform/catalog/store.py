@@ -6,6 +6,7 @@ SQLite in WAL mode: one writer at a time, any number of readers, safe across pro
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ _DATASET_COLUMNS = "id, name, schema_id, created_ms, description, profile_enable
 _BATCH_COLUMNS = (
     "id, dataset_id, status, records, failed_records, created_ms, completed_ms, source, "
     "input_format, multiline_json, file_count, input_bytes, duplicates, errors, created_by, "
-    "started_ms, updated_ms"
+    "started_ms, updated_ms, records_read"
 )
 
 _MIGRATIONS = (
@@ -76,8 +77,15 @@ _MIGRATIONS = (
     ("batches", "created_by", "TEXT NOT NULL DEFAULT ''"),
     ("batches", "started_ms", "INTEGER"),
     ("batches", "updated_ms", "INTEGER"),
+    ("batches", "records_read", "INTEGER"),
 )
 """Columns added after a catalog file may have been created: (table, column, definition)."""
+
+_WAITING_INDEX = (
+    "CREATE INDEX IF NOT EXISTS batches_waiting ON batches(started_ms, id) "
+    "WHERE status = 'processing' AND input_format <> ''"
+)
+"""The ingestion batches waiting for the pipeline, oldest completed first."""
 
 
 class Catalog:
@@ -86,6 +94,8 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA, foreign_keys=True)
         self._file.add_columns(_MIGRATIONS)
+        with self._write() as db:  # after the migrations: it indexes columns they add
+            db.execute(_WAITING_INDEX)
 
     def close(self) -> None:
         """Close the connection."""
@@ -240,7 +250,7 @@ class Catalog:
         with self._write() as db:
             db.execute(
                 f"INSERT OR REPLACE INTO batches ({_BATCH_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 _batch_values(batch),
             )
 
@@ -254,7 +264,7 @@ class Catalog:
         with self._write() as db:
             cursor = db.execute(
                 f"UPDATE batches SET ({_BATCH_COLUMNS}) = "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 f"WHERE id = ? AND status IN ({marks})",
                 (*_batch_values(batch), batch.id, *expect),
             )
@@ -282,6 +292,19 @@ class Catalog:
         query += " ORDER BY created_ms DESC, id LIMIT ?"
         rows = self._all(query, (*args, limit))
         return [_batch(row) for row in rows]
+
+    def next_ingestion_batch(self, skip: Collection[str] = ()) -> Batch | None:
+        """The ingestion batch that has waited longest in `processing` (completed first), not
+        one of `skip`; None when none waits. One indexed query, however many wait."""
+        marks = ", ".join("?" * len(skip))
+        excluded = f" AND id NOT IN ({marks})" if skip else ""
+        row = self._one(
+            f"SELECT {_BATCH_COLUMNS} FROM batches INDEXED BY batches_waiting "
+            f"WHERE status = 'processing' AND input_format <> ''{excluded} "
+            "ORDER BY started_ms, id LIMIT 1",
+            tuple(skip),
+        )
+        return None if row is None else _batch(row)
 
     def batch(self, batch_id: str) -> Batch:
         """The batch `batch_id`; `NotFound` otherwise."""
@@ -446,6 +469,7 @@ def _batch_values(batch: Batch) -> tuple[object, ...]:
         batch.created_by,
         batch.started_ms,
         batch.updated_ms,
+        batch.records_read,
     )
 
 
@@ -476,4 +500,5 @@ def _batch(row: tuple[Any, ...]) -> Batch:
         created_by=str(row[14]),
         started_ms=None if row[15] is None else int(row[15]),
         updated_ms=None if row[16] is None else int(row[16]),
+        records_read=None if row[17] is None else int(row[17]),
     )

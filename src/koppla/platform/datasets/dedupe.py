@@ -56,6 +56,20 @@ def id_key(event_id: str) -> bytes:
         return event_id.encode("utf-8", "surrogatepass")
 
 
+def present(db: sqlite3.Connection, event_ids: Iterable[str]) -> tuple[set[str], dict[bytes, str]]:
+    """Which of `event_ids` the `ids (k)` table of `db` holds (by `id_key`, so two spellings
+    of one UUID are one id), and every id by its key; looked up a chunk of keys at a time."""
+    by_key = {id_key(event_id): event_id for event_id in event_ids}
+    keys = list(by_key)
+    found: set[str] = set()
+    for start in range(0, len(keys), _CHUNK):
+        part = keys[start : start + _CHUNK]
+        marks = ",".join("?" * len(part))
+        rows = db.execute(f"SELECT k FROM ids WHERE k IN ({marks})", part).fetchall()
+        found.update(by_key[row[0]] for row in rows)
+    return found, by_key
+
+
 class DedupeIndex:
     """The event ids of one dataset: recent ones exactly, older ones in a Bloom filter."""
 
@@ -93,14 +107,7 @@ class DedupeIndex:
 
     def seen(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of `event_ids` already in the dataset."""
-        by_key = {id_key(event_id): event_id for event_id in event_ids}
-        keys = list(by_key)
-        found: set[str] = set()
-        for start in range(0, len(keys), _CHUNK):
-            part = keys[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            rows = self._db.execute(f"SELECT k FROM ids WHERE k IN ({marks})", part).fetchall()
-            found.update(by_key[row[0]] for row in rows)
+        found, by_key = present(self._db, event_ids)
         maybe = [e for k, e in by_key.items() if e not in found and k in self._bloom]
         if maybe:
             found |= self._lookup(maybe) & set(maybe)

@@ -8,6 +8,7 @@ far it got (`committed_version`) and never writes the same records twice.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,23 @@ class DeltaStore:
         """The last version `app_id` committed to the table, or -1."""
         version = self._tables[path].transaction_version(app_id)
         return -1 if version is None else int(version)
+
+    def version(self, path: Path) -> int:
+        """The newest version of the Delta table at `path` (-1 when there is none).
+
+        Read from the names in its `_delta_log` folder, so it sees commits made since the
+        table was opened, without loading the table.
+        """
+        newest = -1
+        try:
+            with os.scandir(path / "_delta_log") as entries:
+                for entry in entries:
+                    name = entry.name
+                    if len(name) == 25 and name.endswith(".json") and name[:20].isdigit():
+                        newest = max(newest, int(name[:20]))
+        except FileNotFoundError:
+            return -1
+        return newest
 
     def existing_ids(self, path: Path, event_ids: list[str]) -> set[str]:
         """The subset of `event_ids` found in the table's `_id` column (reads that column only)."""

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from koppla.core import codec
 from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.datasets import quarantine
-from koppla.xdm.arrow import arrow_schema
+from koppla.xdm.arrow import arrow_schema, to_arrow
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
+from koppla.xdm.validation import Validated
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,50 @@ def dataset_arrow_schema(schema: Schema) -> pa.Schema:
     for name, kind in SYSTEM_COLUMNS:
         base = base.append(pa.field(name, kind))
     return base
+
+
+def stored_row(outcome: Validated, batch_id: str) -> dict[str, Any]:
+    """The row a valid record is stored as: its normalized fields plus the system columns."""
+    row = dict(outcome.record)
+    row["_batch_id"] = batch_id
+    row["_unknown"] = codec.dumps(outcome.unknown).decode() if outcome.unknown else None
+    row["_datetimes"] = outcome.datetimes or None
+    return row
+
+
+def rows_table(
+    schema: Schema, rows: Sequence[dict[str, Any]]
+) -> tuple[pa.Table | None, list[int], list[tuple[int, str]]]:
+    """The Arrow table of stored rows (see `stored_row`), the indexes of the rows in it, and
+    `(index, reason)` of each row that cannot be converted.
+
+    Validation should make every row convertible; if one still is not, the rows are converted
+    one at a time to find it, so one bad row never stops the others. None when no row is left.
+    """
+    if not rows:
+        return None, [], []
+    try:
+        return _table(schema, rows), list(range(len(rows))), []
+    except Exception:  # found row by row below
+        log.exception("rows could not be converted to Arrow; isolating the bad ones")
+    good: list[int] = []
+    bad: list[tuple[int, str]] = []
+    for index, row in enumerate(rows):
+        try:
+            _table(schema, [row])
+        except Exception as error:  # any failure here is this row's alone
+            bad.append((index, f"{type(error).__name__}: {error}"))
+        else:
+            good.append(index)
+    table = _table(schema, [rows[i] for i in good]) if good else None
+    return table, good, bad
+
+
+def _table(schema: Schema, rows: Sequence[dict[str, Any]]) -> pa.Table:
+    table = to_arrow(schema, rows)
+    for name, kind in SYSTEM_COLUMNS:
+        table = table.append_column(pa.field(name, kind), pa.array([r[name] for r in rows], kind))
+    return table
 
 
 def add_missing_columns(table: DeltaTable, schema: pa.Schema) -> list[str]:

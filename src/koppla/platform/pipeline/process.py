@@ -87,6 +87,7 @@ def batch_options(settings: Settings) -> BatchOptions:
         max_failed_ratio=settings.batch_max_failed_ratio,
         max_depth=settings.batch_max_depth,
         diagnostics_ms=round(settings.batch_diagnostics_days * DAY_MS),
+        max_document_bytes=settings.batch_max_document_bytes,
     )
 
 

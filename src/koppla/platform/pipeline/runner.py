@@ -38,12 +38,11 @@ from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets import quarantine
 from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex
 from koppla.platform.datasets.storage import DeltaStore
-from koppla.platform.datasets.tables import SYSTEM_COLUMNS, dataset_arrow_schema
+from koppla.platform.datasets.tables import dataset_arrow_schema, rows_table, stored_row
 from koppla.platform.pipeline.cursor import Cursors
 from koppla.platform.pipeline.incoming import Incoming, Problem, unpack, unreadable
 from koppla.platform.spool.ports import LocalSpoolSource, SpoolSource
 from koppla.platform.spool.position import Position
-from koppla.xdm.arrow import to_arrow
 from koppla.xdm.event_types import validate_event
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
@@ -86,6 +85,7 @@ class Pipeline:
         self._dedupe: dict[str, DedupeIndex] = {}
         self._dedupe_window_ms = round(dedupe_window_days * DAY_MS)
         self._store.ensure(layout.quarantine, quarantine.SCHEMA)
+        self._recovered = False
         self._batches = BatchIngestor(
             layout,
             catalog,
@@ -117,8 +117,12 @@ class Pipeline:
     def step(self) -> int:
         """One pass over every spool stream, then a bounded share of batch ingestion work.
 
-        Returns the number of events and batch rows handled.
+        Returns the number of events and batch rows handled. The first step records, before
+        anything is drained, the batch commits a crash left unrecorded (`BatchIngestor.recover`).
         """
+        if not self._recovered:
+            self._batches.recover()
+            self._recovered = True
         datastreams = {s.id: s for s in self._catalog.datastreams()}
         datasets = {d.id: d for d in self._catalog.datasets()}
         total = 0
@@ -288,10 +292,7 @@ class Pipeline:
                     continue
                 if position <= done or event.event_id in seen:
                     continue
-                row = dict(outcome.record)
-                row["_batch_id"] = batch_id
-                row["_unknown"] = codec.dumps(outcome.unknown).decode() if outcome.unknown else None
-                row["_datetimes"] = outcome.datetimes or None
+                row = stored_row(outcome, batch_id)
             except Exception as error:  # one record must never stop the stream
                 rejected.append((position, _internal(event, dataset.id, batch_id, error)))
                 continue
@@ -355,34 +356,13 @@ def _to_table(
 ) -> tuple[pa.Table | None, list[dict[str, Any]], list[tuple[int, Incoming, str]]]:
     """The Arrow table of the accepted rows, the rows in it, and the rows that cannot be converted.
 
-    Validation should make every row convertible; if one still is not, it is found by
-    converting rows one at a time and handed back for the quarantine, so one bad record never
-    stops the valid ones (nor, by crashing the pipeline on every retry, everything after it).
+    A row that cannot be converted is handed back for the quarantine (see `rows_table`), so
+    one bad record never stops the valid ones (nor, by crashing the pipeline on every retry,
+    everything after it).
     """
-    rows = [row for _, _, row in accepted]
-    if not rows:
-        return None, [], []
-    try:
-        return _with_system_columns(to_arrow(schema, rows), rows), rows, []
-    except Exception:  # found and quarantined record by record below
-        log.exception("a chunk could not be converted to Arrow; isolating the bad records")
-    good: list[dict[str, Any]] = []
-    bad: list[tuple[int, Incoming, str]] = []
-    for position, event, row in accepted:
-        try:
-            _with_system_columns(to_arrow(schema, [row]), [row])
-        except Exception as error:  # any failure here is this record's alone
-            bad.append((position, event, f"{type(error).__name__}: {error}"))
-        else:
-            good.append(row)
-    table = _with_system_columns(to_arrow(schema, good), good) if good else None
-    return table, good, bad
-
-
-def _with_system_columns(table: pa.Table, rows: list[dict[str, Any]]) -> pa.Table:
-    for name, kind in SYSTEM_COLUMNS:
-        table = table.append_column(pa.field(name, kind), pa.array([r[name] for r in rows], kind))
-    return table
+    table, good, bad = rows_table(schema, [row for _, _, row in accepted])
+    unstorable = [(accepted[i][0], accepted[i][1], reason) for i, reason in bad]
+    return table, [accepted[i][2] for i in good], unstorable
 
 
 def _internal(

@@ -21,13 +21,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from koppla.core.errors import NotFound
 from koppla.platform.batches import manifest
 from koppla.platform.batches.errors import ErrorLog, stream_lines
 from koppla.platform.batches.files import BatchFiles
 from koppla.platform.batches.manifest import FileReport
 from koppla.platform.catalog.models import Batch
 from koppla.web.auth import Caller, Svc
+from koppla.web.routes.batch_view import ingestion_batch
 from koppla.web.services import Services
 
 router = APIRouter(prefix="/data/foundation/export", tags=["AEP data access"])
@@ -112,7 +112,7 @@ def meta(
             _entry(request, where, f"{ROW_ERRORS}/{report.name}", file, report.failed)
             for report, file in _error_files(svc, batch)
         ]
-        return _page(data, start, limit)
+        return _page(data, start, limit, path)
     if path == INPUT_FILES:
         data = [
             {
@@ -122,7 +122,7 @@ def meta(
             }
             for report in _reports(svc, batch)
         ]
-        return _page(data, start, limit)
+        return _page(data, start, limit, path)
     return _meta_file(svc, batch, path)
 
 
@@ -153,13 +153,7 @@ def _input_file(batch: Batch, report: FileReport) -> dict[str, Any]:
 
 
 def _batch(svc: Services, batch_id: str) -> Batch:
-    try:
-        batch = svc.catalog.batch(batch_id)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
-    if not batch.ingested:
-        raise HTTPException(404, detail=f"batch {batch_id!r} was not created by batch ingestion")
-    return batch
+    return ingestion_batch(svc.catalog, batch_id)
 
 
 def _reports(svc: Services, batch: Batch) -> list[FileReport]:
@@ -203,9 +197,13 @@ def _meta_link(request: Request, batch: Batch, name: str) -> str:
     return _link(request, f"/batches/{batch.id}/meta", name)
 
 
-def _page(data: list[dict[str, Any]], start: int, limit: int) -> dict[str, Any]:
+def _page(
+    data: list[dict[str, Any]], start: int, limit: int, path: str | None = None
+) -> dict[str, Any]:
+    """One page of a listing; its `next` link keeps the listing's `path`, if it has one."""
     shown = data[start : start + limit]
     page: dict[str, Any] = {"data": shown, "_page": {"limit": limit, "count": len(shown)}}
     if start + limit < len(data):
-        page["_links"] = {"next": {"href": f"?start={start + limit}&limit={limit}"}}
+        listing = "" if path is None else f"path={quote(path, safe='/')}&"
+        page["_links"] = {"next": {"href": f"?{listing}start={start + limit}&limit={limit}"}}
     return page

@@ -26,12 +26,15 @@ from koppla.platform.batches.files import BatchFiles, FileTooLarge, Upload, chec
 from koppla.platform.batches.ingest import SOURCE
 from koppla.platform.catalog.models import Batch
 from koppla.web.auth import Caller, Svc
-from koppla.web.routes.batch_view import batch_with_id
+from koppla.web.routes.batch_view import batch_with_id, ingestion_batch
 from koppla.web.services import Services
 
 router = APIRouter(prefix="/data/foundation/import", tags=["AEP batch ingestion"])
 
 FORMATS = ("json", "parquet")
+
+UPLOAD_BUFFER_BYTES = 1024 * 1024
+"""An upload is gathered in memory up to this much, then written to disk in a worker thread."""
 
 
 @router.post("/batches", status_code=201)
@@ -126,10 +129,9 @@ async def upload_file(
         raise HTTPException(400, detail=str(error)) from error
     files = BatchFiles(svc.layout)
     limit = svc.settings.batch_max_file_bytes
-    upload = files.upload(batch_id, name, limit)
+    upload = await anyio.to_thread.run_sync(files.upload, batch_id, name, limit)
     try:
-        async for chunk in request.stream():
-            upload.write(chunk)
+        await _receive(request, upload)
         await anyio.to_thread.run_sync(upload.sync)
         size = await anyio.to_thread.run_sync(partial(_place, svc, files, batch_id, upload))
     except FileTooLarge as error:
@@ -141,6 +143,18 @@ async def upload_file(
         upload.discard()
         raise
     return {"name": name, "sizeInBytes": size}
+
+
+async def _receive(request: Request, upload: Upload) -> None:
+    """Write the request body to `upload`, a buffer of ~1 MiB at a time, off the event loop."""
+    buffer = bytearray()
+    async for chunk in request.stream():
+        buffer += chunk
+        if len(buffer) >= UPLOAD_BUFFER_BYTES:
+            await anyio.to_thread.run_sync(upload.write, bytes(buffer))
+            buffer.clear()
+    if buffer:
+        await anyio.to_thread.run_sync(upload.write, bytes(buffer))
 
 
 def _place(svc: Services, files: BatchFiles, batch_id: str, upload: Upload) -> int:
@@ -226,14 +240,7 @@ def _abort(svc: Services, files: BatchFiles, batch: Batch) -> Batch:
 
 
 def _ingestion_batch(svc: Services, batch_id: str) -> Batch:
-    """The batch-ingestion batch `batch_id`; 404 for an unknown (or a streaming) batch."""
-    try:
-        batch = svc.catalog.batch(batch_id)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
-    if not batch.ingested:
-        raise HTTPException(404, detail=f"batch {batch_id!r} was not created by batch ingestion")
-    return batch
+    return ingestion_batch(svc.catalog, batch_id)
 
 
 def _still_loading(batch: Batch) -> None:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import HTTPException
+
+from koppla.core.errors import NotFound
 from koppla.platform.catalog.models import Batch
+from koppla.platform.catalog.store import Catalog
 
 
 def batch_metrics(batch: Batch) -> dict[str, int]:
     """AEP-style `metrics`: rows read, written, failed, skipped as duplicates (and, for an
-    ingestion batch, its files' count and bytes)."""
+    ingestion batch, its files' count and bytes). A failed ingestion batch writes none of its
+    rows, but still counts every row it read."""
+    read = batch.records + batch.failed_records + batch.duplicates
     metrics = {
-        "recordsRead": batch.records + batch.failed_records + batch.duplicates,
+        "recordsRead": read if batch.records_read is None else batch.records_read,
         "recordsWritten": batch.records,
         "failedRecordCount": batch.failed_records,
         "recordsSkipped": batch.duplicates,
@@ -35,7 +41,7 @@ def batch_errors(batch: Batch) -> list[dict[str, Any]]:
         {
             "code": "validation",
             "recordCount": batch.failed_records,
-            "description": "records failed XDM validation; see /api/v1/batches/{id}/failed",
+            "description": f"records failed XDM validation; see /api/v1/batches/{batch.id}/failed",
         }
     ]
 
@@ -67,3 +73,14 @@ def batch_object(batch: Batch) -> dict[str, Any]:
 def batch_with_id(batch: Batch) -> dict[str, Any]:
     """The batch in AEP's shape with its `id` (what creating or completing one answers)."""
     return {"id": batch.id, **batch_object(batch)}
+
+
+def ingestion_batch(catalog: Catalog, batch_id: str) -> Batch:
+    """The batch-ingestion batch `batch_id`; 404 for an unknown (or a streaming) batch."""
+    try:
+        batch = catalog.batch(batch_id)
+    except NotFound as error:
+        raise HTTPException(404, detail=str(error)) from error
+    if not batch.ingested:
+        raise HTTPException(404, detail=f"batch {batch_id!r} was not created by batch ingestion")
+    return batch

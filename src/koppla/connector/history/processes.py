@@ -4,7 +4,8 @@
 database and the platform client, and handles chunks until `stopped()`. `spawn_workers` starts
 several in child processes (the work is CPU-bound: one process per core scales, threads do not);
 each child stops on SIGTERM or when its parent is gone. `koppla connector history:work` runs one in
-the foreground, on this machine or (with RabbitMQ) on another one sharing the connector home.
+the foreground. Consumers share the ledger, a SQLite file of the connector home: they run on the
+connector's machine (SQLite's WAL mode does not work on a network file system).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from koppla.connector.history.batch_client import PlatformBatches
+from koppla.connector.history.chunk import ChunkWorker
 from koppla.connector.history.consumer import consume
 from koppla.connector.history.ledger import Ledger
 from koppla.connector.history.sync import ledger_path, open_history_queue
-from koppla.connector.history.worker import ChunkWorker
 from koppla.connector.settings import ConnectorSettings
 from koppla.connector.source import StoreSource, connect
 from koppla.core.lifecycle import child_stop_event

@@ -26,48 +26,16 @@ from sqlalchemy import select
 
 from koppla.connector import schema as t
 from koppla.connector.events import EventContext, history
-from koppla.connector.feed import cyclic_gc_paused
 from koppla.connector.history.batch_client import PlatformBatches
 from koppla.connector.history.ledger import ChunkBatch, Ledger, SyncRequest
+from koppla.connector.history.message import ChunkMessage
 from koppla.connector.settings import ConnectorSettings
 from koppla.connector.snapshot import MalformedOrder, build_snapshot
 from koppla.connector.source import StoreSource
 from koppla.core import codec
-from koppla.core.errors import InvalidInput
+from koppla.core.memory import cyclic_gc_paused
 
 log = logging.getLogger("koppla.connector.history")
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkMessage:
-    """The queue message of one chunk: which request, which chunk, which order ids."""
-
-    request_id: str
-    no: int
-    first_id: int
-    last_id: int
-
-    def encode(self) -> bytes:
-        """The message body (JSON)."""
-        return codec.dumps(
-            {
-                "request": self.request_id,
-                "chunk": self.no,
-                "first": self.first_id,
-                "last": self.last_id,
-            }
-        )
-
-    @classmethod
-    def decode(cls, body: bytes) -> ChunkMessage:
-        """Read a message body; `InvalidInput` when it is not one of ours."""
-        try:
-            data = codec.loads(body)
-            return cls(
-                str(data["request"]), int(data["chunk"]), int(data["first"]), int(data["last"])
-            )
-        except (codec.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise InvalidInput(f"not a history chunk message: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +71,9 @@ class ChunkWorker:
         request = self._ledger.request(message.request_id)
         self._ledger.begin_attempt(chunk.request_id, chunk.no)
         ids = self.order_ids(request, chunk.first_id, chunk.last_id)
-        with cyclic_gc_paused():  # thousands of acyclic rows and events: see feed.py
+        with cyclic_gc_paused():  # thousands of acyclic rows and events: see koppla.core.memory
             by_dataset, errors = self._events(request, ids)
-            bodies = {
-                dataset: b"\n".join(codec.dumps(event) for event in events) + b"\n"
-                for dataset, events in by_dataset.items()
-            }
+            files = {dataset: split_lines(events) for dataset, events in by_dataset.items()}
         if errors:
             self._ledger.order_errors(request.id, errors)
         made = self._ledger.batches_of(chunk.request_id, chunk.no)
@@ -120,8 +85,9 @@ class ChunkWorker:
                 continue
             batch_id = self._batch_to_fill(chunk.request_id, chunk.no, dataset_id, known)
             if batch_id is not None:
-                name = f"chunk-{chunk.no:06d}.json"
-                self._platform.upload(batch_id, dataset_id, name, bodies[dataset_id])
+                for part, body in enumerate(files[dataset_id]):
+                    name = f"chunk-{chunk.no:06d}-{part:02d}.json"
+                    self._platform.upload(batch_id, dataset_id, name, body)
                 self._platform.complete(batch_id)
             self._ledger.mark_batch_completed(chunk.request_id, chunk.no, dataset_id, len(events))
         self._ledger.mark_sent(chunk.request_id, chunk.no, total, len(errors))
@@ -138,9 +104,16 @@ class ChunkWorker:
                 return known.batch_id
             if status not in ("aborted", "abandoned"):
                 return None  # processing or finished: nothing to send again
+            self._ledger.forget_batch(known)  # the platform gave up on it: make a new one
         batch_id = self._platform.create(dataset_id)
-        self._ledger.add_batch(request_id, no, dataset_id, batch_id)
-        return batch_id
+        kept = self._ledger.add_batch(request_id, no, dataset_id, batch_id)
+        if kept.batch_id == batch_id:
+            return batch_id
+        log.warning(  # another consumer took the chunk at the same time: fill its batch
+            "history chunk %s/%d handled twice; using batch %s", request_id, no, kept.batch_id
+        )
+        self._platform.abort(batch_id)
+        return kept.batch_id
 
     def order_ids(self, request: SyncRequest, first_id: int, last_id: int) -> list[int]:
         """The ids of the request's orders between `first_id` and `last_id` (one query)."""
@@ -178,6 +151,28 @@ class ChunkWorker:
                 "history sync %s: %d order(s) left out: %s", request.id, len(errors), errors[0][2]
             )
         return by_dataset, errors
+
+
+FILE_BYTES = 64 * 1024 * 1024
+"""The largest file a chunk uploads (well under the platform's per-file limit); more events
+make more files in the same batch."""
+
+
+def split_lines(events: list[dict[str, Any]], limit: int = FILE_BYTES) -> list[bytes]:
+    """`events` as JSON lines, in files of at most `limit` bytes (one event may exceed it)."""
+    files: list[bytes] = []
+    lines: list[bytes] = []
+    size = 0
+    for event in events:
+        line = codec.dumps(event) + b"\n"
+        if lines and size + len(line) > limit:
+            files.append(b"".join(lines))
+            lines, size = [], 0
+        lines.append(line)
+        size += len(line)
+    if lines:
+        files.append(b"".join(lines))
+    return files
 
 
 def order_ids_in(

@@ -1,0 +1,70 @@
+"""`/api/v1/connector/history`: the Order History tab's rules and progress over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from koppla.core import clock
+from koppla.core.settings import Settings
+from koppla.platform.catalog.models import Datastream
+from koppla.web.services import Services
+
+pytestmark = pytest.mark.anyio
+PATH = "/api/v1/connector/history"
+
+
+def configure(settings: Settings, dataset_id: str) -> None:
+    (settings.home / "connector.toml").write_text(
+        '[[websites]]\nwebsite_code = "base"\norg_id = "KOPPLADEMO00000000000000@AdobeOrg"\n'
+        f'datastream_id = "ds"\ndataset_id = "{dataset_id}"\n'
+    )
+
+
+async def test_without_a_connector_the_api_says_so(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    auth = {"authorization": f"Bearer {services.catalog.add_token('t')}"}
+    response = await client.get(PATH, headers=auth)
+    assert response.status_code == 404 and "connector.toml" in response.json()["detail"]
+
+
+async def test_a_sync_is_refused_with_its_field_or_recorded(
+    client: httpx.AsyncClient,
+    services: Services,
+    settings: Settings,
+    demo: Datastream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = {"authorization": f"Bearer {services.catalog.add_token('t')}"}
+    today = clock.now().date()
+    body = {"from": (today - timedelta(days=30)).isoformat(), "to": today.isoformat()}
+    configure(settings, "no-such-dataset")
+    monkeypatch.delenv("KOPPLA_CONNECTOR_TOKEN", raising=False)
+    refused = await client.post(PATH, json=body, headers=auth)
+    assert refused.status_code == 400 and refused.json()["field"] == "token"
+
+    monkeypatch.setenv("KOPPLA_CONNECTOR_TOKEN", "kpl_connector")
+    refused = await client.post(PATH, json=body, headers=auth)
+    assert refused.status_code == 400 and refused.json()["field"] == "dataset"
+
+    configure(settings, demo.event_dataset_id)
+    late = {"from": today.isoformat(), "to": (today - timedelta(days=1)).isoformat()}
+    refused = await client.post(PATH, json=late, headers=auth)
+    assert refused.status_code == 400 and refused.json()["field"] == "from"
+    long = {"from": (today - timedelta(days=6 * 365)).isoformat(), "to": today.isoformat()}
+    refused = await client.post(PATH, json=long, headers=auth)
+    assert refused.status_code == 400 and "five years" in refused.json()["detail"]
+
+    started = await client.post(PATH, json=body, headers=auth)
+    assert started.status_code == 202, started.text
+    shown = started.json()
+    assert shown["status"] == "producing" and shown["datasets"] == {"base": demo.event_dataset_id}
+    listed = (await client.get(PATH, headers=auth)).json()["syncs"]
+    assert [s["id"] for s in listed] == [shown["id"]]
+    one = (await client.get(f"{PATH}/{shown['id']}", headers=auth)).json()
+    assert one["orders"] == {"found": 0, "done": 0, "failed": 0} and one["failedOrders"] == []
+    assert (await client.get(f"{PATH}/nope", headers=auth)).status_code == 404
+    assert (await client.get(PATH)).status_code == 401
