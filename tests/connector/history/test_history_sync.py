@@ -76,6 +76,13 @@ def shop(backend: tuple[str, str]) -> Iterator[str]:
     yield dsn
 
 
+def _queue_name(queue_url: str) -> str:
+    name = f"koppla-test-{secrets.token_hex(4)}"
+    if queue_url:
+        CREATED_QUEUES.append(name)
+    return name
+
+
 def api(platform: Platform, method: str, path: str, **kw: Any) -> httpx.Response:
     return httpx.request(
         method,
@@ -84,6 +91,24 @@ def api(platform: Platform, method: str, path: str, **kw: Any) -> httpx.Response
         timeout=30,
         **kw,
     )
+
+
+CREATED_QUEUES: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _delete_test_queues() -> Iterator[None]:
+    """Leave no test queue behind on the shared RabbitMQ (nothing to do for embedded ones)."""
+    yield
+    while CREATED_QUEUES:
+        name = CREATED_QUEUES.pop()
+        for queue in (name, f"{name}.dead"):
+            try:
+                subprocess.run(
+                    ["rabbitmqctl", "delete_queue", queue], capture_output=True, timeout=30
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                return
 
 
 def history_settings(
@@ -96,7 +121,7 @@ def history_settings(
         source_dsn=dsn,
         platform_url=platform.url,
         queue_url=queue_url,
-        queue_name=f"koppla-test-{secrets.token_hex(4)}",
+        queue_name=_queue_name(queue_url),
         history_chunk_orders=40,
         websites=[
             {**site, "website_code": "base", "dataset_id": platform.dataset_id},
