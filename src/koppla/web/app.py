@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from koppla import __version__
 from koppla.core import clock
@@ -23,6 +24,10 @@ from koppla.platform.spool.writer import SpoolWriter
 from koppla.web import openapi
 from koppla.web.gate import TokenGate
 from koppla.web.limits import BodyLimit, BodyLimits
+from koppla.web.pages import connection, debugger, overview, session, sql
+from koppla.web.pages import datasets as dataset_pages
+from koppla.web.pages import profiles as profile_pages
+from koppla.web.pages.render import STATIC_DIR
 from koppla.web.liveness import Watch
 from koppla.web.routes import (
     aep_catalog,
@@ -118,7 +123,15 @@ def create_app(settings: Settings) -> KopplaApp:
         connector_history,
         profiles,
         identity,
+        session,
+        overview,
+        dataset_pages,
+        sql,
+        debugger,
+        profile_pages,
+        connection,
     ):
         api.include_router(module.router)
+    api.mount("/admin/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
     openapi.install(api)
     return KopplaApp(api)

@@ -2,7 +2,8 @@
 
 The gate answers 401 (the same body and challenge as the `caller` dependency) before a byte of
 the body is read, so an anonymous upload costs nothing. Public are the edge (`/ee/`), the health
-check, the demo shop (`/demo/`), the API documentation, and CORS preflights (OPTIONS). Every
+check, the demo shop (`/demo/`), the admin pages (`/admin/`: they check the
+signed-in session themselves), the token endpoint (`/ims/`), the API documentation, and CORS preflights (OPTIONS). Every
 other path needs a token, including unknown ones (they answer 404 only to a token holder).
 """
 
@@ -15,7 +16,7 @@ from koppla.platform.edge.app import Receive, Scope, Send
 from koppla.web.answer import ASGIApp, header, send_json
 from koppla.web.auth import CHALLENGE, TOKEN_HOLDER, UNAUTHORIZED_DETAIL, token_holder
 
-PUBLIC_PREFIXES = ("/ee/", "/demo/")
+PUBLIC_PREFIXES = ("/ee/", "/demo/", "/admin/", "/ims/")
 PUBLIC_PATHS = frozenset(
     {"/api/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
