@@ -11,6 +11,12 @@ pytestmark = pytest.mark.anyio
 
 
 PUBLIC_PATHS = {
+    "/ims/token/v3",
+    "/api/v1/overview",
+    "/api/v1/queries/saved",
+    "/api/v1/queries/saved/{query_id}",
+    "/api/v1/queries/history",
+    "/ims/exchange/jwt",
     "/data/foundation/import/batches",
     "/data/foundation/import/batches/{batch_id}",
     "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_path}",

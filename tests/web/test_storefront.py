@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html as html_text
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from koppla.platform.catalog.models import Datastream
 from koppla.web.app import create_app
 from koppla.web.services import build_services
 from koppla.web.storefront import bundle
-from koppla.web.storefront.tag import host_without_port, render_tag, script_json
+from koppla.web.storefront.tag import render_tag, script_json
 from tests.require import unavailable
 
 REPO_ALLOY = Path(__file__).resolve().parents[2] / "node_modules/@adobe/alloy/dist/alloy.min.js"
@@ -66,12 +68,6 @@ def test_the_tag_escapes_what_it_embeds() -> None:
     assert codec.loads(script_json(value)) == value
 
 
-def test_host_without_port() -> None:
-    assert host_without_port("edge.shop.example:8443") == "edge.shop.example"
-    assert host_without_port("edge.shop.example") == "edge.shop.example"
-    assert host_without_port("[::1]:8080") == "[::1]"
-
-
 def test_find_alloy_prefers_the_configured_file_then_node_modules(tmp_path: Path) -> None:
     dist = tmp_path / "node_modules/@adobe/alloy/dist"
     dist.mkdir(parents=True)
@@ -90,7 +86,9 @@ def test_find_alloy_prefers_the_configured_file_then_node_modules(tmp_path: Path
 def make_client(tmp_path: Path) -> Callable[..., Any]:
     """An in-process Koppla with the given storefront settings, optionally without the demo."""
 
-    def make(*, demo: bool = True, **fields: Any) -> tuple[httpx.AsyncClient, str, Any]:
+    def make(
+        *, demo: bool = True, base_url: str = "https://shop.example:8443", **fields: Any
+    ) -> tuple[httpx.AsyncClient, str, Any]:
         settings = Settings(home=tmp_path / "home", **fields)
         services = build_services(settings)
         if demo:
@@ -98,7 +96,7 @@ def make_client(tmp_path: Path) -> Callable[..., Any]:
         token = services.catalog.add_token("test")
         app = create_app(settings)
         transport = httpx.ASGITransport(app=app)
-        client = httpx.AsyncClient(transport=transport, base_url="https://shop.example:8443")
+        client = httpx.AsyncClient(transport=transport, base_url=base_url)
         return client, token, app
 
     return make
@@ -139,6 +137,8 @@ async def test_the_tag_api_answers_the_tag_for_the_request_host(
     assert body["datastreamId"] == DEMO_DATASTREAM_ID
     assert body["orgId"] == DEMO_ORG_ID
     assert body["html"] == render_tag(STREAM, edge_domain="shop.example", alloy_src=CDN)
+    [warning] = body["warnings"]  # the client asked on port 8443, where the SDK will not go
+    assert "reached at https://shop.example:8443/" in warning
     missing = await http.get("/api/v1/datastreams/nope/tag", headers=auth)
     assert missing.status_code == 404
 
@@ -153,7 +153,108 @@ async def test_the_public_edge_domain_setting_wins(make_client: Callable[..., An
         )
         page = await http.get("/demo/shop/")
     assert tag.json()["edgeDomain"] == "edge.shop.example"
+    assert tag.json()["warnings"] == []
     assert _config(page.text)["alloy"]["edgeDomain"] == "edge.shop.example"
+    assert _config(page.text)["warnings"] == []
+    assert _banner(page.text) == []
+
+
+TAG = f"/api/v1/datastreams/{DEMO_DATASTREAM_ID}/tag"
+TLS_ON_443 = "koppla up --tls-cert CERT --tls-key KEY --port 443"
+
+
+def _banner(html: str) -> list[str]:
+    """The sentences of the page's edge warning, as a reader sees them (no tags)."""
+    section = re.search(r'<section id="edge-warning".*?</section>', html, re.DOTALL)
+    if section is None:
+        return []
+    paragraphs = re.findall(r"<p>(.*?)</p>", section.group(0), re.DOTALL)
+    return [html_text.unescape(re.sub(r"<[^>]+>", "", p)) for p in paragraphs]
+
+
+async def _tag_and_page(
+    make_client: Callable[..., Any], base_url: str, **fields: Any
+) -> tuple[httpx.Response, httpx.Response]:
+    http, token, app = make_client(base_url=base_url, **fields)
+    async with app.api.router.lifespan_context(app.api), http:
+        tag = await http.get(TAG, headers={"authorization": f"Bearer {token}"})
+        page = await http.get("/demo/shop/")
+    return tag, page
+
+
+@pytest.mark.anyio
+async def test_https_on_443_under_a_name_has_no_warnings(make_client: Callable[..., Any]) -> None:
+    tag, page = await _tag_and_page(make_client, "https://shop.example")
+    assert tag.json()["edgeDomain"] == "shop.example"
+    assert tag.json()["warnings"] == []
+    assert 'id="edge-warning"' not in page.text
+    assert _config(page.text)["warnings"] == []
+
+
+@pytest.mark.anyio
+async def test_another_port_warns_in_the_tag_api_and_on_the_shop_page(
+    make_client: Callable[..., Any],
+) -> None:
+    tag, page = await _tag_and_page(make_client, "https://shop.example:8443")
+    [warning] = tag.json()["warnings"]
+    assert "only sends events to https://shop.example/ on port 443" in warning
+    assert "reached at https://shop.example:8443/, so events will not arrive" in warning
+    assert TLS_ON_443 in warning and "set `public_edge_domain`" in warning
+    assert page.status_code == 200
+    assert _banner(page.text) == [warning.replace("`", "")]
+    assert f"<code>{TLS_ON_443}</code>" in page.text
+    assert "Events from this shop will not reach Koppla" in page.text
+    assert _config(page.text)["warnings"] == [warning]
+    assert _config(page.text)["alloy"]["edgeDomain"] == "shop.example"  # still tried
+
+
+@pytest.mark.anyio
+async def test_plain_http_on_an_ip_address_gets_both_warnings(
+    make_client: Callable[..., Any],
+) -> None:
+    tag, page = await _tag_and_page(make_client, "http://127.0.0.1:8080")
+    assert tag.status_code == 200
+    body = tag.json()
+    assert body["edgeDomain"] == "127.0.0.1"
+    reach, name = body["warnings"]
+    assert "reached at http://127.0.0.1:8080/" in reach and TLS_ON_443 in reach
+    assert "127.0.0.1 (from the request's Host header) is an IP address" in name
+    assert _banner(page.text) == [w.replace("`", "") for w in (reach, name)]
+
+
+@pytest.mark.anyio
+async def test_a_public_edge_domain_silences_the_request_warnings(
+    make_client: Callable[..., Any],
+) -> None:
+    tag, page = await _tag_and_page(
+        make_client, "http://127.0.0.1:8080", public_edge_domain="edge.shop.example"
+    )
+    assert (tag.json()["edgeDomain"], tag.json()["warnings"]) == ("edge.shop.example", [])
+    assert _banner(page.text) == []
+
+
+@pytest.mark.anyio
+async def test_an_edge_domain_alloy_refuses_is_a_400_and_an_unconfigured_shop(
+    make_client: Callable[..., Any],
+) -> None:
+    tag, page = await _tag_and_page(
+        make_client, "https://shop.example", public_edge_domain="edge.shop.example:8443"
+    )
+    assert tag.status_code == 400
+    assert "Set `public_edge_domain` to the bare host name" in tag.json()["detail"]
+    assert page.status_code == 200
+    assert _config(page.text)["alloy"] is None  # alloy would throw on it
+    [warning] = _banner(page.text)
+    assert "'edge.shop.example:8443' (from public_edge_domain) is not a host name" in warning
+
+
+@pytest.mark.anyio
+async def test_an_ipv6_host_is_flagged(make_client: Callable[..., Any]) -> None:
+    tag, page = await _tag_and_page(make_client, "http://[::1]:8080")
+    assert tag.status_code == 400
+    assert "[::1] (from the request's Host header) is an IP address" in tag.json()["detail"]
+    assert page.status_code == 200 and _config(page.text)["alloy"] is None
+    assert len(_banner(page.text)) == 2
 
 
 @pytest.mark.anyio

@@ -266,7 +266,10 @@ def history_sync(
         ),
     ] = True,
     workers: Annotated[
-        int | None, typer.Option(min=1, max=32, help="Consumer processes (default: the setting).")
+        int | None,
+        typer.Option(
+            min=1, max=32, help="Consumer processes.", show_default="the history_workers setting"
+        ),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the final figures as JSON.")] = False,
 ) -> None:
@@ -330,7 +333,9 @@ def demo_store(
     orders: Annotated[int, typer.Option(help="Orders to generate.")] = 200,
     simulate: Annotated[bool, typer.Option(help="Keep placing and moving orders.")] = False,
     every: Annotated[float, typer.Option(help="Seconds between simulated actions.")] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed.", show_default="a new one each run")
+    ] = None,
 ) -> None:
     """Create and populate the SQLite demo shop (with triggers); `--simulate` keeps it busy."""
     settings = _settings(home)

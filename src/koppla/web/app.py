@@ -21,14 +21,14 @@ from koppla.platform.edge.directory import DatastreamDirectory
 from koppla.platform.edge.limits import EdgeLimits
 from koppla.platform.edge.screening import EventScreen
 from koppla.platform.spool.writer import SpoolWriter
-from koppla.web import openapi
+from koppla.web import errors, openapi
 from koppla.web.gate import TokenGate
 from koppla.web.limits import BodyLimit, BodyLimits
+from koppla.web.liveness import Watch
 from koppla.web.pages import connection, debugger, overview, session, sql
 from koppla.web.pages import datasets as dataset_pages
 from koppla.web.pages import profiles as profile_pages
 from koppla.web.pages.render import STATIC_DIR
-from koppla.web.liveness import Watch
 from koppla.web.routes import (
     aep_catalog,
     batch_export,
@@ -39,11 +39,14 @@ from koppla.web.routes import (
     debug,
     health,
     identity,
+    ims,
     profiles,
     query,
+    saved_queries,
     storefront,
     streaming,
 )
+from koppla.web.routes import overview as overview_api
 from koppla.web.services import Services, build_services
 
 
@@ -60,7 +63,7 @@ class KopplaApp:
         self.api = api
         services: Services = api.state.services
         limited = BodyLimit(api, BodyLimits.from_settings(services.settings))
-        self._layers = TokenGate(limited, services.catalog)
+        self._layers = TokenGate(limited, services.catalog, services.users)
         api.state.watch = Watch(since_ms=clock.now_ms())
 
     def watch_pipeline(self) -> None:
@@ -112,6 +115,7 @@ def create_app(settings: Settings) -> KopplaApp:
     for module in (
         health,
         query,
+        saved_queries,
         datasets,
         datastreams,
         streaming,
@@ -123,6 +127,8 @@ def create_app(settings: Settings) -> KopplaApp:
         connector_history,
         profiles,
         identity,
+        ims,
+        overview_api,
         session,
         overview,
         dataset_pages,
@@ -133,5 +139,6 @@ def create_app(settings: Settings) -> KopplaApp:
     ):
         api.include_router(module.router)
     api.mount("/admin/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
+    errors.install(api)
     openapi.install(api)
     return KopplaApp(api)

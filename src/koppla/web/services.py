@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow.compute as pc
+
 from koppla.core.layout import Layout
 from koppla.core.settings import Settings
+from koppla.platform.catalog.access import DEFAULT_SANDBOX
+from koppla.platform.catalog.saved_queries import SavedQueries
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.catalog.users import UserStore
 from koppla.platform.datasets.quarantine import TABLE_NAME as QUARANTINE
 from koppla.platform.profiles.lookup import ProfileLookup
 from koppla.platform.profiles.sql import (
@@ -16,14 +21,15 @@ from koppla.platform.profiles.sql import (
     profiles_table,
 )
 from koppla.platform.profiles.store import ProfileStore, store_url
-from koppla.platform.query.engine import QueryEngine
+from koppla.platform.query.engine import QueryEngine, Scope, ScopedTables
 from koppla.platform.query.live import LiveTable
 from koppla.xdm.registry import SchemaRegistry, builtin_registry
 
 
 @dataclass(frozen=True)
 class Services:
-    """Shared, long-lived parts: settings, paths, catalog, schemas, query engine, profiles."""
+    """Shared, long-lived parts: settings, paths, catalog, schemas, query engine, profiles,
+    the people who sign in to the admin pages."""
 
     settings: Settings
     layout: Layout
@@ -31,11 +37,15 @@ class Services:
     registry: SchemaRegistry
     query: QueryEngine
     profiles: ProfileStore
+    users: UserStore
+    saved_queries: SavedQueries
 
     def close(self) -> None:
-        """Close the query engine, the catalog and the profile store."""
+        """Close the query engine, the catalog, the people store and the profile store."""
         self.query.close()
         self.catalog.close()
+        self.users.close()
+        self.saved_queries.close()
         self.profiles.close()
 
     @property
@@ -49,6 +59,21 @@ def dataset_tables(layout: Layout, catalog: Catalog) -> dict[str, str]:
     tables = {d.name: str(layout.dataset(d.id)) for d in catalog.datasets()}
     tables[QUARANTINE] = str(layout.quarantine)
     return tables
+
+
+def scoped_tables(
+    layout: Layout, catalog: Catalog, live: dict[str, LiveTable], scope: Scope
+) -> ScopedTables:
+    """What one organization's SQL may read: its datasets of the sandbox by name, the
+    quarantine's rows of those datasets, and the profile tables when the profile store is its
+    (the profile store belongs to the home's organization)."""
+    org_id, sandbox = scope
+    owned = catalog.datasets(org_id, sandbox)
+    tables = {d.name: str(layout.dataset(d.id)) for d in owned}
+    tables[QUARANTINE] = str(layout.quarantine)
+    only = pc.field("dataset_id").isin([d.id for d in owned])
+    profiles_visible = org_id == catalog.default_org() and sandbox == DEFAULT_SANDBOX
+    return ScopedTables(tables, {QUARANTINE: only}, live if profiles_visible else {})
 
 
 def profile_tables(store: ProfileStore) -> dict[str, LiveTable]:
@@ -76,5 +101,8 @@ def build_services(settings: Settings) -> Services:
         temp_limit=settings.query_temp_limit,
         max_concurrent=settings.query_max_concurrent,
         live=lambda: live,
+        scoped=lambda scope: scoped_tables(layout, catalog, live, scope),
     )
-    return Services(settings, layout, catalog, builtin_registry(), engine, profiles)
+    users = UserStore(layout.catalog)
+    saved = SavedQueries(layout.catalog)
+    return Services(settings, layout, catalog, builtin_registry(), engine, profiles, users, saved)

@@ -109,11 +109,14 @@ def profiles_state(services: Services) -> dict[str, Any]:
     }
 
 
-def status(services: Services) -> dict[str, Any]:
-    """A JSON-ready overview of the pipeline, datasets, batches, spool and counters."""
+def status(
+    services: Services, org_id: str | None = None, sandbox: str | None = None
+) -> dict[str, Any]:
+    """A JSON-ready overview of the pipeline, datasets, batches, spool and counters; with
+    `org_id` (and `sandbox`), of that organization's datasets and datastreams only."""
     counts = {t.name: t.row_count for t in services.query.tables_info()}
     datasets = []
-    for dataset in services.catalog.datasets():
+    for dataset in services.catalog.datasets(org_id, sandbox):
         last = services.catalog.batches(dataset_id=dataset.id, limit=1)
         datasets.append(
             {
@@ -140,6 +143,6 @@ def status(services: Services) -> dict[str, Any]:
         "profiles": profiles_state(services),
         "datastreams": [
             {"id": s.id, "orgId": s.org_id, "counters": services.catalog.counters(s.id)}
-            for s in services.catalog.datastreams()
+            for s in services.catalog.datastreams(org_id, sandbox)
         ],
     }

@@ -23,7 +23,7 @@ ORG = "ABCDEFGHIJKLMNOPQRSTUVWX@AdobeOrg"
 
 def test_rules_name_the_field(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path / "c.sqlite")
-    catalog.create_dataset("events", schema_id="s")
+    catalog.create_dataset("events", schema_id="s", org_id=ORG)
     with pytest.raises(Conflict):
         catalog.create_dataset("events", schema_id="s")
     with pytest.raises(InvalidInput, match="reserved"):
@@ -36,7 +36,7 @@ def test_rules_name_the_field(tmp_path: Path) -> None:
     assert bad_org.value.field == "orgId"
     with pytest.raises(NotFound):
         catalog.create_datastream(org_id=ORG, event_dataset="missing")
-    catalog.create_dataset("profile_events", schema_id="s")
+    catalog.create_dataset("profile_events", schema_id="s", org_id=ORG)
     with pytest.raises(Conflict, match="must differ"):
         catalog.create_datastream(org_id=ORG, event_dataset="events", profile_dataset="events")
     with pytest.raises(InvalidInput, match="allowed origin"):
@@ -48,7 +48,7 @@ def test_rules_name_the_field(tmp_path: Path) -> None:
 def test_many_threads_write_through_one_catalog(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path / "c.sqlite")
     stream = catalog.create_datastream(
-        org_id=ORG, event_dataset=catalog.create_dataset("events", schema_id="s").name
+        org_id=ORG, event_dataset=catalog.create_dataset("events", schema_id="s", org_id=ORG).name
     )
     errors: list[BaseException] = []
 

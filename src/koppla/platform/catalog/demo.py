@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from koppla.core.errors import NotFound
-from koppla.platform.catalog.models import Dataset, Datastream
+from koppla.platform.catalog.models import DEFAULT_ORG_ID, Dataset, Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.xdm.experience_event import commerce_experience_event
 from koppla.xdm.profile import commerce_profile
 
-DEMO_ORG_ID = "KOPPLADEMO00000000000000@AdobeOrg"
+DEMO_ORG_ID = DEFAULT_ORG_ID
 DEMO_DATASTREAM_ID = "6d3b1f0e-8c2a-4e7b-9a41-0d2f6a1c5e90"
 DEMO_DATASET = "demo_events"
 DEMO_PROFILE_DATASET = "demo_profiles"

@@ -8,6 +8,9 @@ from typing import Literal
 
 from koppla.core.errors import InvalidInput
 
+DEFAULT_ORG_ID = "KOPPLADEMO00000000000000@AdobeOrg"
+"""The organization of a home made without one: its demo data, first tokens and older data."""
+SANDBOX = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ORG_ID = re.compile(r"^[A-Za-z0-9]{24}@AdobeOrg$")
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DATASTREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}$")
@@ -33,6 +36,16 @@ def check_org_id(org_id: str) -> str:
             field="orgId",
         )
     return org_id
+
+
+def check_sandbox(name: str) -> str:
+    """`name` if it is a sandbox name (lowercase letters, digits and '-'), else `InvalidInput`."""
+    if not SANDBOX.fullmatch(name):
+        raise InvalidInput(
+            f"sandbox name {name!r} must be lowercase letters, digits and '-' (at most 64)",
+            field="x-sandbox-name",
+        )
+    return name
 
 
 def check_dataset_name(name: str) -> str:
@@ -79,6 +92,8 @@ class Dataset:
     description: str = ""
     profile_enabled: bool = False
     """Enabled for Profile (AEP's `unifiedProfile` tag): its records and events feed profiles."""
+    org_id: str = DEFAULT_ORG_ID
+    sandbox: str = "prod"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +107,7 @@ class Datastream:
     profile_dataset_id: str | None
     allowed_origins: tuple[str, ...]
     created_ms: int
+    sandbox: str = "prod"
 
     def allows_origin(self, origin: str) -> bool:
         """True when `origin` may send events (any origin when the list is empty)."""

@@ -1,4 +1,7 @@
-"""The catalog store: datastreams, datasets, batches and API tokens, in one SQLite file.
+"""The catalog store: datastreams, datasets, batches, tokens and credentials, in one SQLite file.
+
+Everything but batches belongs to an organization (and datasets and datastreams to a sandbox);
+methods taking `org_id` (and `sandbox`) see only that organization's part, `None` sees all.
 
 SQLite in WAL mode: one writer at a time, any number of readers, safe across processes.
 """
@@ -14,8 +17,19 @@ from typing import Any
 from koppla.core import clock, codec, ids
 from koppla.core.errors import Conflict, NotFound
 from koppla.core.sqlite import SqliteFile
+from koppla.platform.catalog import access
+from koppla.platform.catalog.access import (
+    DEFAULT_SANDBOX,
+    Access,
+    AuthType,
+    Credential,
+    Principal,
+    TokenInfo,
+    TokenKind,
+)
 from koppla.platform.catalog.models import (
     BATCH_STATUSES,
+    DEFAULT_ORG_ID,
     Batch,
     BatchError,
     BatchStatus,
@@ -25,9 +39,11 @@ from koppla.platform.catalog.models import (
     check_datastream_id,
     check_org_id,
     check_origin,
+    check_sandbox,
 )
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS datasets (
   id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, schema_id TEXT NOT NULL,
   description TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL);
@@ -55,10 +71,15 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS api_tokens (
   digest TEXT PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL);
 """
+    + access.SCHEMA
+)
 
 CONSENT_CHANGES_KEPT = 100_000
 
-_DATASET_COLUMNS = "id, name, schema_id, created_ms, description, profile_enabled"
+_DATASET_COLUMNS = "id, name, schema_id, created_ms, description, profile_enabled, org_id, sandbox"
+_DATASTREAM_COLUMNS = (
+    "id, org_id, name, event_dataset_id, profile_dataset_id, allowed_origins, created_ms, sandbox"
+)
 
 _BATCH_COLUMNS = (
     "id, dataset_id, status, records, failed_records, created_ms, completed_ms, source, "
@@ -78,6 +99,10 @@ _MIGRATIONS = (
     ("batches", "started_ms", "INTEGER"),
     ("batches", "updated_ms", "INTEGER"),
     ("batches", "records_read", "INTEGER"),
+    ("datasets", "org_id", "TEXT NOT NULL DEFAULT ''"),
+    ("datasets", "sandbox", "TEXT NOT NULL DEFAULT 'prod'"),
+    ("datastreams", "sandbox", "TEXT NOT NULL DEFAULT 'prod'"),
+    *access.TOKEN_COLUMNS,
 )
 """Columns added after a catalog file may have been created: (table, column, definition)."""
 
@@ -96,6 +121,12 @@ class Catalog:
         self._file.add_columns(_MIGRATIONS)
         with self._write() as db:  # after the migrations: it indexes columns they add
             db.execute(_WAITING_INDEX)
+            self._default_org = _adopt_orphans(db)
+        self.access = Access(self._file, self._default_org)
+
+    def default_org(self) -> str:
+        """The home's organization: the owner of data made before organizations existed."""
+        return self._default_org
 
     def close(self) -> None:
         """Close the connection."""
@@ -119,8 +150,11 @@ class Catalog:
         description: str = "",
         dataset_id: str | None = None,
         profile_enabled: bool = False,
+        org_id: str | None = None,
+        sandbox: str = DEFAULT_SANDBOX,
     ) -> Dataset:
-        """Create a dataset; `Conflict` if the name is taken."""
+        """Create a dataset; `Conflict` if the name is taken (names are table names in SQL, so
+        they are unique across organizations)."""
         dataset = Dataset(
             id=dataset_id or ids.new_hex_id(),
             name=check_dataset_name(name),
@@ -128,11 +162,13 @@ class Catalog:
             created_ms=clock.now_ms(),
             description=description,
             profile_enabled=profile_enabled,
+            org_id=check_org_id(org_id or self._default_org),
+            sandbox=check_sandbox(sandbox),
         )
         try:
             with self._write() as db:
                 db.execute(
-                    f"INSERT INTO datasets ({_DATASET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO datasets ({_DATASET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         dataset.id,
                         dataset.name,
@@ -140,25 +176,30 @@ class Catalog:
                         dataset.created_ms,
                         description,
                         int(profile_enabled),
+                        dataset.org_id,
+                        dataset.sandbox,
                     ),
                 )
         except sqlite3.IntegrityError as error:
             raise Conflict(f"a dataset named {name!r} or with id {dataset.id!r} exists") from error
         return dataset
 
-    def datasets(self) -> list[Dataset]:
-        """Every dataset, by name."""
+    def datasets(self, org_id: str | None = None, sandbox: str | None = None) -> list[Dataset]:
+        """Every dataset (of one organization, and sandbox), by name."""
         rows = self._all(f"SELECT {_DATASET_COLUMNS} FROM datasets ORDER BY name")
-        return [_dataset(row) for row in rows]
+        found = [_dataset(row) for row in rows]
+        return [d for d in found if _within(d.org_id, d.sandbox, org_id, sandbox)]
 
-    def dataset(self, key: str) -> Dataset:
-        """The dataset with id or name `key`; `NotFound` otherwise."""
+    def dataset(self, key: str, org_id: str | None = None, sandbox: str | None = None) -> Dataset:
+        """The dataset with id or name `key` (in that organization and sandbox); `NotFound`
+        otherwise, also when it exists elsewhere."""
         row = self._one(
             f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE id = ? OR name = ?", (key, key)
         )
-        if row is None:
+        found = None if row is None else _dataset(row)
+        if found is None or not _within(found.org_id, found.sandbox, org_id, sandbox):
             raise NotFound(f"no dataset with id or name {key!r}")
-        return _dataset(row)
+        return found
 
     def set_profile_enabled(self, key: str, enabled: bool) -> Dataset:
         """Enable (or disable) a dataset for Profile; `NotFound` for an unknown dataset."""
@@ -179,10 +220,13 @@ class Catalog:
         profile_dataset: str | None = None,
         allowed_origins: tuple[str, ...] = (),
         datastream_id: str | None = None,
+        sandbox: str = DEFAULT_SANDBOX,
     ) -> Datastream:
-        """Create a datastream for `org_id` that lands events in `event_dataset` (id or name)."""
-        events = self.dataset(event_dataset)
-        profiles = self.dataset(profile_dataset) if profile_dataset else None
+        """Create a datastream for `org_id` that lands events in `event_dataset` (id or name),
+        a dataset of the same organization and sandbox."""
+        check_org_id(org_id)
+        events = self.dataset(event_dataset, org_id, sandbox)
+        profiles = self.dataset(profile_dataset, org_id, sandbox) if profile_dataset else None
         if profiles is not None and profiles.id == events.id:
             raise Conflict("the profile dataset must differ from the event dataset")
         stream = Datastream(
@@ -193,11 +237,13 @@ class Catalog:
             profile_dataset_id=profiles.id if profiles else None,
             allowed_origins=tuple(check_origin(o) for o in allowed_origins),
             created_ms=clock.now_ms(),
+            sandbox=check_sandbox(sandbox),
         )
         try:
             with self._write() as db:
                 db.execute(
-                    "INSERT INTO datastreams VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO datastreams ({_DATASTREAM_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         stream.id,
                         stream.org_id,
@@ -206,6 +252,7 @@ class Catalog:
                         stream.profile_dataset_id,
                         codec.dumps(list(stream.allowed_origins)).decode(),
                         stream.created_ms,
+                        stream.sandbox,
                     ),
                 )
         except sqlite3.IntegrityError as error:
@@ -215,7 +262,7 @@ class Catalog:
     def set_profile_dataset(self, datastream_id: str, dataset: str) -> Datastream:
         """Make `dataset` (id or name) the datastream's profile dataset."""
         stream = self.datastream(datastream_id)
-        profiles = self.dataset(dataset)
+        profiles = self.dataset(dataset, stream.org_id, stream.sandbox)
         if profiles.id == stream.event_dataset_id:
             raise Conflict("the profile dataset must differ from the event dataset")
         with self._write() as db:
@@ -225,24 +272,26 @@ class Catalog:
             )
         return self.datastream(stream.id)
 
-    def datastreams(self) -> list[Datastream]:
-        """Every datastream."""
-        rows = self._all(
-            "SELECT id, org_id, name, event_dataset_id, profile_dataset_id, allowed_origins, "
-            "created_ms FROM datastreams ORDER BY created_ms"
-        )
-        return [_datastream(row) for row in rows]
+    def datastreams(
+        self, org_id: str | None = None, sandbox: str | None = None
+    ) -> list[Datastream]:
+        """Every datastream (of one organization, and sandbox)."""
+        rows = self._all(f"SELECT {_DATASTREAM_COLUMNS} FROM datastreams ORDER BY created_ms")
+        found = [_datastream(row) for row in rows]
+        return [s for s in found if _within(s.org_id, s.sandbox, org_id, sandbox)]
 
-    def datastream(self, datastream_id: str) -> Datastream:
-        """The datastream `datastream_id`; `NotFound` otherwise."""
+    def datastream(
+        self, datastream_id: str, org_id: str | None = None, sandbox: str | None = None
+    ) -> Datastream:
+        """The datastream `datastream_id` (of that organization and sandbox); `NotFound`
+        otherwise."""
         row = self._one(
-            "SELECT id, org_id, name, event_dataset_id, profile_dataset_id, allowed_origins, "
-            "created_ms FROM datastreams WHERE id = ?",
-            (datastream_id,),
+            f"SELECT {_DATASTREAM_COLUMNS} FROM datastreams WHERE id = ?", (datastream_id,)
         )
-        if row is None:
+        found = None if row is None else _datastream(row)
+        if found is None or not _within(found.org_id, found.sandbox, org_id, sandbox):
             raise NotFound(f"no datastream with id {datastream_id!r}")
-        return _datastream(row)
+        return found
 
     # batches
     def record_batch(self, batch: Batch) -> None:
@@ -276,14 +325,21 @@ class Catalog:
         dataset_id: str | None = None,
         limit: int = 100,
         status: BatchStatus | None = None,
+        org_id: str | None = None,
+        sandbox: str | None = None,
     ) -> list[Batch]:
-        """The newest batches first, of one dataset or of all, optionally of one status."""
+        """The newest batches first, of one dataset or of all (of one organization, and
+        sandbox), optionally of one status."""
         query = f"SELECT {_BATCH_COLUMNS} FROM batches"
         conditions: list[str] = []
         args: list[object] = []
         if dataset_id:
             conditions.append("dataset_id = ?")
             args.append(dataset_id)
+        if org_id is not None or sandbox is not None:
+            owned = [d.id for d in self.datasets(org_id, sandbox)]
+            conditions.append(f"dataset_id IN ({', '.join('?' * len(owned)) or 'NULL'})")
+            args.extend(owned)
         if status:
             conditions.append("status = ?")
             args.append(status)
@@ -306,12 +362,19 @@ class Catalog:
         )
         return None if row is None else _batch(row)
 
-    def batch(self, batch_id: str) -> Batch:
-        """The batch `batch_id`; `NotFound` otherwise."""
+    def batch(self, batch_id: str, org_id: str | None = None, sandbox: str | None = None) -> Batch:
+        """The batch `batch_id` (of a dataset of that organization and sandbox); `NotFound`
+        otherwise."""
         row = self._one(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
         if row is None:
             raise NotFound(f"no batch with id {batch_id!r}")
-        return _batch(row)
+        found = _batch(row)
+        if org_id is not None or sandbox is not None:
+            try:
+                self.dataset(found.dataset_id, org_id, sandbox)
+            except NotFound:
+                raise NotFound(f"no batch with id {batch_id!r}") from None
+        return found
 
     # consent and counters
     def set_consent(self, org_id: str, ecid: str, general: str) -> None:
@@ -388,30 +451,100 @@ class Catalog:
         )
         return {str(name): int(value) for name, value in rows}
 
-    # API tokens
-    def add_token(self, name: str) -> str:
+    # tokens and credentials (see `access.Access`)
+    def add_token(
+        self,
+        name: str,
+        *,
+        org_id: str | None = None,
+        sandbox: str = DEFAULT_SANDBOX,
+        expires_s: float | None = None,
+        client_id: str = "",
+        scopes: tuple[str, ...] = (),
+        kind: TokenKind = "token",
+    ) -> str:
         """Create an API token and return it; only its digest is stored."""
-        token = ids.new_token()
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO api_tokens VALUES (?, ?, ?)",
-                (ids.token_digest(token), name, clock.now_ms()),
-            )
-        return token
+        return self.access.add_token(
+            name,
+            org_id=org_id,
+            sandbox=sandbox,
+            expires_s=expires_s,
+            client_id=client_id,
+            scopes=scopes,
+            kind=kind,
+        )
 
     def remove_token(self, token: str) -> None:
         """Revoke `token`."""
-        with self._write() as db:
-            db.execute("DELETE FROM api_tokens WHERE digest = ?", (ids.token_digest(token),))
+        self.access.revoke_token(token)
+
+    def revoke_token(self, token_or_id: str) -> bool:
+        """Revoke a token given itself or its id; True when one was revoked."""
+        return self.access.revoke_token(token_or_id)
+
+    def principal(self, token: str) -> Principal | None:
+        """The holder of a valid `token`, or None."""
+        return self.access.principal(token)
 
     def token_name(self, token: str) -> str | None:
         """The name of the holder of `token`, or None when it is not a valid token."""
-        row = self._one("SELECT name FROM api_tokens WHERE digest = ?", (ids.token_digest(token),))
-        return None if row is None else str(row[0])
+        holder = self.access.principal(token)
+        return None if holder is None else holder.name
+
+    def tokens(self, org_id: str | None = None) -> list[TokenInfo]:
+        """The unexpired tokens (of one organization)."""
+        return self.access.tokens(org_id)
 
     def has_tokens(self) -> bool:
         """True once any API token exists."""
-        return self._one("SELECT 1 FROM api_tokens LIMIT 1") is not None
+        return self.access.has_tokens()
+
+    def create_credential(
+        self,
+        name: str,
+        *,
+        org_id: str | None = None,
+        scopes: tuple[str, ...] = access.DEFAULT_SCOPES,
+        auth_type: AuthType = "oauth_server_to_server",
+        public_key_pem: str | None = None,
+    ) -> tuple[Credential, str]:
+        """A new service credential and its client secret (shown once)."""
+        if org_id is not None:
+            check_org_id(org_id)
+        return self.access.create_credential(
+            name, org_id=org_id, scopes=scopes, auth_type=auth_type, public_key_pem=public_key_pem
+        )
+
+    def credentials(self, org_id: str | None = None) -> list[Credential]:
+        """The service credentials (of one organization)."""
+        return self.access.credentials(org_id)
+
+    def revoke_credential(self, client_id: str) -> bool:
+        """Revoke a credential and its access tokens; True when it was active."""
+        return self.access.revoke_credential(client_id)
+
+
+def _within(org_id: str, sandbox: str, want_org: str | None, want_sandbox: str | None) -> bool:
+    """True when an organization's thing is in the wanted organization and sandbox (None: any)."""
+    return (want_org is None or org_id == want_org) and (
+        want_sandbox is None or sandbox == want_sandbox
+    )
+
+
+def _adopt_orphans(db: sqlite3.Connection) -> str:
+    """The home's organization (set on first open), given to datasets made before
+    organizations: each takes the organization of a datastream landing in it, else the home's."""
+    default = access.read_meta(db, "default_org")
+    if default is None:
+        default = DEFAULT_ORG_ID
+        db.execute("INSERT INTO meta VALUES ('default_org', ?)", (default,))
+    db.execute(
+        "UPDATE datasets SET org_id = coalesce((SELECT s.org_id FROM datastreams s "
+        "WHERE s.event_dataset_id = datasets.id OR s.profile_dataset_id = datasets.id "
+        "ORDER BY s.created_ms LIMIT 1), ?) WHERE org_id = ''",
+        (default,),
+    )
+    return default
 
 
 def _log_consents(db: sqlite3.Connection, changes: list[tuple[str, str, str]]) -> None:
@@ -433,6 +566,8 @@ def _dataset(row: tuple[Any, ...]) -> Dataset:
         created_ms=int(row[3]),
         description=str(row[4]),
         profile_enabled=bool(row[5]),
+        org_id=str(row[6]),
+        sandbox=str(row[7]),
     )
 
 
@@ -446,6 +581,7 @@ def _datastream(row: tuple[object, ...]) -> Datastream:
         profile_dataset_id=None if row[4] is None else str(row[4]),
         allowed_origins=tuple(origins),
         created_ms=int(str(row[6])),
+        sandbox=str(row[7]),
     )
 
 

@@ -338,8 +338,9 @@ def _target(
 ) -> Dataset | None:
     """The dataset an event goes to: an override where allowed, else the datastream's dataset.
 
-    Authenticated (streaming-ingestion) requests may name any dataset; the public edge may only
-    switch between the datastream's own event and profile datasets.
+    Authenticated (streaming-ingestion) requests may name any dataset of the datastream's
+    organization and sandbox; the public edge may only switch between the datastream's own
+    event and profile datasets.
     """
     default = datasets.get(stream.event_dataset_id)
     if not event.dataset_override:
@@ -348,7 +349,8 @@ def _target(
     if chosen is None:
         return None
     own = {stream.event_dataset_id, stream.profile_dataset_id}
-    return chosen if event.authenticated or chosen.id in own else default
+    same_org = chosen.org_id == stream.org_id and chosen.sandbox == stream.sandbox
+    return chosen if (event.authenticated and same_org) or chosen.id in own else default
 
 
 def _to_table(

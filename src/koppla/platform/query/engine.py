@@ -14,17 +14,19 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from koppla.core import clock
 from koppla.core.errors import InvalidInput
 from koppla.platform.query.errors import QueryFailed, QueryTimeout
 from koppla.platform.query.guard import check_sql, explained_select
-from koppla.platform.query.live import LiveTables
+from koppla.platform.query.live import LiveTable, LiveTables
 from koppla.platform.query.reach import FILES_OFF, Reach
 from koppla.platform.query.result import Column, QueryResult, TableInfo
 from koppla.platform.query.sandbox import SandboxLimits, open_sandbox
@@ -35,6 +37,24 @@ T = TypeVar("T")
 
 TableSource = Callable[[], Mapping[str, str]]
 """Returns the current `{table_name: delta_table_path}`; called once per query."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedTables:
+    """What one organization's query may read: Delta tables by name, the rows of each it may see
+    (an Arrow filter, for tables shared between organizations such as the quarantine), and live
+    tables."""
+
+    tables: Mapping[str, str]
+    filters: Mapping[str, pc.Expression] = field(default_factory=dict)
+    live: Mapping[str, LiveTable] = field(default_factory=dict)
+
+
+Scope = tuple[str, str]
+"""An organization id and a sandbox name."""
+
+ScopedSource = Callable[[Scope], ScopedTables]
+"""Returns what a scope may read; called once per scoped query."""
 
 _UNKNOWN_TABLE = re.compile(r"Table with name (.+?) does not exist")
 
@@ -55,16 +75,19 @@ class QueryEngine:
         max_concurrent: int = 4,
         slot_wait_s: float = 3.0,
         live: LiveTables | None = None,
+        scoped: ScopedSource | None = None,
     ) -> None:
         """Configure and lock the DuckDB database; `tables` is consulted on every query.
 
         Queries may spill up to `temp_limit` into `temp_directory` (no directory or "0": no
         spilling). At most `max_concurrent` queries run at once; one more waits up to
         `slot_wait_s` for a slot, then fails with `QueryBusy`. `live` names tables read fresh
-        for each query that names them (the profile store's), beside the datasets.
+        for each query that names them (the profile store's), beside the datasets. `scoped`
+        says what a query run with a `scope` (an organization and sandbox) may read instead.
         """
         self._tables = tables
         self._live: LiveTables = live or dict
+        self._scoped = scoped
         self._timeout_s = timeout_s
         self._max_rows = _positive(max_rows)
         self._limits = SandboxLimits(memory_limit, threads, temp_directory, temp_limit)
@@ -74,9 +97,13 @@ class QueryEngine:
         self._db = open_sandbox(self._limits)
         self._reach = Reach.of(self._db)
 
-    def run(self, sql: str, *, max_rows: int | None = None) -> QueryResult:
+    def run(
+        self, sql: str, *, max_rows: int | None = None, scope: Scope | None = None
+    ) -> QueryResult:
         """Run one SELECT and return at most `max_rows` rows (the engine's cap by default).
 
+        With `scope` (an organization and sandbox) the query sees only what that scope may read;
+        without, every dataset (the operator's view, as `koppla query` on the machine has).
         Raises `QueryRefused` before execution for anything but a SELECT over datasets and pure
         functions, `QueryBusy` when no query slot frees up in time, `QueryFailed` with DuckDB's
         message when the query fails, `QueryTimeout` past the time limit.
@@ -85,14 +112,16 @@ class QueryEngine:
         cap = self._max_rows if max_rows is None else _positive(max_rows)
         with self._slots.hold():
             started = clock.monotonic()
-            tables = self._tables()
-            live = self._live()
+            readable = self._readable(scope)
+            tables, live = readable.tables, readable.live
             with self._cursor() as cursor:
                 self._reach.check(cursor, explained_select(sql), [*tables, *live])
                 names = _named(cursor, sql)
                 snapshots = self._current(_referenced(names, tables))
                 for name, snapshot in snapshots.items():
-                    cursor.register(name, snapshot.dataset)
+                    only = readable.filters.get(name)
+                    view = snapshot.dataset if only is None else snapshot.dataset.filter(only)
+                    cursor.register(name, view)
                 live_named = _referenced(names, live) if names != set() else {}
                 for name in live_named:  # each is read from its store: only when named
                     cursor.register(name, live[name].load())
@@ -101,16 +130,26 @@ class QueryEngine:
         elapsed_ms = (clock.monotonic() - started) * 1000
         return QueryResult(columns, rows[:cap], truncated, elapsed_ms)
 
-    def tables_info(self) -> list[TableInfo]:
-        """Every dataset that can be queried now, with DuckDB column types, sorted by name."""
+    def tables_info(self, scope: Scope | None = None) -> list[TableInfo]:
+        """Every dataset that can be queried now (in `scope`), with DuckDB column types, sorted
+        by name. Row counts of tables shared between organizations are left out in a scope."""
+        readable = self._readable(scope)
         infos = []
         with self._cursor() as cursor:
-            for name, snapshot in sorted(self._current(self._tables()).items()):
+            for name, snapshot in sorted(self._current(readable.tables).items()):
                 columns = _columns(cursor, snapshot.dataset.schema)
-                infos.append(TableInfo(name, columns, snapshot.row_count, snapshot.version))
-            for name, table in sorted(self._live().items()):
+                rows = None if name in readable.filters else snapshot.row_count
+                infos.append(TableInfo(name, columns, rows, snapshot.version))
+            for name, table in sorted(readable.live.items()):
                 infos.append(TableInfo(name, _columns(cursor, table.schema), None, None))
         return sorted(infos, key=lambda info: info.name)
+
+    def _readable(self, scope: Scope | None) -> ScopedTables:
+        if scope is None:
+            return ScopedTables(self._tables(), {}, self._live())
+        if self._scoped is None:
+            raise InvalidInput("this query engine cannot run queries for one organization")
+        return self._scoped(scope)
 
     def close(self) -> None:
         """Close the DuckDB database; the engine cannot be used afterwards."""

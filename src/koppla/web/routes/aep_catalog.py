@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
-from koppla.core.errors import NotFound
 from koppla.platform.catalog.models import Dataset
 from koppla.web.auth import Caller, Svc
 from koppla.web.routes.batch_view import batch_object
@@ -34,32 +33,31 @@ def _dataset(dataset: Dataset) -> dict[str, Any]:
 
 
 @router.get("/dataSets")
-def datasets(svc: Svc, _: Caller) -> dict[str, Any]:
-    """Every dataset, keyed by id."""
-    return {d.id: _dataset(d) for d in svc.catalog.datasets()}
+def datasets(svc: Svc, caller: Caller) -> dict[str, Any]:
+    """Every dataset of the caller's organization and sandbox, keyed by id."""
+    return {d.id: _dataset(d) for d in svc.catalog.datasets(caller.org_id, caller.sandbox)}
 
 
 @router.get("/dataSets/{dataset_id}")
-def dataset(dataset_id: str, svc: Svc, _: Caller) -> dict[str, Any]:
+def dataset(dataset_id: str, svc: Svc, caller: Caller) -> dict[str, Any]:
     """One dataset, keyed by its id."""
-    try:
-        found = svc.catalog.dataset(dataset_id)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
+    found = svc.catalog.dataset(dataset_id, caller.org_id, caller.sandbox)
     return {found.id: _dataset(found)}
 
 
 @router.get("/batches")
-def batches(svc: Svc, _: Caller, dataSet: str | None = None, limit: Limit = 100) -> dict[str, Any]:
+def batches(
+    svc: Svc, caller: Caller, dataSet: str | None = None, limit: Limit = 100
+) -> dict[str, Any]:
     """The newest batches (optionally of one dataset), keyed by id."""
-    return {b.id: batch_object(b) for b in svc.catalog.batches(dataset_id=dataSet, limit=limit)}
+    found = svc.catalog.batches(
+        dataset_id=dataSet, limit=limit, org_id=caller.org_id, sandbox=caller.sandbox
+    )
+    return {b.id: batch_object(b) for b in found}
 
 
 @router.get("/batches/{batch_id}")
-def batch(batch_id: str, svc: Svc, _: Caller) -> dict[str, Any]:
+def batch(batch_id: str, svc: Svc, caller: Caller) -> dict[str, Any]:
     """One batch, keyed by its id."""
-    try:
-        found = svc.catalog.batch(batch_id)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
+    found = svc.catalog.batch(batch_id, caller.org_id, caller.sandbox)
     return {found.id: batch_object(found)}

@@ -25,6 +25,7 @@ from koppla.platform.batches import manifest
 from koppla.platform.batches.errors import ErrorLog, stream_lines
 from koppla.platform.batches.files import BatchFiles
 from koppla.platform.batches.manifest import FileReport
+from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Batch
 from koppla.web.auth import Caller, Svc
 from koppla.web.routes.batch_view import ingestion_batch
@@ -42,10 +43,15 @@ PageLimit = Annotated[int, Query(ge=1, le=100, description="Most items in the pa
 
 @router.get("/batches/{batch_id}/files")
 def batch_files(
-    batch_id: str, request: Request, svc: Svc, _: Caller, start: Start = 0, limit: PageLimit = 100
+    batch_id: str,
+    request: Request,
+    svc: Svc,
+    caller: Caller,
+    start: Start = 0,
+    limit: PageLimit = 100,
 ) -> dict[str, Any]:
     """The batch's input files."""
-    batch = _batch(svc, batch_id)
+    batch = _batch(svc, batch_id, caller)
     reports = _reports(svc, batch)
     data = [
         {
@@ -68,13 +74,13 @@ def failed_rows(
     batch_id: str,
     request: Request,
     svc: Svc,
-    _: Caller,
+    caller: Caller,
     path: str | None = None,
     start: Start = 0,
     limit: PageLimit = 100,
 ) -> dict[str, Any] | StreamingResponse:
     """List the failed-rows files, or download one (`path`) as JSON lines."""
-    batch = _batch(svc, batch_id)
+    batch = _batch(svc, batch_id, caller)
     files = _error_files(svc, batch)
     if path is None:
         data = [
@@ -93,13 +99,13 @@ def meta(
     batch_id: str,
     request: Request,
     svc: Svc,
-    _: Caller,
+    caller: Caller,
     path: str | None = None,
     start: Start = 0,
     limit: PageLimit = 100,
 ) -> dict[str, Any] | StreamingResponse:
     """List the batch's meta files (`row_errors`, `input_files`), or read one (`path`)."""
-    batch = _batch(svc, batch_id)
+    batch = _batch(svc, batch_id, caller)
     where = f"/batches/{batch.id}/meta"
     if path is None:
         data = [
@@ -152,8 +158,8 @@ def _input_file(batch: Batch, report: FileReport) -> dict[str, Any]:
     }
 
 
-def _batch(svc: Services, batch_id: str) -> Batch:
-    return ingestion_batch(svc.catalog, batch_id)
+def _batch(svc: Services, batch_id: str, caller: Principal) -> Batch:
+    return ingestion_batch(svc.catalog, batch_id, caller)
 
 
 def _reports(svc: Services, batch: Batch) -> list[FileReport]:

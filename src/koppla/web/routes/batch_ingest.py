@@ -24,6 +24,7 @@ from koppla.core import clock, codec, ids
 from koppla.core.errors import Conflict, InvalidInput, NotFound
 from koppla.platform.batches.files import BatchFiles, FileTooLarge, Upload, check_file_name
 from koppla.platform.batches.ingest import SOURCE
+from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Batch
 from koppla.web.auth import Caller, Svc
 from koppla.web.routes.batch_view import batch_with_id, ingestion_batch
@@ -51,10 +52,10 @@ async def create_batch(request: Request, svc: Svc, caller: Caller) -> dict[str, 
 
 
 def _create(
-    svc: Services, caller: str, dataset_key: str, kind: str, multiline: bool
+    svc: Services, caller: Principal, dataset_key: str, kind: str, multiline: bool
 ) -> dict[str, Any]:
     try:
-        dataset = svc.catalog.dataset(dataset_key)
+        dataset = svc.catalog.dataset(dataset_key, caller.org_id, caller.sandbox)
     except NotFound as error:
         raise HTTPException(400, detail=f"datasetId {dataset_key!r}: no such dataset") from error
     now = clock.now_ms()
@@ -69,7 +70,7 @@ def _create(
         source=SOURCE,
         input_format=kind,
         multiline_json=multiline,
-        created_by=caller,
+        created_by=caller.name,
         updated_ms=now,
     )
     svc.catalog.record_batch(batch)
@@ -112,10 +113,10 @@ def _input_format(body: dict[str, Any]) -> tuple[str, bool]:
 
 @router.put("/batches/{batch_id}/datasets/{dataset_id}/files/{file_path:path}")
 async def upload_file(
-    batch_id: str, dataset_id: str, file_path: str, request: Request, svc: Svc, _: Caller
+    batch_id: str, dataset_id: str, file_path: str, request: Request, svc: Svc, caller: Caller
 ) -> dict[str, Any]:
     """Store one file of a loading batch (any content type; up to `batch_max_file_bytes`)."""
-    batch = await anyio.to_thread.run_sync(partial(_ingestion_batch, svc, batch_id))
+    batch = await anyio.to_thread.run_sync(partial(_ingestion_batch, svc, batch_id, caller))
     if dataset_id != batch.dataset_id:
         raise HTTPException(
             400,
@@ -184,14 +185,16 @@ def _place(svc: Services, files: BatchFiles, batch_id: str, upload: Upload) -> i
 
 
 @router.post("/batches/{batch_id}")
-def signal_batch(batch_id: str, svc: Svc, _: Caller, action: str | None = None) -> dict[str, Any]:
+def signal_batch(
+    batch_id: str, svc: Svc, caller: Caller, action: str | None = None
+) -> dict[str, Any]:
     """`action=COMPLETE`: ingest the batch's files (safe to retry). `ABORT`: give it up."""
     wanted = (action or "").upper()
     if wanted not in ("COMPLETE", "ABORT"):
         raise HTTPException(
             400, detail=f"action {action!r} is not supported: use COMPLETE or ABORT"
         )
-    _ingestion_batch(svc, batch_id)
+    _ingestion_batch(svc, batch_id, caller)
     files = BatchFiles(svc.layout)
     with files.locked(batch_id):
         batch = svc.catalog.batch(batch_id)
@@ -239,8 +242,8 @@ def _abort(svc: Services, files: BatchFiles, batch: Batch) -> Batch:
     return aborted
 
 
-def _ingestion_batch(svc: Services, batch_id: str) -> Batch:
-    return ingestion_batch(svc.catalog, batch_id)
+def _ingestion_batch(svc: Services, batch_id: str, caller: Principal) -> Batch:
+    return ingestion_batch(svc.catalog, batch_id, caller)
 
 
 def _still_loading(batch: Batch) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from koppla.core.errors import NotFound
+from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Batch
 from koppla.platform.catalog.store import Catalog
 
@@ -75,12 +75,10 @@ def batch_with_id(batch: Batch) -> dict[str, Any]:
     return {"id": batch.id, **batch_object(batch)}
 
 
-def ingestion_batch(catalog: Catalog, batch_id: str) -> Batch:
-    """The batch-ingestion batch `batch_id`; 404 for an unknown (or a streaming) batch."""
-    try:
-        batch = catalog.batch(batch_id)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
+def ingestion_batch(catalog: Catalog, batch_id: str, caller: Principal) -> Batch:
+    """The batch-ingestion batch `batch_id` of the caller's organization and sandbox; 404 for an
+    unknown (or a streaming, or another organization's) batch."""
+    batch = catalog.batch(batch_id, caller.org_id, caller.sandbox)
     if not batch.ingested:
         raise HTTPException(404, detail=f"batch {batch_id!r} was not created by batch ingestion")
     return batch

@@ -10,7 +10,6 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from koppla.core import codec
-from koppla.core.errors import Conflict, InvalidInput, NotFound
 from koppla.platform.batches.errors import first_errors
 from koppla.platform.catalog.models import Batch
 from koppla.platform.datasets.tables import provision
@@ -40,74 +39,63 @@ class DatasetChange(BaseModel):
 
 
 @router.get("/datasets")
-def list_datasets(svc: Svc, _: Caller) -> list[dict[str, Any]]:
-    """Every dataset."""
-    return [asdict(d) for d in svc.catalog.datasets()]
+def list_datasets(svc: Svc, caller: Caller) -> list[dict[str, Any]]:
+    """Every dataset of the caller's organization and sandbox."""
+    return [asdict(d) for d in svc.catalog.datasets(caller.org_id, caller.sandbox)]
 
 
 @router.post("/datasets", status_code=201)
-def create_dataset(body: DatasetCreate, svc: Svc, _: Caller) -> dict[str, Any]:
+def create_dataset(body: DatasetCreate, svc: Svc, caller: Caller) -> dict[str, Any]:
     """Create a dataset (default schema: Koppla's commerce ExperienceEvent)."""
     schema_id = body.schema_id or commerce_experience_event().id
     if schema_id not in svc.registry.ids():
         raise HTTPException(400, detail=f"unknown schema {schema_id!r}")
-    try:
-        dataset = svc.catalog.create_dataset(
-            body.name,
-            schema_id=schema_id,
-            description=body.description,
-            profile_enabled=body.profile_enabled,
-        )
-    except InvalidInput as error:
-        raise HTTPException(400, detail=str(error)) from error
-    except Conflict as error:
-        raise HTTPException(409, detail=str(error)) from error
+    dataset = svc.catalog.create_dataset(
+        body.name,
+        schema_id=schema_id,
+        description=body.description,
+        profile_enabled=body.profile_enabled,
+        org_id=caller.org_id,
+        sandbox=caller.sandbox,
+    )
     provision(svc.layout, svc.registry, dataset)
     return asdict(dataset)
 
 
 @router.get("/datasets/{key}")
-def get_dataset(key: str, svc: Svc, _: Caller) -> dict[str, Any]:
+def get_dataset(key: str, svc: Svc, caller: Caller) -> dict[str, Any]:
     """One dataset by id or name, with its newest batches."""
-    try:
-        dataset = svc.catalog.dataset(key)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
+    dataset = svc.catalog.dataset(key, caller.org_id, caller.sandbox)
     batches = svc.catalog.batches(dataset_id=dataset.id, limit=20)
     return {**asdict(dataset), "batches": [asdict(b) for b in batches]}
 
 
 @router.patch("/datasets/{key}")
-def change_dataset(key: str, body: DatasetChange, svc: Svc, _: Caller) -> dict[str, Any]:
+def change_dataset(key: str, body: DatasetChange, svc: Svc, caller: Caller) -> dict[str, Any]:
     """Enable or disable a dataset for Profile."""
-    try:
-        return asdict(svc.catalog.set_profile_enabled(key, body.profile_enabled))
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
+    dataset = svc.catalog.dataset(key, caller.org_id, caller.sandbox)
+    return asdict(svc.catalog.set_profile_enabled(dataset.id, body.profile_enabled))
 
 
 @router.get("/batches")
 def list_batches(
-    svc: Svc, _: Caller, dataset: str | None = None, limit: Limit = 100
+    svc: Svc, caller: Caller, dataset: str | None = None, limit: Limit = 100
 ) -> list[dict[str, Any]]:
-    """The newest batches, optionally of one dataset (id or name)."""
-    try:
-        dataset_id = svc.catalog.dataset(dataset).id if dataset else None
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
-    return [_batch(b) for b in svc.catalog.batches(dataset_id=dataset_id, limit=limit)]
+    """The newest batches of the caller's datasets, optionally of one dataset (id or name)."""
+    dataset_id = svc.catalog.dataset(dataset, caller.org_id, caller.sandbox).id if dataset else None
+    found = svc.catalog.batches(
+        dataset_id=dataset_id, limit=limit, org_id=caller.org_id, sandbox=caller.sandbox
+    )
+    return [_batch(b) for b in found]
 
 
 @router.get("/batches/{batch_id}/failed")
-def failed_records(batch_id: str, svc: Svc, _: Caller, limit: Limit = 1000) -> dict[str, Any]:
+def failed_records(batch_id: str, svc: Svc, caller: Caller, limit: Limit = 1000) -> dict[str, Any]:
     """The records of a batch that failed validation, each with every problem found.
 
     For a batch-ingestion batch: its refused rows, each with its file and row number.
     """
-    try:
-        batch = svc.catalog.batch(batch_id)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
+    batch = svc.catalog.batch(batch_id, caller.org_id, caller.sandbox)
     if batch.ingested:
         return _refused_rows(svc, batch, limit)
     if not all(c in "0123456789abcdef" for c in batch_id):
@@ -116,6 +104,7 @@ def failed_records(batch_id: str, svc: Svc, _: Caller, limit: Limit = 1000) -> d
         "SELECT event_id, event_type, received_at, errors, record FROM quarantine "
         f"WHERE batch_id = '{batch_id}' ORDER BY received_at",
         max_rows=limit,
+        scope=(caller.org_id, caller.sandbox),
     )
     rows = result.to_json()["rows"]
     return {
@@ -135,12 +124,9 @@ def failed_records(batch_id: str, svc: Svc, _: Caller, limit: Limit = 1000) -> d
 
 
 @router.get("/batches/{batch_id}")
-def get_batch(batch_id: str, svc: Svc, _: Caller) -> dict[str, Any]:
+def get_batch(batch_id: str, svc: Svc, caller: Caller) -> dict[str, Any]:
     """One batch and its outcome."""
-    try:
-        return _batch(svc.catalog.batch(batch_id))
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
+    return _batch(svc.catalog.batch(batch_id, caller.org_id, caller.sandbox))
 
 
 def _refused_rows(svc: Services, batch: Batch, limit: int) -> dict[str, Any]:

@@ -10,11 +10,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from koppla.core import codec
-from koppla.core.errors import NotFound
+from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.edge.app import EdgeApp
 from koppla.platform.edge.debug import Watcher
@@ -27,11 +27,9 @@ router = APIRouter(prefix="/api/v1", tags=["debugger"])
 HEARTBEAT_S = 15.0
 
 
-def _datastream(svc: Services, datastream_id: str) -> Datastream:
-    try:
-        return svc.catalog.datastream(datastream_id)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
+def _datastream(svc: Services, datastream_id: str, caller: Principal) -> Datastream:
+    """The caller's datastream (a datastream of another organization is not found)."""
+    return svc.catalog.datastream(datastream_id, caller.org_id)
 
 
 async def _stream(
@@ -58,10 +56,10 @@ async def _stream(
 
 @router.get("/datastreams/{datastream_id}/debug")
 async def debug_stream(
-    datastream_id: str, request: Request, svc: Svc, _: Caller
+    datastream_id: str, request: Request, svc: Svc, caller: Caller
 ) -> StreamingResponse:
     """Stream what the edge receives for a datastream, each event with its validation result."""
-    stream = _datastream(svc, datastream_id)
+    stream = _datastream(svc, datastream_id, caller)
     edge: EdgeApp = request.app.state.edge
     watcher = edge.hub.watch(stream.id)
     return StreamingResponse(
@@ -72,7 +70,7 @@ async def debug_stream(
 
 
 @router.get("/datastreams/{datastream_id}/stats")
-def datastream_stats(datastream_id: str, svc: Svc, _: Caller) -> dict[str, Any]:
+def datastream_stats(datastream_id: str, svc: Svc, caller: Caller) -> dict[str, Any]:
     """Counters of a datastream, e.g. `droppedByConsent`."""
-    stream = _datastream(svc, datastream_id)
+    stream = _datastream(svc, datastream_id, caller)
     return {"datastreamId": stream.id, "counters": svc.catalog.counters(stream.id)}

@@ -18,9 +18,10 @@ router = APIRouter(prefix="/api/v1", tags=["health"])
 
 
 @router.get("/status")
-def home_status(svc: Svc, _: Caller) -> dict[str, Any]:
-    """Pipeline (running, last error, restarts), datasets, quarantine, spool backlog, counters."""
-    return status(svc)
+def home_status(svc: Svc, caller: Caller) -> dict[str, Any]:
+    """Pipeline (running, last error, restarts), the caller's datasets, quarantine, spool
+    backlog, counters."""
+    return status(svc, caller.org_id, caller.sandbox)
 
 
 @router.get(

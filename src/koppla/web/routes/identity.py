@@ -24,16 +24,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import Response
 
 from koppla.core import codec
 from koppla.platform.profiles.identity import Identity, namespace_symbol, normalise
 from koppla.platform.profiles.lookup import ProfileLookup
 from koppla.platform.profiles.stored import Member
-from koppla.web.auth import Caller, Svc
+from koppla.web.auth import Caller, Svc, profile_owner
 
-router = APIRouter(prefix="/data/core/identity", tags=["identity"])
+router = APIRouter(
+    prefix="/data/core/identity", tags=["identity"], dependencies=[Depends(profile_owner)]
+)
 
 NSID = {"ECID": 4, "Email": 6, "Phone": 7, "CustomerId": 1000001}
 NSID |= {"Email_LC_SHA256": 1000002, "Phone_SHA256": 1000003}

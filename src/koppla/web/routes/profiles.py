@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import Response
 
 from koppla.core import clock, codec
@@ -32,10 +32,10 @@ from koppla.platform.profiles.lookup import ProfileLookup, ProfileView
 from koppla.platform.profiles.merge import PROFILE_CLASS, MergePolicy, policy_to_api
 from koppla.platform.profiles.render import computed_json, hit_json, profile_json
 from koppla.platform.profiles.stored import StoredEvent
-from koppla.web.auth import Caller, Svc
+from koppla.web.auth import Caller, Svc, profile_owner
 from koppla.web.routes.datasets import Limit
 
-router = APIRouter(tags=["profiles"])
+router = APIRouter(tags=["profiles"], dependencies=[Depends(profile_owner)])
 
 EVENT_CLASS = "_xdm.context.experienceevent"
 MAX_EVENTS = 1000

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from koppla.core.errors import InvalidInput, TransientError
+from koppla.platform.catalog.access import Principal
 from koppla.platform.query.errors import QueryBusy, QueryTimeout
 from koppla.web.auth import Caller, Svc
 
@@ -32,9 +33,10 @@ class QueryRequest(BaseModel):
     max_rows: int | None = Field(default=None, ge=1, description="Most rows to return.")
 
 
-async def _run(svc: Svc, sql: str, max_rows: int | None) -> dict[str, Any]:
+async def _run(svc: Svc, caller: Principal, sql: str, max_rows: int | None) -> dict[str, Any]:
+    scope = (caller.org_id, caller.sandbox)
     try:
-        result = await run_in_threadpool(svc.query.run, sql, max_rows=max_rows)
+        result = await run_in_threadpool(svc.query.run, sql, max_rows=max_rows, scope=scope)
     except (InvalidInput, QueryTimeout) as error:
         raise HTTPException(400, detail=str(error)) from error
     except QueryBusy as error:
@@ -49,17 +51,18 @@ def _unavailable(error: Exception, retry_after_s: int) -> HTTPException:
 
 
 @router.post("/query")
-async def post_query(body: QueryRequest, svc: Svc, _: Caller) -> dict[str, Any]:
-    """Run one read-only SQL query; returns columns, rows and whether rows were cut off."""
-    return await _run(svc, body.sql, body.max_rows)
+async def post_query(body: QueryRequest, svc: Svc, caller: Caller) -> dict[str, Any]:
+    """Run one read-only SQL query over the caller's datasets; returns columns, rows and
+    whether rows were cut off."""
+    return await _run(svc, caller, body.sql, body.max_rows)
 
 
 @router.get("/query")
 async def get_query(
     svc: Svc,
-    _: Caller,
+    caller: Caller,
     sql: str = Query(description="One SELECT statement."),
     max_rows: int | None = Query(default=None, ge=1),
 ) -> dict[str, Any]:
     """The same as POST, for links and quick checks."""
-    return await _run(svc, sql, max_rows)
+    return await _run(svc, caller, sql, max_rows)

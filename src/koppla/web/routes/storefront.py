@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -16,7 +16,7 @@ from koppla.platform.catalog.models import Datastream
 from koppla.web.auth import Caller, Svc
 from koppla.web.storefront import bundle, catalogue
 from koppla.web.storefront.pages import Page, ShopSite, render_page
-from koppla.web.storefront.tag import host_without_port, render_tag
+from koppla.web.storefront.tag import EdgeDomain, edge_domain_for, render_tag
 
 router = APIRouter(tags=["storefront"])
 
@@ -28,10 +28,16 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def public_edge_domain(request: Request) -> str:
-    """The host name browsers reach the edge at: `public_edge_domain`, else this request's host."""
-    configured = _settings(request).public_edge_domain
-    return configured or host_without_port(request.headers.get("host", "localhost"))
+def edge_domain(request: Request) -> EdgeDomain:
+    """The host name browsers reach the edge at: `public_edge_domain`, else this request's host.
+
+    With warnings, saying what to do, when the Web SDK cannot reach the edge at that name.
+    """
+    return edge_domain_for(
+        _settings(request).public_edge_domain,
+        scheme=request.url.scheme,
+        host=request.headers.get("host", "localhost"),
+    )
 
 
 def alloy_file(request: Request) -> Path | None:
@@ -45,24 +51,24 @@ def alloy_url(request: Request) -> str:
 
 
 @router.get("/api/v1/datastreams/{datastream_id}/tag")
-def datastream_tag(datastream_id: str, request: Request, svc: Svc, _: Caller) -> dict[str, str]:
-    """The HTML a merchant pastes into their shop to send its events to this datastream."""
-    try:
-        stream = svc.catalog.datastream(datastream_id)
-    except NotFound as error:
-        raise HTTPException(404, detail=str(error)) from error
-    edge_domain = public_edge_domain(request)
-    try:
-        html = render_tag(stream, edge_domain=edge_domain, alloy_src=alloy_url(request))
-    except ValueError as error:
-        raise HTTPException(
-            400, detail=f"{error}; set `public_edge_domain` to the edge's public host name"
-        ) from error
+def datastream_tag(
+    datastream_id: str, request: Request, svc: Svc, caller: Caller
+) -> dict[str, Any]:
+    """The HTML a merchant pastes into their shop to send its events to this datastream.
+
+    `warnings` lists what stops browsers from reaching the edge at `edgeDomain` (plain http, a
+    port other than 443, an IP address), each with what to do; 400 when alloy would refuse it.
+    """
+    stream = svc.catalog.datastream(datastream_id, caller.org_id)
+    edge = edge_domain(request)
+    if not edge.accepted:
+        raise HTTPException(400, detail=" ".join(edge.warnings))
     return {
-        "html": html,
-        "edgeDomain": edge_domain,
+        "html": render_tag(stream, edge_domain=edge.name, alloy_src=alloy_url(request)),
+        "edgeDomain": edge.name,
         "datastreamId": stream.id,
         "orgId": stream.org_id,
+        "warnings": list(edge.warnings),
     }
 
 
@@ -84,11 +90,8 @@ def _page(page: Page, request: Request, stream: Datastream, sku: str | None = No
     if sku and product is None:
         raise HTTPException(404, detail=f"the demo shop sells no product {sku!r}")
     src = "/demo/static/alloy.js" if alloy_file(request) else alloy_url(request)
-    site = ShopSite(datastream=stream, edge_domain=public_edge_domain(request), alloy_src=src)
-    try:
-        return HTMLResponse(render_page(page, site, product))
-    except ValueError as error:
-        raise HTTPException(400, detail=str(error)) from error
+    site = ShopSite(datastream=stream, edge=edge_domain(request), alloy_src=src)
+    return HTMLResponse(render_page(page, site, product))
 
 
 @router.get("/demo/shop/", response_class=HTMLResponse, include_in_schema=False)

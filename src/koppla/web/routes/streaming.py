@@ -16,16 +16,18 @@ from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord
 from koppla.core.errors import NotFound
 from koppla.core.nesting import json_deeper_than
+from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.spool.ports import SpoolSink
 from koppla.platform.spool.writer import SpoolClosed
 from koppla.web.auth import Caller, Svc
+from koppla.web.services import Services
 from koppla.xdm.event_types import validate_event
 
 router = APIRouter(tags=["streaming ingestion"])
 
 
-def _check_message(message: Any, where: str, stream: Datastream) -> dict[str, Any]:
+def _check_message(message: Any, where: str, stream: Datastream, svc: Services) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise HTTPException(400, detail=f"{where} must be an object with header and body")
     header, body = message.get("header"), message.get("body")
@@ -40,6 +42,14 @@ def _check_message(message: Any, where: str, stream: Datastream) -> dict[str, An
         )
     if not isinstance(body, dict) or not isinstance(body.get("xdmEntity"), dict):
         raise HTTPException(400, detail=f"{where}.body.xdmEntity must be an object")
+    try:
+        svc.catalog.dataset(header["datasetId"], stream.org_id, stream.sandbox)
+    except NotFound as error:
+        raise HTTPException(
+            400,
+            detail=f"{where}.header.datasetId: no dataset {header['datasetId']!r} in the "
+            "connection's organization and sandbox",
+        ) from error
     return message
 
 
@@ -81,17 +91,19 @@ async def _body(request: Request, max_depth: int) -> Any:
     return body
 
 
-def _connection(svc: Svc, connection_id: str) -> Datastream:
+def _connection(svc: Svc, connection_id: str, caller: Principal) -> Datastream:
     try:
-        return svc.catalog.datastream(connection_id)
+        return svc.catalog.datastream(connection_id, caller.org_id)
     except NotFound as error:
         raise HTTPException(404, detail=f"no streaming connection {connection_id!r}") from error
 
 
 @router.post("/collection/batch/{connection_id}", status_code=207)
-async def collect_batch(connection_id: str, request: Request, svc: Svc, _: Caller) -> JSONResponse:
+async def collect_batch(
+    connection_id: str, request: Request, svc: Svc, caller: Caller
+) -> JSONResponse:
     """Take up to 1 MB and `edge_max_events` messages; 207 with one transaction id per message."""
-    stream = _connection(svc, connection_id)
+    stream = _connection(svc, connection_id, caller)
     body = await _body(request, svc.settings.edge_max_depth)
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
@@ -103,7 +115,7 @@ async def collect_batch(connection_id: str, request: Request, svc: Svc, _: Calle
             detail=f"the batch holds {len(messages)} messages; at most {most} are allowed per "
             "request (edge_max_events)",
         )
-    checked = [_check_message(m, f"messages[{i}]", stream) for i, m in enumerate(messages)]
+    checked = [_check_message(m, f"messages[{i}]", stream, svc) for i, m in enumerate(messages)]
     received, xaction = await _accept(request, svc, connection_id, checked)
     return JSONResponse(
         status_code=207,
@@ -118,17 +130,14 @@ async def collect_batch(connection_id: str, request: Request, svc: Svc, _: Calle
 
 @router.post("/collection/{connection_id}")
 async def collect_one(
-    connection_id: str, request: Request, svc: Svc, _: Caller, syncValidation: bool = False
+    connection_id: str, request: Request, svc: Svc, caller: Caller, syncValidation: bool = False
 ) -> dict[str, Any]:
     """Take one message; with `syncValidation=true`, invalid XDM is refused with every issue."""
-    stream = _connection(svc, connection_id)
+    stream = _connection(svc, connection_id, caller)
     body = await _body(request, svc.settings.edge_max_depth)
-    message = _check_message(body, "message", stream)
+    message = _check_message(body, "message", stream, svc)
     if syncValidation:
-        try:
-            dataset = svc.catalog.dataset(message["header"]["datasetId"])
-        except NotFound as error:
-            raise HTTPException(400, detail=str(error)) from error
+        dataset = svc.catalog.dataset(message["header"]["datasetId"], stream.org_id, stream.sandbox)
         entity = dict(message["body"]["xdmEntity"])
         entity.setdefault("_id", "sync-validation")
         issues = validate_event(svc.registry.get(dataset.schema_id), entity).issues

@@ -7,10 +7,11 @@ from functools import cache
 from typing import Any, Literal
 
 import jinja2
+from markupsafe import Markup
 
 from koppla.platform.catalog.models import Datastream
 from koppla.web.storefront import catalogue
-from koppla.web.storefront.tag import BASE_CODE, alloy_configuration, script_json
+from koppla.web.storefront.tag import BASE_CODE, EdgeDomain, alloy_configuration, script_json
 
 Page = Literal["home", "product", "cart", "checkout", "signin"]
 
@@ -26,10 +27,13 @@ PAGE_TYPES: dict[Page, str] = {
 
 @dataclass(frozen=True, slots=True)
 class ShopSite:
-    """Where the shop lives and whom it sends to: one per request."""
+    """Where the shop lives and whom it sends to: one per request.
+
+    `edge` carries the warnings the page shows when browsers cannot reach the edge.
+    """
 
     datastream: Datastream
-    edge_domain: str
+    edge: EdgeDomain
     alloy_src: str
     base_url: str = "/demo/shop/"
     static_url: str = "/demo/static/"
@@ -37,20 +41,36 @@ class ShopSite:
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("koppla.web.storefront", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["code_spans"] = code_spans
+    return environment
+
+
+def code_spans(text: str) -> Markup:
+    """`text` as HTML, escaped, with its `backquoted` parts set as `<code>`."""
+    return Markup("").join(
+        Markup("<code>{}</code>").format(part) if i % 2 else part
+        for i, part in enumerate(text.split("`"))
+    )
 
 
 def render_page(page: Page, site: ShopSite, product: catalogue.Product | None = None) -> str:
-    """The HTML of one shop page; `product` is the product shown on the product page."""
+    """The HTML of one shop page; `product` is the product shown on the product page.
+
+    When alloy would refuse the edge domain, the page leaves the Web SDK unconfigured (`alloy`
+    is null) and its events say they were not sent; the warnings say why, at the top.
+    """
     title = product.name if product else _TITLES[page]
+    edge = site.edge
     config: dict[str, Any] = {
-        "alloy": alloy_configuration(site.datastream, site.edge_domain),
+        "alloy": alloy_configuration(site.datastream, edge.name) if edge.accepted else None,
+        "warnings": list(edge.warnings),
         "page": {"pageType": PAGE_TYPES[page], "pageName": title},
         "product": product.context(site.base_url) if product else None,
         "products": {p.sku: p.context(site.base_url) for p in catalogue.PRODUCTS},

@@ -7,7 +7,9 @@ that tell the collector to forward to that alloy instance instead of bundling it
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -66,11 +68,84 @@ def check_edge_domain(edge_domain: str) -> str:
     return edge_domain
 
 
-def host_without_port(host: str) -> str:
-    """The host name in an HTTP `Host` header value: `edge.example:8443` → `edge.example`."""
+def split_host(host: str) -> tuple[str, int | None]:
+    """An HTTP `Host` header value as (name, port): `edge.example:8443` → `edge.example`, 8443.
+
+    The port is None when the value has none (or none that is a number).
+    """
     if host.startswith("["):  # IPv6 literal, [::1]:8080
-        return host[: host.find("]") + 1]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        cut = host.find("]") + 1
+    else:
+        cut = host.find(":") if host.count(":") == 1 else len(host)
+    name, port = host[:cut], host[cut + 1 :]
+    return (name, int(port)) if host[cut : cut + 1] == ":" and port.isdigit() else (host, None)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeDomain:
+    """The `edgeDomain` a tag or page gives the Web SDK, and why browsers may not reach it.
+
+    `warnings` are sentences, each saying what is wrong and what to do; empty when nothing is
+    known to be wrong.
+    """
+
+    name: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        """True when alloy accepts `name` as its `edgeDomain` (a bare host name)."""
+        return bool(EDGE_DOMAIN.match(self.name))
+
+
+def edge_domain_for(configured: str | None, *, scheme: str, host: str) -> EdgeDomain:
+    """The `edgeDomain` for a request: `configured` (`public_edge_domain`), else its host.
+
+    `scheme` and `host` (the `Host` header) say how the request reached Koppla. Alloy only
+    speaks `https://` to port 443 of a host name (domain.md §10.1): when the host comes from a
+    request made any other way, or is an IP address, browsers will not reach the edge there,
+    and the warnings say what to do.
+    """
+    if configured:
+        return EdgeDomain(configured, _name_warnings(configured, "`public_edge_domain`"))
+    name, port = split_host(host)
+    reached = scheme == "https" and port in (None, 443)
+    reach = () if reached else (_reach_warning(name, f"{scheme}://{host}/"),)
+    return EdgeDomain(name, reach + _name_warnings(name, "the request's Host header"))
+
+
+def _reach_warning(name: str, reached_at: str) -> str:
+    return (
+        f"The Web SDK only sends events to https://{name}/ on port 443, but Koppla was reached "
+        f"at {reached_at}, so events will not arrive. Serve Koppla with TLS on port 443 "
+        "(`koppla up --tls-cert CERT --tls-key KEY --port 443`), or behind a TLS proxy on port "
+        "443 and set `public_edge_domain` to the proxy's host name."
+    )
+
+
+def _name_warnings(name: str, source: str) -> tuple[str, ...]:
+    if _is_ip_address(name):
+        return (
+            f"The edge domain {name} (from {source}) is an IP address, but the Web SDK's "
+            "https:// requests need a host name that Koppla's TLS certificate names. Point a DNS "
+            "name (or a hosts entry) at Koppla, serve TLS for it, and set `public_edge_domain` to "
+            "that name.",
+        )
+    if not EDGE_DOMAIN.match(name):
+        return (
+            f"The edge domain {name!r} (from {source}) is not a host name the Web SDK accepts "
+            "(no scheme, port or path). Set `public_edge_domain` to the bare host name browsers "
+            "reach Koppla's edge at, such as edge.shop.example.",
+        )
+    return ()
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
 
 
 def alloy_configuration(datastream: Datastream, edge_domain: str) -> dict[str, Any]:

@@ -14,13 +14,19 @@
   var NO_ECID = "000000000000000000000000000000000000";
   var log = [];
   var queue = Promise.resolve();
+  // Set when the server knows browsers cannot reach the edge: the page shows why at the top.
+  var unreachable = config.warnings.length > 0;
+  var NOT_SENT = "not sent: the Web SDK has no edge it accepts (see the warning at the top)";
 
   // ---- alloy: configure, consent, identity -------------------------------------------------
-  alloy("configure", config.alloy);
+  // Without a configuration alloy would refuse, alloy stays unconfigured and nothing is sent.
+  if (config.alloy) alloy("configure", config.alloy);
   // The demo shopper has accepted tracking; a real shop calls this from its consent banner.
-  var consented = alloy("setConsent", {
-    consent: [{ standard: "Adobe", version: "1.0", value: { general: "in" } }],
-  });
+  var consented = config.alloy
+    ? alloy("setConsent", {
+        consent: [{ standard: "Adobe", version: "1.0", value: { general: "in" } }],
+      })
+    : Promise.reject(new Error("alloy is not configured"));
   var ecid = consented
     .then(function () {
       return alloy("getIdentity", { namespaces: ["ECID"] });
@@ -46,6 +52,12 @@
   function send(xdm) {
     var entry = { eventType: xdm.eventType, status: "queued", sentAt: null, ecid: null, xdm: xdm };
     log.push(entry);
+    if (!config.alloy) {
+      entry.status = NOT_SENT;
+      remember(entry);
+      renderLog();
+      return queue;
+    }
     renderLog();
     queue = queue.then(function () {
       return ecid
@@ -402,6 +414,12 @@
       status.textContent = " " + entry.status;
       head.appendChild(type);
       head.appendChild(status);
+      if (unreachable && config.alloy && entry.status !== "sent") {
+        var why = document.createElement("span");
+        why.className = "why";
+        why.textContent = " (see the warning at the top: the Web SDK cannot reach the edge)";
+        head.appendChild(why);
+      }
       var details = document.createElement("details");
       var summary = document.createElement("summary");
       summary.textContent = "XDM";
@@ -426,15 +444,6 @@
     },
   };
 
-  if (location.protocol !== "https:") {
-    var notice = document.createElement("p");
-    notice.className = "warning";
-    notice.textContent =
-      "The Web SDK only sends to https://" + config.alloy.edgeDomain + "/ (port 443): serve " +
-      "Koppla over TLS on a host name (koppla up --tls-cert ... --tls-key ...), or these " +
-      "events will fail.";
-    document.getElementById("event-log").insertBefore(notice, document.getElementById("event-list"));
-  }
   showCartCount(loadCart());
   pageView();
   var page = document.body.dataset.page;

@@ -1,0 +1,94 @@
+"""`koppla up`: run the platform (edge, pipeline, profile stage, APIs) in the foreground."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from koppla.cli.common import HomeOption, catalog, console, fail, settings
+from koppla.cli.demo import ensure_demo_stream, print_demo
+from koppla.core.layout import Layout
+from koppla.platform.catalog.users import UserStore
+from koppla.web.listening import find, recorded
+
+
+def up(
+    home: HomeOption = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to bind.", show_default="the host setting: 127.0.0.1"),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to bind.", show_default="the port setting: 8080")
+    ] = None,
+    demo: Annotated[bool, typer.Option(help="Create and print the demo datastream.")] = False,
+    demo_shop: Annotated[
+        bool,
+        typer.Option(
+            help="With --demo: run the demo shop's order simulator and its store connector."
+        ),
+    ] = True,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM certificate: serve HTTPS.", show_default="the tls_cert setting: none, HTTP"
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM key for --tls-cert.", show_default="the tls_key setting: none"),
+    ] = None,
+) -> None:
+    """Run Koppla: the edge, the pipeline and the APIs, with all state under --home.
+
+    While it runs, <home>/server.json says where it listens (client commands such as
+    `koppla debug` read it).
+    """
+    from koppla.web.server import serve
+
+    loaded = settings(home, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+    running = find(loaded.home)
+    if running is not None:
+        fail(
+            f"a Koppla server is already running for home {loaded.home} at {running.url} "
+            f"(pid {running.pid}); stop it first, or use another --home"
+        )
+    opened = catalog(loaded)
+    try:
+        if not opened.has_tokens():
+            token = opened.add_token("admin")
+            console.print(f"[bold]Admin API token[/] (shown once, store it): {token}")
+        _first_admin(loaded.home, opened.default_org())
+        if demo:
+            print_demo(loaded, ensure_demo_stream(loaded, opened))
+    finally:
+        opened.close()
+    console.print(
+        f"Koppla is up on {loaded.scheme}://{loaded.host}:{loaded.port} "
+        f"with data in {loaded.home.resolve()}  (Ctrl+C stops it)"
+    )
+    console.print(f"  admin pages:  {loaded.scheme}://{loaded.host}:{loaded.port}/admin/")
+    with recorded(loaded):
+        serve(loaded, demo_shop=demo and demo_shop)
+
+
+FIRST_ADMIN = "admin@koppla.local"
+
+
+def _first_admin(home: Path, org_id: str) -> None:
+    """On a home nobody can sign in to yet, make the first admin and print the password once."""
+    users = UserStore(Layout(home).catalog)
+    try:
+        if users.users():
+            return
+        password = secrets.token_urlsafe(18)
+        users.create_user(FIRST_ADMIN, password, org_id=org_id)
+    finally:
+        users.close()
+    console.print(
+        f"[bold]Admin pages[/]: sign in at /admin/ as {FIRST_ADMIN} with password {password} "
+        "(shown once; `koppla admin create-user` adds people)"
+    )

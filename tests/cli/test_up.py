@@ -1,0 +1,24 @@
+"""`koppla up` records where it listens (see tests/cli/test_debug.py for a real server), and
+will not start a second server over a home whose server runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from koppla.core import clock
+from koppla.web import listening
+from koppla.web.listening import Listening
+from tests.cli.conftest import Koppla
+
+
+def test_a_second_server_for_a_home_is_refused_in_one_line(koppla: Koppla, home: Path) -> None:
+    first = Listening("https://127.0.0.1:8443", os.getpid(), True, clock.now_ms())
+    listening.write(home, first)
+    result = koppla("up", "--port", "9999")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: a Koppla server is already running for home {home} at "
+        f"https://127.0.0.1:8443 (pid {os.getpid()}); stop it first, or use another --home\n"
+    )
+    assert listening.read(home) == first  # its record is left alone
