@@ -58,9 +58,11 @@ def pipeline(settings: Settings, catalog: Catalog) -> Iterator[Pipeline]:
 
 
 @pytest.fixture
-def services(settings: Settings) -> Services:
-    """The services (catalog, query engine) of the test's home."""
-    return build_services(settings)
+def services(settings: Settings) -> Iterator[Services]:
+    """The services (catalog, query engine) of the test's home, closed after the test."""
+    built = build_services(settings)
+    yield built
+    built.close()
 
 
 @pytest.fixture

@@ -7,10 +7,19 @@ from typing import Any
 
 import pytest
 
-from koppla.connector.settings import load_settings
+from koppla.connector.settings import (
+    SettingsInvalid,
+    document_json,
+    form_fields,
+    load_settings,
+    parse_document,
+    reload_settings,
+)
+from koppla.core import codec
 from koppla.core.errors import InvalidInput
 
 ORG = "ABCDEFGHIJKLMNOPQRSTUVWX@AdobeOrg"
+OTHER_ORG = "OTHERORG0000000000000000@AdobeOrg"
 
 
 def site(**extra: Any) -> dict[str, Any]:
@@ -70,11 +79,32 @@ def test_a_token_in_the_file_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "field", "words"),
     [
-        ({"websites": [site(org_id="ABC@AdobeOrg")]}, "websites[0].org_id", "pattern"),
-        ({"websites": [site(org_id="ABCDEFGHIJKLMNOPQRSTUVWX")]}, "websites[0].org_id", "pattern"),
-        ({"websites": [site(dataset_id="")]}, "websites[0]", "dataset_id is required"),
-        ({"websites": [site(datastream_id="")]}, "websites[0].datastream_id", "at least 1"),
-        ({"websites": [site(), site()]}, "websites", "once"),
+        ({"websites": [site(org_id="ABC@AdobeOrg")]}, "websites[0].org_id", "@AdobeOrg"),
+        ({"websites": [site(org_id="ABCDEFGHIJKLMNOPQRSTUVWX")]}, "websites[0].org_id", "24"),
+        ({"org_id": "ABC@AdobeOrg", "websites": [site()]}, "org_id", "24 letters or digits"),
+        (
+            {"websites": [site(dataset_id="")]},
+            "websites[0].dataset_id",
+            "a dataset id is required unless both storefront_events and back_office_events",
+        ),
+        (
+            {"websites": [site(datastream_id="")]},
+            "websites[0].datastream_id",
+            "required unless the AEP Web SDK is already deployed",
+        ),
+        ({"websites": [site(), site()]}, "websites[1].website_code", "once"),
+        (
+            {"websites": [site(), site(website_code="eu", org_id=OTHER_ORG)]},
+            "websites[1].org_id",
+            "one organization per instance",
+        ),
+        (
+            {"org_id": OTHER_ORG, "websites": [site()]},
+            "websites[0].org_id",
+            "one organization per instance",
+        ),
+        ({"websites": [site(own_web_sdk=True)]}, "websites[0].own_web_sdk", "AEP Web SDK Name"),
+        ({"websites": [{**site(org_id=""), "website_code": "base"}]}, "org_id", "required"),
         ({"websites": [site(environment_id="has space")]}, "websites[0].environment_id", ""),
         ({"poll_interval_s": 0}, "poll_interval_s", "greater than 0"),
         ({"change_tracking": "cdc"}, "change_tracking", "'triggers' or 'poll'"),
@@ -112,13 +142,14 @@ def test_a_token_in_the_file_is_refused(tmp_path: Path) -> None:
                         website_code="eu",
                         dataset_id="",
                         back_office_events=False,
+                        storefront_events=False,
                         customer_profiles=True,
                         profile_dataset_id="p",
                     ),
                 ]
             },
-            "websites[1]",
-            "dataset_id is required while customer_profiles is on",
+            "websites[1].dataset_id",
+            "a dataset id is required while customer_profiles is on",
         ),
     ],
 )
@@ -133,8 +164,11 @@ def test_bad_settings_name_the_field(
     assert words in str(caught.value)
 
 
-def test_back_office_events_off_needs_no_dataset(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path, websites=[site(dataset_id="", back_office_events=False)])
+def test_a_dataset_is_needed_unless_both_event_kinds_are_off(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"websites\[0\]\.dataset_id"):
+        load_settings(tmp_path, websites=[site(dataset_id="", back_office_events=False)])
+    both_off = {"dataset_id": "", "back_office_events": False, "storefront_events": False}
+    settings = load_settings(tmp_path, websites=[site(**both_off)])
     assert not settings.websites[0].back_office_events
 
 
@@ -168,3 +202,130 @@ def test_every_website_setting_is_documented() -> None:
     missing = [f"websites[].{name}" for name in WebsiteSettings.model_fields]
     missing += [name for name in ConnectorSettings.model_fields if name not in ("home", "token")]
     assert [name for name in missing if f"`{name}`" not in text] == []
+
+
+def cache(home: Path, settings: dict[str, Any] | None, version: int = 1) -> None:
+    """The platform's settings as `RemoteSettings` caches them."""
+    path = home / "connector" / "settings-cache.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        codec.dumps({"version": version, "etag": f'"v{version}"', "settings": settings})
+    )
+
+
+def test_older_settings_with_an_org_id_per_website_keep_working(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, websites=[site(), site(website_code="eu")])
+    assert settings.org_id == ORG
+    assert [w.org_id for w in settings.websites] == [ORG, ORG]
+
+
+def test_the_global_org_id_is_every_websites(tmp_path: Path) -> None:
+    settings = load_settings(
+        tmp_path, org_id=ORG, websites=[{k: v for k, v in site().items() if k != "org_id"}]
+    )
+    assert settings.websites[0].org_id == ORG and settings.admin.org_id == ORG
+
+
+def test_the_platforms_settings_apply_where_the_file_and_environment_are_silent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote_site = {"website_code": "base", "datastream_id": "ds-remote", "dataset_id": "d"}
+    cache(tmp_path, {"org_id": ORG, "web_sdk_name": "", "websites": [remote_site]})
+    from_platform = load_settings(tmp_path)
+    assert from_platform.website("base") is not None
+    assert from_platform.websites[0].datastream_id == "ds-remote"
+    assert from_platform.websites[0].org_id == ORG
+
+    (tmp_path / "connector.toml").write_text(
+        f'org_id = "{ORG}"\n[[websites]]\nwebsite_code = "base"\ndatastream_id = "ds-local"\n'
+        'dataset_id = "d"\n'
+    )
+    assert load_settings(tmp_path).websites[0].datastream_id == "ds-local"
+
+    monkeypatch.setenv("KOPPLA_CONNECTOR_WEB_SDK_NAME", "mySdk")
+    cache(tmp_path, {"org_id": ORG, "web_sdk_name": "alloy", "websites": []})
+    assert load_settings(tmp_path).web_sdk_name == "mySdk"
+
+
+def test_the_platforms_settings_can_be_turned_off(tmp_path: Path) -> None:
+    cache(tmp_path, {"org_id": ORG, "web_sdk_name": "", "websites": [site()]})
+    assert load_settings(tmp_path, settings_from_platform=False).websites == ()
+    (tmp_path / "connector.toml").write_text("settings_from_platform = false\n")
+    assert load_settings(tmp_path).websites == ()
+
+
+def test_a_missing_or_empty_cache_leaves_the_local_settings(tmp_path: Path) -> None:
+    assert load_settings(tmp_path).websites == ()
+    cache(tmp_path, None, version=0)
+    assert load_settings(tmp_path, websites=[site()]).websites[0].datastream_id == "ds"
+    (tmp_path / "connector" / "settings-cache.json").write_text("{not json")
+    assert load_settings(tmp_path).websites == ()
+
+
+def test_a_reload_keeps_the_overrides_and_reads_the_fresh_cache(tmp_path: Path) -> None:
+    cache(tmp_path, {"org_id": ORG, "web_sdk_name": "", "websites": [site()]})
+    first = load_settings(tmp_path, poll_interval_s=0.5)
+    cache(tmp_path, {"org_id": ORG, "web_sdk_name": "", "websites": [site(datastream_id="new")]})
+    again = reload_settings(first)
+    assert again.poll_interval_s == 0.5 and again.websites[0].datastream_id == "new"
+
+
+def test_a_document_names_each_problem_by_website_code() -> None:
+    with pytest.raises(SettingsInvalid) as caught:
+        parse_document(
+            {
+                "org_id": ORG,
+                "websites": [
+                    {"website_code": "base", "datastream_id": "", "dataset_id": ""},
+                    {"website_code": "eu", "customer_profiles": True, "datastream_id": "x"},
+                ],
+            }
+        )
+    fields = [p.field for p in caught.value.problems]
+    assert fields == [
+        "websites[base].datastream_id",
+        "websites[base].dataset_id",
+        "websites[eu].dataset_id",
+        "websites[eu].profile_dataset_id",
+    ]
+    assert caught.value.field == "websites[base].datastream_id"
+
+
+def test_the_stored_form_of_a_document_leaves_out_the_websites_org_ids() -> None:
+    stored = document_json(parse_document({"websites": [site()]}))
+    assert stored["org_id"] == ORG and "org_id" not in stored["websites"][0]
+    assert parse_document(stored) == parse_document({"websites": [site()]})
+
+
+def test_every_form_field_has_a_label_a_section_and_help() -> None:
+    fields = form_fields()
+    names = {(f.scope, f.name) for f in fields}
+    assert ("global", "org_id") in names and ("website", "own_web_sdk") in names
+    assert ("website", "org_id") not in names  # kept only for older settings
+    assert all(f.label and f.description for f in fields)
+    checkboxes = {f.name for f in fields if f.kind == "checkbox"}
+    assert {"storefront_events", "back_office_events", "customer_profiles"} <= checkboxes
+
+
+def test_a_malformed_field_does_not_hide_the_rules_between_the_others() -> None:
+    with pytest.raises(SettingsInvalid) as caught:
+        parse_document(
+            {
+                "org_id": ORG,
+                "websites": [
+                    {
+                        "website_code": "base",
+                        "datastream_id": "",
+                        "dataset_id": "has space",
+                        "customer_profiles": "perhaps",
+                    }
+                ],
+            }
+        )
+    found = {p.field: p.message for p in caught.value.problems}
+    assert set(found) == {
+        "websites[base].dataset_id",
+        "websites[base].customer_profiles",
+        "websites[base].datastream_id",
+    }
+    assert found["websites[base].dataset_id"] == "must be letters, digits, _ and - only"

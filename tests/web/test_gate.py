@@ -112,8 +112,10 @@ def upload_until_answered(port: int, head: bytes, total: int) -> tuple[bytes, in
         sock.sendall(head)
         sent = 0
         while sent < total:
-            readable, writable, _ = select.select([sock], [sock], [], 10)
-            if readable or not writable:
+            poller = select.poll()  # not select(): a long test run may hold fds past 1023
+            poller.register(sock, select.POLLIN | select.POLLOUT)
+            events = dict(poller.poll(10_000)).get(sock.fileno(), 0)
+            if events & select.POLLIN or not events & select.POLLOUT:
                 break
             try:
                 sent += sock.send(chunk)

@@ -13,6 +13,10 @@ pytestmark = pytest.mark.anyio
 PUBLIC_PATHS = {
     "/ims/token/v3",
     "/api/v1/overview",
+    "/api/v1/connector/settings",
+    "/api/v1/connector/settings/websites/{code}",
+    "/api/v1/connector/service-account",
+    "/api/v1/connector/service-account/test",
     "/api/v1/queries/saved",
     "/api/v1/queries/saved/{query_id}",
     "/api/v1/queries/history",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -26,6 +27,30 @@ DEMO_ORG_ID = "KOPPLADEMO00000000000000@AdobeOrg"
 DEMO_DATASTREAM_ID = "6d3b1f0e-8c2a-4e7b-9a41-0d2f6a1c5e90"
 
 
+def demo_website(
+    dataset_id: str, profile_dataset_id: str = "", environment_id: str = "koppla-demo"
+) -> dict[str, object]:
+    """The demo shop's `base` website, sending to the demo datastream (with customer profiles
+    when `profile_dataset_id` is given)."""
+    return {
+        "website_code": "base",
+        "datastream_id": DEMO_DATASTREAM_ID,
+        "dataset_id": dataset_id,
+        "environment_id": environment_id,
+        "customer_profiles": bool(profile_dataset_id),
+        "profile_dataset_id": profile_dataset_id,
+    }
+
+
+def demo_document(dataset_id: str, profile_dataset_id: str = "") -> dict[str, object]:
+    """The Data Connection settings of the demo organization, as the platform stores them."""
+    return {
+        "org_id": DEMO_ORG_ID,
+        "web_sdk_name": "",
+        "websites": [demo_website(dataset_id, profile_dataset_id)],
+    }
+
+
 def demo_settings(
     home: Path,
     *,
@@ -34,19 +59,15 @@ def demo_settings(
     dataset_id: str,
     profile_dataset_id: str = "",
     environment_id: str = "koppla-demo",
-    **extra: object,
+    from_platform: bool = False,
+    **extra: Any,
 ) -> ConnectorSettings:
-    """Settings sending the demo shop's `base` website to the demo datastream (with customer
-    profiles when `profile_dataset_id` is given)."""
-    site = {
-        "website_code": "base",
-        "org_id": DEMO_ORG_ID,
-        "datastream_id": DEMO_DATASTREAM_ID,
-        "dataset_id": dataset_id,
-        "environment_id": environment_id,
-        "customer_profiles": bool(profile_dataset_id),
-        "profile_dataset_id": profile_dataset_id,
-    }
+    """Settings sending the demo shop's `base` website to the demo datastream; with
+    `from_platform`, the websites come from the platform's Data Connection settings instead
+    (so what the admin pages save is what the demo connector does)."""
+    if from_platform:
+        return load_settings(home, platform_url=platform_url, token=token, **extra)
+    site = {"org_id": DEMO_ORG_ID, **demo_website(dataset_id, profile_dataset_id, environment_id)}
     return load_settings(home, platform_url=platform_url, token=token, websites=[site], **extra)
 
 
@@ -81,6 +102,7 @@ def run_demo(
     orders: int = 200,
     simulate_every_s: float = 2.0,
     platform_ca_file: Path | None = None,
+    from_platform: bool = False,
 ) -> None:
     """Prepare the demo shop, keep it busy, and run the connector until `stop` is set."""
     settings = demo_settings(
@@ -90,6 +112,7 @@ def run_demo(
         dataset_id=dataset_id,
         profile_dataset_id=profile_dataset_id,
         platform_ca_file=platform_ca_file,
+        from_platform=from_platform,
     )
     prepare_demo_shop(settings, orders)
     engine = connect(settings.dsn)

@@ -7,6 +7,10 @@ scan at most every `SWEEP_EVERY_S` notices deleted customers.
 
 `run_connector(home, stop)` is what `koppla connector run` and `koppla up --demo` call; it
 returns when `stop` is set. `Connector` holds the object graph for commands and tests.
+
+Settings: with `settings_from_platform` on (the default) and a token, every loop step first asks
+the platform whether the admin settings changed (`RemoteSettings`, a conditional GET); a change
+is applied before the step runs, so a saved datastream or dataset is used within one poll.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from koppla.connector.customer_feed import CustomersFeed
 from koppla.connector.customers import CustomerSource
 from koppla.connector.delivery import Sender, SendResult
 from koppla.connector.feed import OrdersFeed, SyncReport
-from koppla.connector.settings import ConnectorSettings, load_settings
+from koppla.connector.remote_settings import RemoteSettings
+from koppla.connector.settings import ConnectorSettings, load_settings, reload_settings
 from koppla.connector.source import StoreSource, connect
 from koppla.connector.state import State
 from koppla.core import clock
@@ -74,8 +79,15 @@ class StepReport:
 class Connector:
     """The connector's parts for one home: source, state, feed, tracker and sender."""
 
-    def __init__(self, settings: ConnectorSettings, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: ConnectorSettings,
+        client: httpx.Client | None = None,
+        remote: RemoteSettings | None = None,
+    ) -> None:
         self.settings = settings
+        self.remote = remote
+        self._client = client
         self.engine = connect(settings.dsn)
         self.source = StoreSource(self.engine)
         self.state = State(settings.state_path)
@@ -101,8 +113,51 @@ class Connector:
     def close(self) -> None:
         """Release connections and files."""
         self.sender.close()
+        if self.remote is not None:
+            self.remote.close()
         self.state.close()
         self.engine.dispose()
+
+    def refresh_settings(self) -> bool:
+        """Apply the platform's admin settings when they changed; True when they did.
+
+        Settings that break a rule (or clash with `connector.toml`) are logged and left
+        unapplied: the connector goes on with the ones it has.
+        """
+        if self.remote is None:
+            return False
+        try:
+            if not self.remote.refresh():
+                return False
+        except OSError as error:  # the cache could not be written: try again next poll
+            log.warning("the connector settings cache cannot be written: %s", error)
+            return False
+        try:
+            fresh = reload_settings(self.settings)
+        except InvalidInput as error:
+            log.error("the platform's connector settings are not applied: %s", error)
+            return False
+        before = (self.settings.org_id, self.settings.web_sdk_name, self.settings.websites)
+        if (fresh.org_id, fresh.web_sdk_name, fresh.websites) == before:
+            return False
+        self.apply(fresh)
+        log.info(
+            "connector settings applied: websites %s",
+            ", ".join(f"{w.website_code} → {w.datastream_id}" for w in fresh.websites) or "none",
+        )
+        return True
+
+    def apply(self, settings: ConnectorSettings) -> None:
+        """Use `settings` from the next step on (its admin part: organization and websites;
+        the shop database, change tracking and platform address stay as they were)."""
+        self.settings = settings
+        self.feed = OrdersFeed(settings, self.source, self.state)
+        self.customers = CustomersFeed(settings, self.customer_source, self.state)
+        backoff = self.sender.backoff
+        if self._client is None:
+            self.sender.close()
+        self.sender = Sender(settings, self.state, self._client)
+        self.sender.backoff = backoff
 
     def check(self) -> None:
         """Refuse to run without what the chosen change tracking needs."""
@@ -241,9 +296,12 @@ class Connector:
     def loop(self, stop: threading.Event) -> None:
         """Run `step` every `poll_interval_s` until `stop` is set; survive a shop DB outage."""
         interval = self.settings.poll_interval_s
-        next_prune = 0.0
+        next_prune = next_refresh = 0.0
         while not stop.is_set():
             began = clock.monotonic()
+            if began >= next_refresh:  # at most once a poll, also while catching up
+                self.refresh_settings()
+                next_refresh = began + interval
             if began >= next_prune:
                 self.state.prune_sent(clock.now_ms() - KEEP_SENT_MS)
                 next_prune = began + PRUNE_EVERY_S
@@ -268,14 +326,24 @@ def run_connector(
     home: Path, stop: threading.Event, settings: ConnectorSettings | None = None
 ) -> None:
     """Run the connector of `home` until `stop` is set (blocking; call it in a thread)."""
-    connector = Connector(settings or load_settings(home))
+    settings = settings or load_settings(home)
+    connector = Connector(settings, remote=follow_platform(settings))
     try:
+        connector.refresh_settings()
         connector.check()
         history = start_history(connector.settings, stop)
         connector.loop(stop)
         history.join(timeout=30)
     finally:
         connector.close()
+
+
+def follow_platform(settings: ConnectorSettings) -> RemoteSettings | None:
+    """The platform's settings to follow, when `settings_from_platform` is on and the
+    connector has a token to ask with."""
+    if not settings.settings_from_platform or settings.token is None:
+        return None
+    return RemoteSettings(settings)
 
 
 def start_history(settings: ConnectorSettings, stop: threading.Event) -> threading.Thread:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
-from koppla.connector.demo import run_demo
+from koppla.connector.demo import demo_document, run_demo
 from koppla.core.layout import Layout
 from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
-from koppla.platform.catalog.demo import DEMO_DATASET, DEMO_PROFILE_DATASET
+from koppla.platform.catalog.connector_settings import ConnectorSettingsStore
+from koppla.platform.catalog.demo import DEMO_DATASET, DEMO_ORG_ID, DEMO_PROFILE_DATASET
 from koppla.platform.catalog.store import Catalog
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,32 @@ def main(settings_json: str, parent_pid: int) -> None:
         log.error("the platform did not come up at %s; the demo shop is not running", url)
         return
     catalog = Catalog(Layout(settings.home).catalog)
-    token = catalog.add_token("demo shop connector")
+    token = catalog.add_token("demo shop connector", org_id=DEMO_ORG_ID)
     try:
+        events = catalog.dataset(DEMO_DATASET).id
+        profiles = catalog.dataset(DEMO_PROFILE_DATASET).id
+        seed_demo_settings(Layout(settings.home).catalog, events, profiles)
         run_demo(
             settings.home,
             stop,
             platform_url=url,
             token=token,
-            dataset_id=catalog.dataset(DEMO_DATASET).id,
-            profile_dataset_id=catalog.dataset(DEMO_PROFILE_DATASET).id,
+            dataset_id=events,
+            profile_dataset_id=profiles,
             platform_ca_file=settings.tls_cert,
+            from_platform=True,
         )
     finally:
         catalog.remove_token(token)
         catalog.close()
+
+
+def seed_demo_settings(catalog_path: Path, dataset_id: str, profile_dataset_id: str) -> None:
+    """Save the demo website as the demo organization's Data Connection settings, unless
+    someone saved settings already (then theirs are what the demo connector follows)."""
+    store = ConnectorSettingsStore(catalog_path)
+    try:
+        if store.get(DEMO_ORG_ID).version == 0:
+            store.put(DEMO_ORG_ID, demo_document(dataset_id, profile_dataset_id), by="koppla demo")
+    finally:
+        store.close()

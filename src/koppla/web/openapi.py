@@ -31,7 +31,9 @@ _API_STATUS_TEXT = {
     400: "The request is malformed or breaks a rule (for a query: refused, invalid, or longer "
     "than `query_timeout_s`); `detail` says which.",
     401: "No valid API token: send `Authorization: Bearer <token>`.",
-    403: "The message names an organization the connection does not belong to.",
+    403: "The credentials are good but not for this request: `x-gw-ims-org-id` is not the "
+    "token's organization, `x-api-key` not its client id, a signed-in change lacks "
+    "`X-CSRF-Token`, or (a datastream, a message) an organization the caller may not act for.",
     404: "Nothing is found under the path's id (or no store connector is configured here).",
     409: "Something with that name or id already exists, (an ingestion batch) its status "
     "does not allow the request, or the connector's settings are invalid; `detail` says which.",
@@ -132,7 +134,7 @@ def _complete(method: str, path: str, operation: Operation) -> None:
     statuses: set[int] = set(ROUTE_STATUSES.get((method, path), ()))
     if not is_public(method.upper(), path):
         operation["security"] = [{"bearer": []}]
-        statuses.add(401)
+        statuses.update((401, 403))
     if method in ("post", "put", "patch"):
         statuses.add(413)
     if any(p.get("in") == "path" for p in operation.get("parameters", [])):
