@@ -8,11 +8,17 @@ import httpx
 import pytest
 
 from koppla.core import codec
+from koppla.core.layout import Layout
+from koppla.core.settings import Settings
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.datasets.tables import provision
 from koppla.platform.pipeline.runner import Pipeline
+from koppla.platform.profiles.identity import Identity
+from koppla.platform.profiles.runner import ProfileRunner
 from koppla.web.services import Services
 from koppla.xdm.experience_event import commerce_experience_event
+from koppla.xdm.profile import PROFILE_SCHEMA_ID
+from koppla.xdm.registry import builtin_registry
 
 pytestmark = pytest.mark.anyio
 
@@ -165,3 +171,46 @@ async def test_adobe_headers_must_match_the_token(
     assert (created.json()["org_id"], created.json()["sandbox"]) == (OTHER_ORG, "dev")
     prod = (await client.get("/api/v1/datasets", headers=auth)).json()
     assert [d["name"] for d in prod] == ["other_events"]
+
+
+async def test_another_organizations_profile_records_never_reach_the_homes_profiles(
+    client: httpx.AsyncClient,
+    demo: Datastream,
+    pipeline: Pipeline,
+    services: Services,
+    settings: Settings,
+) -> None:
+    """The profile store is the home's organization's: a record another organization sends,
+    claiming one of its customers' emails, must not join or change that customer's profile."""
+    dataset = services.catalog.create_dataset(
+        "other_profiles", schema_id=PROFILE_SCHEMA_ID, org_id=OTHER_ORG, profile_enabled=True
+    )
+    provision(services.layout, services.registry, dataset)
+    other = services.catalog.create_dataset(
+        "other_events", schema_id=commerce_experience_event().id, org_id=OTHER_ORG
+    )
+    provision(services.layout, services.registry, other)
+    stream = services.catalog.create_datastream(
+        org_id=OTHER_ORG, event_dataset="other_events", profile_dataset="other_profiles"
+    )
+    theirs = {"authorization": f"Bearer {services.catalog.add_token('o', org_id=OTHER_ORG)}"}
+    record = {
+        "identityMap": {"Email": [{"id": "victim@shop.example", "primary": True}]},
+        "person": {"name": {"firstName": "HACKED"}},
+    }
+    ref = {"id": PROFILE_SCHEMA_ID, "contentType": "application/vnd.adobe.xed-full+json"}
+    message = {
+        "header": {"schemaRef": ref, "imsOrgId": OTHER_ORG, "datasetId": dataset.id},
+        "body": {"xdmMeta": {"schemaRef": ref}, "xdmEntity": record},
+    }
+    sent = await client.post(f"/collection/{stream.id}", json=message, headers=theirs)
+    assert sent.status_code == 200
+    while pipeline.step():
+        pass
+    assert services.query.run("SELECT count(*) FROM other_profiles").rows == [(1,)]
+
+    runner = ProfileRunner(
+        Layout(settings.home), services.catalog, builtin_registry(), services.profiles
+    )
+    runner.step()
+    assert services.lookup.profile(Identity("Email", "victim@shop.example")) is None

@@ -470,7 +470,8 @@ async def test_a_pasted_workspace_is_saved_with_its_secret_encrypted(
     assert saved.status_code == 200, saved.text
     body = shown.json()
     assert body["clientSecret"] == "••••" and body["hasSecret"] is True
-    assert body["orgId"] == demo.org_id and body["platformUrl"] == BASE_URL
+    assert body["orgId"] == demo.org_id
+    assert body["platformUrl"] == f"http://127.0.0.1:{settings.port}"  # this server, by default
     assert secret not in saved.text and secret not in shown.text
     assert other.status_code == 404
     home = settings.home
@@ -589,7 +590,8 @@ async def test_test_connection_says_the_platform_is_unreachable(
     def unreachable(_: KopplaApp) -> httpx.AsyncBaseTransport:
         return httpx.MockTransport(refuse)
 
-    async with platform(settings, unreachable) as (http, catalog):
+    allowed = settings.model_copy(update={"connection_test_hosts": ("down.test",)})
+    async with platform(allowed, unreachable) as (http, catalog):
         text, _ = workspace(catalog)
         body = {"workspace": text, "platformUrl": "http://down.test:9"}
         report = (await http.post(f"{ACCOUNT}/test", json=body, headers=bearer(catalog))).json()
@@ -603,11 +605,41 @@ async def test_test_connection_says_when_the_url_is_not_a_platform(
     def elsewhere(_: KopplaApp) -> httpx.AsyncBaseTransport:
         return httpx.MockTransport(lambda request: httpx.Response(404, text="<html>nope"))
 
-    async with platform(settings, elsewhere) as (http, catalog):
+    allowed = settings.model_copy(update={"connection_test_hosts": ("shop.test",)})
+    async with platform(allowed, elsewhere) as (http, catalog):
         text, _ = workspace(catalog)
         body = {"workspace": text, "platformUrl": "http://shop.test"}
         report = (await http.post(f"{ACCOUNT}/test", json=body, headers=bearer(catalog))).json()
     assert report["problem"] == "not_a_platform"
+
+
+async def test_test_connection_goes_only_to_this_platform_or_an_allowed_host(
+    settings: Settings, demo: Datastream
+) -> None:
+    """Test connection makes the server send requests: it may not be aimed at internal
+    addresses (a metadata service, another port of this machine) or smuggle a path."""
+    sent: list[str] = []
+
+    def record(_: KopplaApp) -> httpx.AsyncBaseTransport:
+        return httpx.MockTransport(
+            lambda request: sent.append(str(request.url)) or httpx.Response(500)
+        )
+
+    async with platform(settings, record) as (http, catalog):
+        text, _ = workspace(catalog)
+        for url in (
+            "http://169.254.169.254",
+            f"http://127.0.0.1:{settings.port + 1}",
+            f"http://127.0.0.1:{settings.port}/admin?x=",
+            "http://platform.adobe.io",
+        ):
+            body = {"workspace": text, "platformUrl": url}
+            answer = await http.post(f"{ACCOUNT}/test", json=body, headers=bearer(catalog))
+            assert answer.status_code == 400, url
+            assert answer.json()["errors"][0]["field"] == "platformUrl", url
+            saved = await http.put(ACCOUNT, json=body, headers=bearer(catalog))
+            assert saved.status_code == 400, url
+    assert sent == []
 
 
 def test_the_key_file_is_made_once_and_kept(tmp_path: Path) -> None:

@@ -117,6 +117,10 @@ async def test_the_deprecated_jwt_exchange_works_and_says_it_is_deprecated(
     assert (await client.get("/api/v1/datasets", headers=auth)).status_code == 200
 
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    wrong_door = await _token(client, client_id=credential.client_id, client_secret=secret)
+    assert wrong_door.status_code == 401  # a JWT credential's secret alone buys nothing
+    assert "/ims/exchange/jwt" in wrong_door.json()["error_description"]
+
     forged = await client.post(
         "/ims/exchange/jwt", data={**form, "jwt_token": jwt.encode(claims, other_key, "RS256")}
     )

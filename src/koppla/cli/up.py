@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -79,10 +80,17 @@ FIRST_ADMIN = "admin@koppla.local"
 
 
 def _first_admin(home: Path, org_id: str) -> None:
-    """On a home nobody can sign in to yet, make the first admin and print the password once."""
+    """On a home nobody can sign in to yet, make the first admin and print the password once,
+    when a person reads it (a terminal): output going to a log gets a hint instead."""
     users = UserStore(Layout(home).catalog)
     try:
         if users.users():
+            return
+        if not sys.stdout.isatty():
+            console.print(
+                "[bold]Admin pages[/]: nobody can sign in yet; add a person with "
+                f"`koppla admin create-user EMAIL --home {home}`"
+            )
             return
         password = secrets.token_urlsafe(18)
         users.create_user(FIRST_ADMIN, password, org_id=org_id)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from koppla.connector.platform_auth import AuthRefused, AuthUnavailable, platform_auth
 from koppla.connector.retry import Backoff, Rejected, Unauthorized, Unavailable, error_for_status
 from koppla.connector.settings import ConnectorSettings, WebsiteSettings
 from koppla.connector.state import OutboxEvent, State
@@ -158,6 +159,7 @@ class Sender:
             timeout=httpx.Timeout(30.0, connect=5.0), verify=_trust(settings.platform_ca_file)
         )
         self._websites = {w.website_code: w for w in settings.websites}
+        self._auth = platform_auth(settings, self._client)
         self.backoff = Backoff()
 
     def close(self) -> None:
@@ -248,9 +250,12 @@ class Sender:
     def _post(self, stream: str, bodies: list[bytes]) -> None:
         url = f"{self._settings.platform_url.rstrip('/')}/collection/batch/{stream}"
         payload = b'{"messages":[' + b",".join(bodies) + b"]}"
-        headers = {"content-type": "application/json"}
-        if self._settings.token is not None:
-            headers["authorization"] = f"Bearer {self._settings.token.get_secret_value()}"
+        try:
+            headers = {"content-type": "application/json", **self._auth.headers()}
+        except AuthUnavailable as error:
+            raise Unavailable(str(error)) from error
+        except AuthRefused as error:
+            raise Unauthorized(str(error), status=401) from error
         try:
             response = self._client.post(url, content=payload, headers=headers)
         except httpx.TransportError as error:
@@ -258,5 +263,7 @@ class Sender:
         problem = error_for_status(
             response.status_code, response.text, response.headers.get("retry-after")
         )
+        if isinstance(problem, Unauthorized):
+            self._auth.refused()  # a service account's token is fetched again next time
         if problem is not None:
             raise problem

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from koppla.connector.platform_auth import AuthRefused, AuthUnavailable, platform_auth
 from koppla.connector.settings import CACHE_FILE, ConnectorSettings
 from koppla.core import clock, codec
 
@@ -58,11 +59,11 @@ class RemoteSettings:
     def __init__(self, settings: ConnectorSettings, client: httpx.Client | None = None) -> None:
         self._home = settings.home
         self._url = settings.platform_url.rstrip("/") + SETTINGS_PATH
-        self._token = settings.token
         self._own_client = client is None
         self._client = client or httpx.Client(
             timeout=httpx.Timeout(10.0, connect=5.0), verify=_trust(settings.platform_ca_file)
         )
+        self._auth = platform_auth(settings, self._client)
         self._etag = str(read_cached(self._home).get("etag") or "")
         self._last_problem = ""
 
@@ -77,9 +78,11 @@ class RemoteSettings:
         Trouble (the platform down, a refusal, an API it does not have) keeps the cached
         settings and is logged once until it changes.
         """
-        headers = {"accept": "application/json"}
-        if self._token is not None:
-            headers["authorization"] = f"Bearer {self._token.get_secret_value()}"
+        try:
+            headers = {"accept": "application/json", **self._auth.headers()}
+        except (AuthRefused, AuthUnavailable) as error:
+            self._trouble(str(error))
+            return False
         if self._etag:
             headers["if-none-match"] = self._etag
         try:
@@ -90,6 +93,8 @@ class RemoteSettings:
         if response.status_code == 304:
             self._trouble("")
             return False
+        if response.status_code == 401:
+            self._auth.refused()
         if response.status_code != 200:
             self._trouble(f"{self._url} answered {response.status_code}: {_said(response)}")
             return False

@@ -54,6 +54,7 @@ CACHE_FILE = Path("connector") / "settings-cache.json"
 ENV_PREFIX = "KOPPLA_CONNECTOR_"
 TOKEN_ENV = "KOPPLA_CONNECTOR_TOKEN"
 QUEUE_URL_ENV = "KOPPLA_CONNECTOR_QUEUE_URL"
+CLIENT_SECRET_ENV = "KOPPLA_CONNECTOR_CLIENT_SECRET"
 DATASET_ID = r"^[A-Za-z0-9_-]{0,128}$"
 """A dataset id: letters, digits, `_` and `-` (AEP's are 24 hex digits); it goes into URLs."""
 DATASTREAM_ID = r"^[A-Za-z0-9_-]{0,128}$"
@@ -560,6 +561,32 @@ class ConnectorSettings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, description="Platform API token (env KOPPLA_CONNECTOR_TOKEN only)."
     )
+    client_id: str = Field(
+        default="",
+        max_length=256,
+        description="Service account client id: with `client_secret`, the connector fetches its "
+        "access tokens from `{ims_url}/ims/token/v3` (OAuth client credentials) instead of "
+        "using `token`, and sends it as `x-api-key`.",
+    )
+    client_secret: SecretStr | None = Field(
+        default=None,
+        description="Service account client secret (env KOPPLA_CONNECTOR_CLIENT_SECRET only).",
+    )
+    scopes: tuple[str, ...] = Field(
+        default=("openid", "AdobeID", "read_organizations"),
+        description="Scopes asked for with the service account's tokens.",
+    )
+    ims_url: str = Field(
+        default="",
+        pattern=r"^(https?://.*)?$",
+        description="Base URL of the token endpoint; default: `platform_url` (Koppla is its "
+        "own IMS); for Adobe, `https://ims-na1.adobelogin.com`.",
+    )
+    sandbox: str = Field(
+        default="prod",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        description="Sandbox sent as `x-sandbox-name` with every platform request.",
+    )
     settings_from_platform: bool = Field(
         default=True,
         description="Read the admin settings (org_id, web_sdk_name, websites) from the "
@@ -793,11 +820,18 @@ def _from_platform(given: Mapping[str, object], file_data: Mapping[str, Any]) ->
 
 
 def _refuse_secrets_on_disk(path: Path, data: Mapping[str, Any]) -> None:
-    """Secrets never live in the settings file: the token, or a queue URL with a password."""
+    """Secrets never live in the settings file: the token, the client secret, or a queue URL
+    with a password."""
     if "token" in data:
         raise InvalidInput(
             f"token: not allowed in {path}; set the environment variable {TOKEN_ENV}",
             field="token",
+        )
+    if "client_secret" in data:
+        raise InvalidInput(
+            f"client_secret: not allowed in {path}; set the environment variable "
+            f"{CLIENT_SECRET_ENV}",
+            field="client_secret",
         )
     queue = data.get("queue_url")
     if isinstance(queue, str) and _has_password(queue):

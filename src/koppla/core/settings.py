@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(default=None, description="PEM private key for `tls_cert`.")
     edge_workers: int = Field(default=1, ge=1, le=64, description="Edge HTTP processes.")
     location_hint: str = Field(default="local", description="Edge location hint for the SDK.")
+    connection_test_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts besides this server's own address that the service account page's "
+        "Test connection may call (e.g. `platform.adobe.io`): the test makes this server send "
+        "requests, so any other host is refused.",
+    )
     public_edge_domain: str | None = Field(
         default=None,
         description="Host name browsers reach the edge at (the Web SDK's `edgeDomain`: no "

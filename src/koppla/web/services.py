@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from koppla.core.layout import Layout
@@ -71,7 +72,7 @@ def scoped_tables(
     owned = catalog.datasets(org_id, sandbox)
     tables = {d.name: str(layout.dataset(d.id)) for d in owned}
     tables[QUARANTINE] = str(layout.quarantine)
-    only = pc.field("dataset_id").isin([d.id for d in owned])
+    only = pc.field("dataset_id").isin(pa.array([d.id for d in owned], pa.string()))
     profiles_visible = org_id == catalog.default_org() and sandbox == DEFAULT_SANDBOX
     return ScopedTables(tables, {QUARANTINE: only}, live if profiles_visible else {})
 

@@ -11,10 +11,14 @@ from typing import Any
 
 from koppla.core import clock
 from koppla.core.layout import Layout
+from koppla.platform.catalog.access import DEFAULT_SANDBOX
 from koppla.platform.datasets.quarantine import TABLE_NAME as QUARANTINE
 from koppla.platform.pipeline import health
 from koppla.platform.pipeline.cursor import Cursors
 from koppla.platform.profiles.tail import latest_version
+from koppla.platform.query.engine import Scope
+from koppla.platform.query.errors import QueryBusy, QueryFailed, QueryTimeout
+from koppla.platform.query.result import TableInfo
 from koppla.platform.spool.position import segment_name
 from koppla.platform.spool.reader import list_streams
 from koppla.platform.spool.writer import stream_segments
@@ -109,14 +113,28 @@ def profiles_state(services: Services) -> dict[str, Any]:
     }
 
 
+def quarantined(services: Services, scope: Scope, tables: list[TableInfo]) -> int | None:
+    """How many of the scope's records are in the quarantine (None when it cannot be read)."""
+    if QUARANTINE not in {t.name for t in tables}:
+        return 0
+    try:
+        rows = services.query.run(f"SELECT count(*) FROM {QUARANTINE}", scope=scope).rows
+    except (QueryFailed, QueryTimeout, QueryBusy):
+        return None
+    return int(rows[0][0])
+
+
 def status(
-    services: Services, org_id: str | None = None, sandbox: str | None = None
+    services: Services, org_id: str | None = None, sandbox: str = DEFAULT_SANDBOX
 ) -> dict[str, Any]:
     """A JSON-ready overview of the pipeline, datasets, batches, spool and counters; with
-    `org_id` (and `sandbox`), of that organization's datasets and datastreams only."""
-    counts = {t.name: t.row_count for t in services.query.tables_info()}
+    `org_id`, of that organization's datasets (in `sandbox`) and datastreams only, and of the
+    profile store only when it is that organization's."""
+    scope = None if org_id is None else (org_id, sandbox)
+    tables = services.query.tables_info(scope)
+    counts = {t.name: t.row_count for t in tables}
     datasets = []
-    for dataset in services.catalog.datasets(org_id, sandbox):
+    for dataset in services.catalog.datasets(org_id, None if org_id is None else sandbox):
         last = services.catalog.batches(dataset_id=dataset.id, limit=1)
         datasets.append(
             {
@@ -138,11 +156,19 @@ def status(
     return {
         "pipeline": pipeline_state(services.layout, clock.now_ms()),
         "datasets": datasets,
-        "quarantinedRecords": counts.get(QUARANTINE),
+        "quarantinedRecords": (
+            counts.get(QUARANTINE) if scope is None else quarantined(services, scope, tables)
+        ),
         "spool": spool_backlog(services),
-        "profiles": profiles_state(services),
+        "profiles": profiles_state(services) if _owns_profiles(services, scope) else None,
         "datastreams": [
             {"id": s.id, "orgId": s.org_id, "counters": services.catalog.counters(s.id)}
-            for s in services.catalog.datastreams(org_id, sandbox)
+            for s in services.catalog.datastreams(org_id, None if org_id is None else sandbox)
         ],
     }
+
+
+def _owns_profiles(services: Services, scope: Scope | None) -> bool:
+    """True for the operator's view and for the home's organization in `prod` (the profile
+    store holds that organization's profiles)."""
+    return scope is None or scope == (services.catalog.default_org(), DEFAULT_SANDBOX)

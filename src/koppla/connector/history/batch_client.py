@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
+from koppla.connector.platform_auth import AuthUnavailable, platform_auth
 from koppla.connector.retry import Backoff, Rejected, Unavailable, error_for_status
 from koppla.connector.settings import ConnectorSettings
 from koppla.core import clock, codec
@@ -80,12 +81,7 @@ class PlatformBatches:
         self._client = client or httpx.Client(
             timeout=httpx.Timeout(120.0, connect=5.0), verify=verify
         )
-        self._headers = {}
-        if settings.token is not None:
-            self._headers["authorization"] = f"Bearer {settings.token.get_secret_value()}"
-        self._org = next((w.org_id for w in settings.websites), "")
-        if self._org:
-            self._headers["x-gw-ims-org-id"] = self._org
+        self._auth = platform_auth(settings, self._client)
         self._patience_s = patience_s
 
     def close(self) -> None:
@@ -148,11 +144,17 @@ class PlatformBatches:
         )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            auth = self._auth.headers()
+        except AuthUnavailable as error:
+            raise Unavailable(str(error)) from error
+        headers = {**auth, **kwargs.pop("headers", {})}
         try:
             response = self._client.request(method, self._base + path, headers=headers, **kwargs)
         except httpx.TransportError as error:
             raise Unavailable(f"platform unreachable: {type(error).__name__}: {error}") from error
+        if response.status_code == 401:
+            self._auth.refused()  # a service account's token is fetched again next time
         if response.status_code == 429 or response.status_code >= 500:
             self._raise_for(response)
         return response

@@ -284,6 +284,12 @@ class Access:
         The token carries the scopes asked for, each of which the credential must hold.
         """
         credential = self.check_client(client_id, client_secret)
+        if credential.auth_type != "oauth_server_to_server":
+            raise TokenRefused(
+                "invalid_client",
+                "a JWT service account signs a JWT for its tokens: use /ims/exchange/jwt",
+                401,
+            )
         asked = tuple(s for s in scope.replace(",", " ").split() if s)
         if not asked:
             asked = credential.scopes

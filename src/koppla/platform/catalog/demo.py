@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from koppla.core.errors import NotFound
+from koppla.core.errors import Conflict, NotFound
 from koppla.platform.catalog.models import DEFAULT_ORG_ID, Dataset, Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.xdm.experience_event import commerce_experience_event
@@ -18,11 +18,20 @@ def _ensure_dataset(catalog: Catalog, name: str, schema_id: str, description: st
     """The dataset `name`, enabled for Profile (created when missing)."""
     try:
         found = catalog.dataset(name)
-        return found if found.profile_enabled else catalog.set_profile_enabled(found.id, True)
     except NotFound:
         return catalog.create_dataset(
-            name, schema_id=schema_id, description=description, profile_enabled=True
+            name,
+            schema_id=schema_id,
+            description=description,
+            profile_enabled=True,
+            org_id=DEMO_ORG_ID,
         )
+    if found.org_id != DEMO_ORG_ID:
+        raise Conflict(
+            f"the demo needs the dataset name {name!r}, which organization {found.org_id} "
+            "uses: the demo cannot be made in this home"
+        )
+    return found if found.profile_enabled else catalog.set_profile_enabled(found.id, True)
 
 
 def ensure_demo(catalog: Catalog) -> Datastream:
@@ -45,6 +54,11 @@ def ensure_demo(catalog: Catalog) -> Datastream:
     )
     try:
         stream = catalog.datastream(DEMO_DATASTREAM_ID)
+        if stream.org_id != DEMO_ORG_ID:
+            raise Conflict(
+                f"the demo datastream id {DEMO_DATASTREAM_ID} belongs to organization "
+                f"{stream.org_id}: the demo cannot be made in this home"
+            )
     except NotFound:
         return catalog.create_datastream(
             org_id=DEMO_ORG_ID,

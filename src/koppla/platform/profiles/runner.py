@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from koppla.core.layout import Layout
+from koppla.platform.catalog.access import DEFAULT_SANDBOX
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.profiles.graph import Limits
@@ -85,13 +86,17 @@ class ProfileRunner:
                 stop.wait(poll_ms / 1000)
 
     def step(self) -> StepReport:
-        """One pass over every profile-enabled dataset (after a default-policy change, first
-        the profiles kept for SQL are merged again under the new default)."""
+        """One pass over every profile-enabled dataset of the home's organization (after a
+        default-policy change, first the profiles kept for SQL are merged again under the new
+        default)."""
         cursors = self._store.cursors()
         self._follow_policy(cursors)
         rows = observations = 0
         more = False
-        for dataset in self._catalog.datasets():
+        # The store holds the profiles of the home's organization: other organizations'
+        # datasets never feed it (their identities would merge into its customers').
+        owned = self._catalog.datasets(self._catalog.default_org(), DEFAULT_SANDBOX)
+        for dataset in owned:
             if not dataset.profile_enabled:
                 continue
             path = self._layout.dataset(dataset.id)

@@ -59,9 +59,10 @@ from koppla.web.routes.connector_history import (
 from koppla.web.routes.connector_settings import (
     ConnectionClient,
     Pasted,
+    PlatformUrls,
     Store,
     missing_references,
-    platform_base,
+    platform_urls,
     read_settings,
     run_connection_test,
     save_account,
@@ -116,6 +117,12 @@ class AccountForm:
     private_key: str = ""
 
 
+def _allowed(request: Request) -> PlatformUrls:
+    """Where this server's Test connection may go."""
+    services: Services = request.app.state.services
+    return platform_urls(services.settings)
+
+
 def _account_page(
     request: Request,
     session: Session,
@@ -130,7 +137,7 @@ def _account_page(
     account = store.service_account(session.org_id)
     shown = form or AccountForm(
         auth_type=account.auth_type if account else "oauth_server_to_server",
-        platform_url=account.platform_url if account else platform_base(request),
+        platform_url=account.platform_url if account else _allowed(request).own,
         sandbox=account.sandbox if account else DEFAULT_SANDBOX,
     )
     answer = page(
@@ -186,9 +193,9 @@ async def service_account_form(
                 _account_page, request, session, store, notice="Service account removed."
             )
         if action == "save":
-            await run_in_threadpool(save_account, store, principal, pasted, platform_base(request))
+            await run_in_threadpool(save_account, store, principal, pasted, _allowed(request))
             return RedirectResponse(f"{BASE}/service-account?saved=1", status.HTTP_303_SEE_OTHER)
-        report = await run_connection_test(client, store, principal, pasted, platform_base(request))
+        report = await run_connection_test(client, store, principal, pasted, _allowed(request))
     except InvalidInput as error:
         errors = {_form_name(error.field): _message(error)}
         return await _render(

@@ -45,6 +45,7 @@ from koppla.connector.settings import (
 )
 from koppla.core import clock, codec
 from koppla.core.errors import InvalidInput, NotFound
+from koppla.core.settings import Settings
 from koppla.platform.catalog.access import DEFAULT_SANDBOX, Principal
 from koppla.platform.catalog.connector_settings import (
     KEY_FILE,
@@ -368,8 +369,10 @@ def pasted_credentials(pasted: Pasted) -> ServiceCredentials:
     )
 
 
-def check_platform_url(url: str) -> str:
-    """`url` without its trailing slash when it is an http(s) URL without credentials."""
+def check_platform_url(url: str, allowed: PlatformUrls) -> str:
+    """`url` without its trailing slash when it is an http(s) URL without credentials, query or
+    fragment, of this server (`allowed.own`) or of a host `connection_test_hosts` allows: Test
+    connection makes this server send requests, so it may not be aimed anywhere else."""
     try:
         parsed = httpx.URL(url.strip()) if url.strip() else None
     except httpx.InvalidURL:
@@ -378,11 +381,38 @@ def check_platform_url(url: str) -> str:
         raise InvalidInput("platformUrl: must be an http:// or https:// URL", field="platformUrl")
     if parsed.userinfo:
         raise InvalidInput("platformUrl: must not carry a user or password", field="platformUrl")
-    return str(parsed).rstrip("/")
+    if parsed.query or parsed.fragment:
+        raise InvalidInput("platformUrl: must not carry a query or fragment", field="platformUrl")
+    found = str(parsed).rstrip("/")
+    if found != allowed.own and parsed.host not in allowed.hosts:
+        raise InvalidInput(
+            f"platformUrl: {found} is neither this platform ({allowed.own}) nor a host the "
+            "connection_test_hosts setting allows",
+            field="platformUrl",
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformUrls:
+    """Where Test connection may go: this server's own base URL, and the allowed hosts."""
+
+    own: str
+    hosts: tuple[str, ...] = ()
+
+
+def platform_urls(settings: Settings) -> PlatformUrls:
+    """This server's own base URL (loopback for a wildcard bind) and the allowed hosts."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return PlatformUrls(
+        f"{settings.scheme}://{host}:{settings.port}", settings.connection_test_hosts
+    )
 
 
 def save_account(
-    store: ConnectorSettingsStore, principal: Principal, pasted: Pasted, default_url: str
+    store: ConnectorSettingsStore, principal: Principal, pasted: Pasted, allowed: PlatformUrls
 ) -> ServiceAccount:
     """Keep the pasted credential as the organization's service account (secret encrypted)."""
     credentials = pasted_credentials(pasted)
@@ -399,7 +429,7 @@ def save_account(
         credential_org_id=credentials.org_id,
         technical_account_id=credentials.technical_account_id,
         scopes=credentials.scopes,
-        platform_url=check_platform_url(pasted.platform_url or default_url),
+        platform_url=check_platform_url(pasted.platform_url or allowed.own, allowed),
         sandbox=_sandbox(pasted.sandbox),
         updated_ms=clock.now_ms(),
         updated_by=principal.name,
@@ -442,12 +472,12 @@ async def run_connection_test(
     store: ConnectorSettingsStore,
     principal: Principal,
     pasted: Pasted | None,
-    default_url: str,
+    allowed: PlatformUrls,
 ) -> ConnectionReport:
     """Test connection with `pasted` credentials, or the saved account when None."""
     if pasted is not None and pasted.workspace.strip():
         credentials = pasted_credentials(pasted)
-        url = check_platform_url(pasted.platform_url or default_url)
+        url = check_platform_url(pasted.platform_url or allowed.own, allowed)
         sandbox = _sandbox(pasted.sandbox)
     else:
         saved = await run_in_threadpool(saved_credentials, store, principal.org_id)
@@ -457,15 +487,10 @@ async def run_connection_test(
                 field="workspace",
             )
         account, credentials = saved
-        url, sandbox = account.platform_url, account.sandbox
+        url, sandbox = check_platform_url(account.platform_url, allowed), account.sandbox
     stored = await run_in_threadpool(store.get, principal.org_id)
     expected = str(stored.document.get("org_id") or principal.org_id)
     return await check_connection(client, url, credentials, sandbox=sandbox, expected_org=expected)
-
-
-def platform_base(request: Request) -> str:
-    """This server's own base URL as the request reached it (the default platform URL)."""
-    return str(request.base_url).rstrip("/")
 
 
 def _pasted(body: Any) -> Pasted:
@@ -504,14 +529,14 @@ async def get_service_account(principal: Caller, store: Store) -> dict[str, obje
 
 @router.put("/service-account", response_model=None, responses={400: _BAD_PASTE})
 async def put_service_account(
-    request: Request, principal: Caller, store: Store, body: Annotated[Any, Body()]
+    principal: Caller, svc: Svc, store: Store, body: Annotated[Any, Body()]
 ) -> JSONResponse:
     """Save a pasted workspace file's credential (`{"authType", "workspace", "platformUrl",
     "sandbox", "privateKey"}`); 400 names the field of a refusal."""
     try:
         pasted = _pasted(body)
         account = await run_in_threadpool(
-            save_account, store, principal, pasted, platform_base(request)
+            save_account, store, principal, pasted, platform_urls(svc.settings)
         )
     except InvalidInput as error:
         return _invalid(error)
@@ -530,8 +555,8 @@ async def delete_service_account(principal: Caller, store: Store) -> Response:
 
 @router.post("/service-account/test", response_model=None, responses={400: _BAD_PASTE})
 async def service_account_test(
-    request: Request,
     principal: Caller,
+    svc: Svc,
     store: Store,
     client: ConnectionClient,
     body: Annotated[Any, Body()] = None,
@@ -540,7 +565,9 @@ async def service_account_test(
     platform with it; `{"ok", "problem", "message", "steps"}` says what failed."""
     try:
         pasted = _pasted(body) if body else None
-        report = await run_connection_test(client, store, principal, pasted, platform_base(request))
+        report = await run_connection_test(
+            client, store, principal, pasted, platform_urls(svc.settings)
+        )
     except InvalidInput as error:
         return _invalid(error)
     return JSONResponse(report.as_json())

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from koppla.core.errors import NotFound
+from koppla.platform.catalog.demo import DEMO_DATASTREAM_ID, DEMO_ORG_ID
 from koppla.web.auth import Caller, Svc
 
 router = APIRouter(prefix="/api/v1", tags=["datastreams"])
@@ -39,6 +40,8 @@ def list_datastreams(svc: Svc, caller: Caller) -> list[dict[str, Any]]:
 @router.post("/datastreams", status_code=201)
 def create_datastream(body: DatastreamCreate, svc: Svc, caller: Caller) -> dict[str, Any]:
     """Create a datastream; errors name the field and the rule broken."""
+    if body.id == DEMO_DATASTREAM_ID and caller.org_id != DEMO_ORG_ID:
+        raise HTTPException(409, detail=f"id: {DEMO_DATASTREAM_ID} is the demo's datastream id")
     if body.org_id is not None and body.org_id != caller.org_id:
         raise HTTPException(
             403, detail="orgId: a token creates datastreams of its own organization"

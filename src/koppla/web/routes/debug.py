@@ -29,7 +29,7 @@ HEARTBEAT_S = 15.0
 
 def _datastream(svc: Services, datastream_id: str, caller: Principal) -> Datastream:
     """The caller's datastream (a datastream of another organization is not found)."""
-    return svc.catalog.datastream(datastream_id, caller.org_id)
+    return svc.catalog.datastream(datastream_id, caller.org_id, caller.sandbox)
 
 
 async def _stream(

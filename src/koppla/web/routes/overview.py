@@ -17,7 +17,6 @@ from fastapi import APIRouter, Request
 
 from koppla.core import clock
 from koppla.platform.catalog.models import Batch
-from koppla.platform.datasets.quarantine import TABLE_NAME as QUARANTINE
 from koppla.platform.pipeline import health as heartbeat
 from koppla.platform.query.engine import Scope
 from koppla.platform.query.errors import QueryBusy, QueryFailed, QueryTimeout
@@ -26,7 +25,7 @@ from koppla.web.auth import Caller, Svc
 from koppla.web.liveness import Watch, verdict
 from koppla.web.routes.batch_view import batch_metrics
 from koppla.web.services import Services
-from koppla.web.status import pipeline_state, spool_backlog
+from koppla.web.status import pipeline_state, quarantined, spool_backlog
 
 router = APIRouter(prefix="/api/v1", tags=["overview"])
 
@@ -76,7 +75,7 @@ def overview(svc: Services, scope: Scope, watch: Watch, *, now_ms: int) -> dict[
         },
         "pipeline": pipeline_state(svc.layout, now_ms),
         "spoolBacklogBytes": backlog,
-        "quarantinedRecords": _quarantined(svc, scope, tables),
+        "quarantinedRecords": quarantined(svc, scope, tables),
         "datasets": len(datasets),
         "eventsPerMinute": events_per_minute(svc, scope, tables, now_ms=now_ms),
         "recentBatches": [_batch(b, names.get(b.dataset_id, b.dataset_id)) for b in batches],
@@ -128,17 +127,6 @@ def _events_sql(sources: list[str], start_s: int, end_s: int) -> str:
         "coalesce(event_type, '(none)') AS event_type, count(*) AS n "
         f"FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL"
     )
-
-
-def _quarantined(svc: Services, scope: Scope, tables: list[TableInfo]) -> int | None:
-    """How many of the scope's records are in the quarantine (None when it cannot be read)."""
-    if QUARANTINE not in {t.name for t in tables}:
-        return 0
-    try:
-        rows = svc.query.run(f"SELECT count(*) FROM {QUARANTINE}", scope=scope).rows
-    except (QueryFailed, QueryTimeout, QueryBusy):
-        return None
-    return int(rows[0][0])
 
 
 def _batch(batch: Batch, dataset_name: str) -> dict[str, Any]:

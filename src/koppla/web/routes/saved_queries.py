@@ -29,6 +29,7 @@ from koppla.web.auth import Caller, Svc
 
 router = APIRouter(prefix="/api/v1/queries", tags=["query"])
 
+
 def saved_queries(svc: Svc) -> SavedQueries:
     """The services' saved-query store."""
     return svc.saved_queries

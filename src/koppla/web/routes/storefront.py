@@ -59,7 +59,7 @@ def datastream_tag(
     `warnings` lists what stops browsers from reaching the edge at `edgeDomain` (plain http, a
     port other than 443, an IP address), each with what to do; 400 when alloy would refuse it.
     """
-    stream = svc.catalog.datastream(datastream_id, caller.org_id)
+    stream = svc.catalog.datastream(datastream_id, caller.org_id, caller.sandbox)
     edge = edge_domain(request)
     if not edge.accepted:
         raise HTTPException(400, detail=" ".join(edge.warnings))

@@ -93,7 +93,7 @@ async def _body(request: Request, max_depth: int) -> Any:
 
 def _connection(svc: Svc, connection_id: str, caller: Principal) -> Datastream:
     try:
-        return svc.catalog.datastream(connection_id, caller.org_id)
+        return svc.catalog.datastream(connection_id, caller.org_id, caller.sandbox)
     except NotFound as error:
         raise HTTPException(404, detail=f"no streaming connection {connection_id!r}") from error
 
