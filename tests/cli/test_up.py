@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from koppla.cli.up import unreachable_orgs
 from koppla.core import clock
+from koppla.core.layout import Layout
+from koppla.platform.catalog.store import Catalog
 from koppla.web import listening
 from koppla.web.listening import Listening
 from tests.cli.conftest import Koppla
@@ -22,3 +25,17 @@ def test_a_second_server_for_a_home_is_refused_in_one_line(koppla: Koppla, home:
         f"https://127.0.0.1:8443 (pid {os.getpid()}); stop it first, or use another --home\n"
     )
     assert listening.read(home) == first  # its record is left alone
+
+
+def test_organizations_no_token_reaches_are_named(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    catalog = Catalog(Layout(home).catalog)
+    other = "ABCDEFGHIJKL123456789012@AdobeOrg"
+    catalog.create_dataset("shop_events", schema_id="s", org_id=other)
+    catalog.create_dataset("demo_like", schema_id="s")
+    catalog.add_token("ops")
+    assert unreachable_orgs(home, catalog) == [other]
+    catalog.add_token("shop", org_id=other)
+    assert unreachable_orgs(home, catalog) == []
+    catalog.close()

@@ -12,6 +12,7 @@ import typer
 from koppla.cli.common import HomeOption, catalog, console, fail, settings
 from koppla.cli.demo import ensure_demo_stream, print_demo
 from koppla.core.layout import Layout
+from koppla.platform.catalog.store import Catalog
 from koppla.platform.catalog.users import UserStore
 from koppla.web.listening import find, recorded
 
@@ -63,6 +64,7 @@ def up(
             token = opened.add_token("admin")
             console.print(f"[bold]Admin API token[/] (shown once, store it): {token}")
         _first_admin(loaded.home, opened.default_org())
+        _warn_unreachable(loaded.home, opened)
         if demo:
             print_demo(loaded, ensure_demo_stream(loaded, opened))
     finally:
@@ -77,6 +79,26 @@ def up(
 
 
 FIRST_ADMIN = "admin@koppla.local"
+
+
+def unreachable_orgs(home: Path, opened: Catalog) -> list[str]:
+    """The organizations holding datasets that no token, credential or person acts for (after
+    an upgrade, older tokens act for the home's organization only)."""
+    users = UserStore(Layout(home).catalog)
+    try:
+        reach = {t.org_id for t in opened.tokens()} | {u.org_id for u in users.users()}
+    finally:
+        users.close()
+    reach |= {c.org_id for c in opened.credentials() if not c.revoked}
+    return sorted({d.org_id for d in opened.datasets()} - reach)
+
+
+def _warn_unreachable(home: Path, opened: Catalog) -> None:
+    for org in unreachable_orgs(home, opened):
+        console.print(
+            f"[yellow]Organization {org} has datasets no token reaches[/]: "
+            f"`koppla token create --org {org} --home {home}` makes one"
+        )
 
 
 def _first_admin(home: Path, org_id: str) -> None:

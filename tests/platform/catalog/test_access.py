@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from koppla.core import clock, codec
+from koppla.core import clock, codec, ids
 from koppla.core.errors import InvalidInput, NotFound
 from koppla.platform.catalog.access import TokenRefused
 from koppla.platform.catalog.models import DEFAULT_ORG_ID
@@ -88,34 +88,60 @@ def test_the_workspace_file_round_trips_and_refusals_name_the_field(tmp_path: Pa
         parse_workspace(_json(document))
 
 
-def test_an_older_catalog_gives_its_datasets_to_their_datastreams_organization(
+OLD_TABLES = """
+CREATE TABLE datasets (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+  schema_id TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL);
+CREATE TABLE datastreams (id TEXT PRIMARY KEY, org_id TEXT NOT NULL,
+  name TEXT NOT NULL, event_dataset_id TEXT NOT NULL, profile_dataset_id TEXT,
+  allowed_origins TEXT NOT NULL DEFAULT '[]', created_ms INTEGER NOT NULL);
+CREATE TABLE api_tokens (digest TEXT PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL);
+"""
+"""The tables as the release before organizations made them."""
+
+
+def _older_catalog(path: Path, token: str, *orgs: str) -> None:
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_TABLES)
+        for n, org in enumerate(orgs):
+            db.execute("INSERT INTO datasets VALUES (?, ?, 's', '', 1)", (f"d{n}", f"events_{n}"))
+            db.execute(
+                "INSERT INTO datastreams VALUES (?, ?, 'shop', ?, NULL, '[]', 1)",
+                (f"s{n}", org, f"d{n}"),
+            )
+        db.execute("INSERT INTO datasets VALUES ('loose', 'loose', 's', '', 1)")
+        db.execute("INSERT INTO api_tokens VALUES (?, 'ops', 1)", (ids.token_digest(token),))
+
+
+def test_an_older_shops_tokens_keep_reaching_its_data(tmp_path: Path) -> None:
+    """A home of the previous release with the shop's own datastream (and the demo's): its
+    datasets take their datastreams' organizations, and its tokens act for the shop's."""
+    token = ids.new_token()
+    _older_catalog(tmp_path / "c.sqlite", token, ORG, DEFAULT_ORG_ID)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    assert catalog.default_org() == ORG
+    holder = catalog.principal(token)
+    assert holder is not None and holder.org_id == ORG
+    assert catalog.dataset("events_0").org_id == ORG
+    assert catalog.dataset("events_1").org_id == DEFAULT_ORG_ID  # the demo's stays the demo's
+    assert catalog.dataset("loose").org_id == ORG
+    assert catalog.dataset("events_0", ORG, "prod").id == "d0"
+    with pytest.raises(NotFound):
+        catalog.dataset("events_0", DEFAULT_ORG_ID)
+    with pytest.raises(NotFound):
+        catalog.dataset("events_0", ORG, "dev")
+    catalog.close()
+    assert Catalog(tmp_path / "c.sqlite").default_org() == ORG  # decided once, kept
+
+
+def test_an_older_home_of_several_organizations_keeps_the_demos_as_its_own(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "c.sqlite"
-    with sqlite3.connect(path) as db:  # the tables as an older Koppla made them
-        db.executescript(
-            f"""
-            CREATE TABLE datasets (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
-              schema_id TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
-              created_ms INTEGER NOT NULL);
-            CREATE TABLE datastreams (id TEXT PRIMARY KEY, org_id TEXT NOT NULL,
-              name TEXT NOT NULL, event_dataset_id TEXT NOT NULL, profile_dataset_id TEXT,
-              allowed_origins TEXT NOT NULL DEFAULT '[]', created_ms INTEGER NOT NULL);
-            CREATE TABLE api_tokens (digest TEXT PRIMARY KEY, name TEXT NOT NULL,
-              created_ms INTEGER NOT NULL);
-            INSERT INTO datasets VALUES ('d1', 'shop_events', 's', '', 1);
-            INSERT INTO datasets VALUES ('d2', 'loose', 's', '', 1);
-            INSERT INTO datastreams VALUES ('s1', '{ORG}', 'shop', 'd1', NULL, '[]', 1);
-            """
-        )
-    catalog = Catalog(path)
-    assert catalog.dataset("shop_events").org_id == ORG
-    assert catalog.dataset("loose").org_id == DEFAULT_ORG_ID
-    assert catalog.dataset("shop_events", ORG, "prod").id == "d1"
-    with pytest.raises(NotFound):
-        catalog.dataset("shop_events", DEFAULT_ORG_ID)
-    with pytest.raises(NotFound):
-        catalog.dataset("shop_events", ORG, "dev")
+    token = ids.new_token()
+    other = "ZYXWVUTSRQPONMLKJIHGFEDC@AdobeOrg"
+    _older_catalog(tmp_path / "c.sqlite", token, ORG, other)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    assert catalog.default_org() == DEFAULT_ORG_ID
+    assert {catalog.dataset(f"events_{n}").org_id for n in (0, 1)} == {ORG, other}
 
 
 def _json(value: object) -> str:

@@ -536,7 +536,15 @@ def _adopt_orphans(db: sqlite3.Connection) -> str:
     organizations: each takes the organization of a datastream landing in it, else the home's."""
     default = access.read_meta(db, "default_org")
     if default is None:
-        default = DEFAULT_ORG_ID
+        # An older home's tokens acted for any organization; they now act for the home's. When
+        # its datastreams name one organization besides the demo's, that is the shop's: its
+        # tokens keep reaching its data (the demo's stays reachable with `--org`).
+        named = {
+            str(org)
+            for (org,) in db.execute("SELECT DISTINCT org_id FROM datastreams").fetchall()
+            if org != DEFAULT_ORG_ID
+        }
+        default = named.pop() if len(named) == 1 else DEFAULT_ORG_ID
         db.execute("INSERT INTO meta VALUES ('default_org', ?)", (default,))
     db.execute(
         "UPDATE datasets SET org_id = coalesce((SELECT s.org_id FROM datastreams s "
