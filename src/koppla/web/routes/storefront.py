@@ -11,9 +11,10 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from koppla.core.errors import NotFound
 from koppla.core.settings import Settings
-from koppla.platform.catalog.demo import DEMO_DATASTREAM_ID
+from koppla.platform.catalog.demo import DEMO_DATASTREAM_ID, DEMO_ORG_ID
 from koppla.platform.catalog.models import Datastream
 from koppla.web.auth import Caller, Svc
+from koppla.web.routes.connector_settings import settings_store
 from koppla.web.storefront import bundle, catalogue
 from koppla.web.storefront.pages import Page, ShopSite, render_page
 from koppla.web.storefront.tag import EdgeDomain, edge_domain_for, render_tag
@@ -72,17 +73,37 @@ def datastream_tag(
     }
 
 
-def demo_datastream(svc: Svc) -> Datastream:
-    """The demo datastream; the demo shop is not served (404) without it."""
-    try:
-        return svc.catalog.datastream(DEMO_DATASTREAM_ID)
-    except NotFound as error:
-        raise HTTPException(
-            404, detail="the demo shop needs the demo datastream: run `koppla demo`"
-        ) from error
+def demo_website(request: Request) -> dict[str, Any]:
+    """The demo shop's website (`base`) as the demo organization's Data Connection settings
+    have it ({} when none are saved): the shop follows what the admin pages save."""
+    saved = settings_store(request).get(DEMO_ORG_ID).document
+    sites = saved.get("websites") if isinstance(saved, dict) else None
+    for site in sites if isinstance(sites, list) else []:
+        if isinstance(site, dict) and site.get("website_code") == DEMO_WEBSITE:
+            return site
+    return {}
+
+
+def demo_datastream(request: Request, svc: Svc) -> Datastream:
+    """The datastream the demo shop sends to: its website's saved datastream when that is one
+    of the demo organization's, else the demo datastream; 404 (no shop) without either."""
+    chosen = demo_website(request).get("datastream_id")
+    for candidate in (chosen, DEMO_DATASTREAM_ID):
+        if isinstance(candidate, str) and candidate:
+            try:
+                return svc.catalog.datastream(candidate, DEMO_ORG_ID)
+            except NotFound:
+                continue
+    raise HTTPException(404, detail="the demo shop needs the demo datastream: run `koppla demo`")
 
 
 DemoStream = Annotated[Datastream, Depends(demo_datastream)]
+
+DEMO_WEBSITE = "base"
+STOREFRONT_OFF = (
+    "Storefront events are off for website base in the Data Connection settings "
+    "(/admin/connection/settings): turn them on to collect this shop's events."
+)
 
 
 def _page(page: Page, request: Request, stream: Datastream, sku: str | None = None) -> HTMLResponse:
@@ -90,7 +111,10 @@ def _page(page: Page, request: Request, stream: Datastream, sku: str | None = No
     if sku and product is None:
         raise HTTPException(404, detail=f"the demo shop sells no product {sku!r}")
     src = "/demo/static/alloy.js" if alloy_file(request) else alloy_url(request)
-    site = ShopSite(datastream=stream, edge=edge_domain(request), alloy_src=src)
+    edge = edge_domain(request)
+    if demo_website(request).get("storefront_events") is False:  # no Web SDK: nothing is sent
+        edge = EdgeDomain("", (STOREFRONT_OFF,))
+    site = ShopSite(datastream=stream, edge=edge, alloy_src=src)
     return HTMLResponse(render_page(page, site, product))
 
 
