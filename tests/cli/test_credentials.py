@@ -98,3 +98,42 @@ def test_a_public_key_without_jwt_is_refused(koppla: Koppla, tmp_path: Path) -> 
     result = koppla("credentials", "create", "--public-key", str(certificate))
     assert result.exit_code == 2 and "--jwt" in result.stderr
     assert codec.loads(koppla("credentials", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["openid,AdobeID"],
+        ["openid, AdobeID"],
+        ["openid AdobeID"],
+        ["openid,", ",AdobeID"],
+        ["openid", "AdobeID,openid"],
+    ],
+)
+def test_comma_separated_scopes_are_separate_scopes_that_buy_tokens(
+    koppla: Koppla, home: Path, given: list[str]
+) -> None:
+    args = [arg for value in given for arg in ("--scope", value)]
+    result = koppla("credentials", "create", *args)
+
+    assert result.exit_code == 0, result.output
+    workspace = parse_workspace(result.stdout)
+    assert workspace.scopes == ("openid", "AdobeID")
+    catalog = _catalog(home)
+    try:
+        _, _, credential = catalog.access.exchange(
+            workspace.client_id, workspace.client_secret, "openid,AdobeID"
+        )
+    finally:
+        catalog.close()
+    assert credential.scopes == ("openid", "AdobeID")
+
+
+@pytest.mark.parametrize("given", ["", " ", ",", " , "])
+def test_a_scope_option_naming_no_scope_is_refused(koppla: Koppla, given: str) -> None:
+    result = koppla("credentials", "create", "--scope", given)
+
+    assert result.exit_code == 2
+    assert "--scope names no scope" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert codec.loads(koppla("credentials", "list", "--json").stdout) == []

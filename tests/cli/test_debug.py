@@ -192,3 +192,34 @@ def test_the_record_goes_when_the_server_stops(tmp_path: Path) -> None:
     assert listening.find(server.home) is not None
     server.stop()
     assert not (server.home / "server.json").exists()
+
+
+def _listed_token_names(home: Path) -> list[str]:
+    """What `koppla token list --json` shows of the home's tokens: their names."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "koppla", "token", "list", "--json", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return [token["name"] for token in codec.loads(listed.stdout)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_kill_or_a_closed_terminal_also_revokes_its_token(
+    tls_server: Server, stop: signal.Signals
+) -> None:
+    """`timeout`, systemd and `kill` send SIGTERM; a closed terminal sends SIGHUP: either ends
+    `koppla debug` as Ctrl+C does, and its temporary token stops working at once."""
+    home = tls_server.home
+    debugger = Debugger(home, "--datastream", DEMO_DATASTREAM_ID)
+    debugger.until("watching datastream")
+    assert "koppla debug" in _listed_token_names(home)
+
+    debugger.proc.send_signal(stop)
+    _, stderr = debugger.proc.communicate(timeout=30)
+
+    assert "koppla debug" not in _listed_token_names(home)
+    assert (debugger.proc.returncode, stderr) == (0, "")

@@ -333,3 +333,54 @@ def test_a_malformed_field_does_not_hide_the_rules_between_the_others() -> None:
         "websites[base].datastream_id",
     }
     assert found["websites[base].dataset_id"] == "must be letters, digits, _ and - only"
+
+
+DEMO_ORG = "KOPPLADEMO00000000000000@AdobeOrg"
+FILE_ORG = "ABCDEFGHIJKL123456789012@AdobeOrg"
+
+
+def test_websites_in_the_file_take_neither_websites_nor_the_org_id_from_the_platform(
+    tmp_path: Path,
+) -> None:
+    """`koppla up --demo` cached the demo organization's settings; a connector.toml with its
+    own websites (each naming its organization, as older files do) is what applies."""
+    demo_site = {"website_code": "base", "datastream_id": "ds-demo", "dataset_id": "d"}
+    cache(tmp_path, {"org_id": DEMO_ORG, "web_sdk_name": "", "websites": [demo_site]})
+    (tmp_path / "connector.toml").write_text(
+        f'[[websites]]\nwebsite_code = "base"\norg_id = "{FILE_ORG}"\n'
+        'datastream_id = "ds-local"\ndataset_id = "d"\n'
+    )
+    settings = load_settings(tmp_path)
+    assert settings.org_id == FILE_ORG
+    assert [(w.website_code, w.datastream_id, w.org_id) for w in settings.websites] == [
+        ("base", "ds-local", FILE_ORG)
+    ]
+
+
+def test_platform_settings_that_break_a_rule_are_logged_and_left_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "connector.toml").write_text(f'org_id = "{FILE_ORG}"\npoll_interval_s = 2\n')
+    legacy = {**site(datastream_id="ds-platform"), "org_id": DEMO_ORG}  # clashes with the file
+    cache(tmp_path, {"org_id": DEMO_ORG, "web_sdk_name": "", "websites": [legacy]})
+    caplog.set_level("WARNING", logger="koppla.connector.settings")
+    settings = load_settings(tmp_path)
+    assert settings.org_id == FILE_ORG and settings.websites == ()
+    assert settings.poll_interval_s == 2.0
+    assert "not applied" in caplog.text and "websites[0].org_id" in caplog.text
+
+    caplog.clear()
+    broken = {"website_code": "base", "dataset_id": "d"}  # no datastream id
+    cache(tmp_path, {"org_id": FILE_ORG, "web_sdk_name": "", "websites": [broken]})
+    assert load_settings(tmp_path).websites == ()
+    assert "websites[0].datastream_id" in caplog.text
+
+
+def test_a_reload_refuses_platform_settings_that_break_a_rule(tmp_path: Path) -> None:
+    """The running connector keeps the settings it has (`Connector.refresh_settings`)."""
+    cache(tmp_path, {"org_id": ORG, "web_sdk_name": "", "websites": [site()]})
+    first = load_settings(tmp_path)
+    cache(tmp_path, {"org_id": ORG, "web_sdk_name": "", "websites": [site(datastream_id="")]})
+    with pytest.raises(SettingsInvalid) as caught:
+        reload_settings(first)
+    assert caught.value.problems[0].field == "websites[0].datastream_id"

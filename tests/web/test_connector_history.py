@@ -83,10 +83,6 @@ async def test_a_sync_is_refused_with_its_field_or_recorded(
 
     save_service_account(settings, demo.org_id)
     refused = await client.post(PATH, json=body, headers=auth)
-    assert refused.status_code == 400 and refused.json()["field"] == "token"
-
-    monkeypatch.setenv("KOPPLA_CONNECTOR_TOKEN", "kpl_connector")
-    refused = await client.post(PATH, json=body, headers=auth)
     assert refused.status_code == 400 and refused.json()["field"] == "dataset"
 
     configure(settings, demo.event_dataset_id)
@@ -129,6 +125,27 @@ async def test_the_settings_saved_in_the_admin_apply_where_the_file_is_silent(
     configure(settings, "no-such-dataset")  # connector.toml overrides, as for the connector
     refused = await client.post(PATH, json=body, headers=auth)
     assert refused.status_code == 400 and refused.json()["field"] == "dataset"
+
+
+async def test_start_sync_needs_no_connector_token_on_the_server(
+    client: httpx.AsyncClient,
+    services: Services,
+    settings: Settings,
+    demo: Datastream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`koppla up --demo`: the server has no KOPPLA_CONNECTOR_TOKEN; the running connector
+    sends the sync's batches with its own credentials, so Start Sync is accepted."""
+    monkeypatch.delenv("KOPPLA_CONNECTOR_TOKEN", raising=False)
+    monkeypatch.delenv("KOPPLA_CONNECTOR_CLIENT_SECRET", raising=False)
+    auth = {"authorization": f"Bearer {services.catalog.add_token('t')}"}
+    today = clock.now().date()
+    body = {"from": (today - timedelta(days=3)).isoformat(), "to": today.isoformat()}
+    save_settings(settings, demo.org_id, demo.event_dataset_id)
+    save_service_account(settings, demo.org_id)
+    started = await client.post(PATH, json=body, headers=auth)
+    assert started.status_code == 202, started.text
+    assert started.json()["datasets"] == {"base": demo.event_dataset_id}
 
 
 async def test_another_organization_has_no_connector_here(

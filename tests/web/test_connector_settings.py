@@ -160,6 +160,19 @@ async def test_the_org_id_has_its_format_and_is_one_per_instance(
     assert words in found["org_id"]
 
 
+@pytest.mark.parametrize("org_id", [[], {}, None, 0, False])
+async def test_an_org_id_that_is_not_text_is_refused(
+    settings: Settings, demo: Datastream, org_id: object
+) -> None:
+    """Only a missing or empty org_id means the caller's organization."""
+    async with platform(settings) as (http, catalog):
+        auth = bearer(catalog)
+        found = errors(await put(http, auth, {"org_id": org_id, "websites": [site()]}))
+        stored = (await http.get(PATH, headers=auth)).json()
+    assert list(found) == ["org_id"]
+    assert stored["version"] == 0
+
+
 async def test_a_website_org_id_other_than_the_global_one_is_refused(
     settings: Settings, demo: Datastream
 ) -> None:
@@ -371,6 +384,31 @@ async def test_a_save_based_on_an_old_version_is_refused(
     assert stale.status_code == 409
 
 
+@pytest.mark.parametrize(
+    "if_match",
+    [b'"v\xb2"', '"v²"'.encode(), b'"v' + b"9" * 4400 + b'"', b'"v1e3"', b'"v-1"', b'"1"'],
+)
+async def test_an_if_match_that_is_no_version_is_refused(
+    settings: Settings, demo: Datastream, if_match: bytes
+) -> None:
+    async with platform(settings) as (http, catalog):
+        auth: dict[str, str | bytes] = {**bearer(catalog), "if-match": if_match}
+        whole = await http.put(PATH, json=document(demo.org_id, site()), headers=auth)
+        one = await http.put(f"{PATH}/websites/base", json=site(), headers=auth)
+        stored = (await http.get(PATH, headers=bearer(catalog))).json()
+    assert list(errors(whole)) == ["version"] and list(errors(one)) == ["version"]
+    assert stored["version"] == 0
+
+
+async def test_an_if_match_of_any_version_saves_unconditionally(
+    settings: Settings, demo: Datastream
+) -> None:
+    async with platform(settings) as (http, catalog):
+        auth = {**bearer(catalog), "if-match": "*"}
+        saved = await http.put(PATH, json=document(demo.org_id, site()), headers=auth)
+    assert saved.status_code == 200, saved.text
+
+
 async def test_an_unchanged_document_answers_304_to_its_etag(
     settings: Settings, demo: Datastream
 ) -> None:
@@ -502,6 +540,33 @@ async def test_a_bad_paste_is_refused_naming_the_field(
         refused = await http.put(ACCOUNT, json=body, headers=bearer(catalog))
     assert refused.status_code == 400
     assert [e["field"] for e in refused.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("workspace", b'{"workspace": "\\ud800"}'),
+        ("workspace", b'{"workspace": {"project": "\\ud800"}}'),
+        ("privateKey", b'{"workspace": "VALID", "privateKey": "\\udfff"}'),
+        ("platformUrl", b'{"workspace": "VALID", "platformUrl": "OWN/\\ud800"}'),
+        ("sandbox", b'{"workspace": "VALID", "sandbox": "prod\\ud800"}'),
+        ("authType", b'{"workspace": "VALID", "authType": "\\ud800"}'),
+    ],
+)
+async def test_text_that_is_not_unicode_is_refused_naming_the_field(
+    settings: Settings, demo: Datastream, field: str, raw: bytes
+) -> None:
+    """A lone UTF-16 surrogate (`\\ud800`) is valid JSON but no text: 400, not a crash."""
+    async with platform(settings) as (http, catalog):
+        auth = {**bearer(catalog), "content-type": "application/json"}
+        text = workspace(catalog)[0]
+        own = f"http://127.0.0.1:{settings.port}".encode()
+        content = raw.replace(b'"VALID"', codec.dumps(text)).replace(b"OWN", own)
+        saved = await http.put(ACCOUNT, content=content, headers=auth)
+        tested = await http.post(f"{ACCOUNT}/test", content=content, headers=auth)
+        kept = await http.get(ACCOUNT, headers=auth)
+    assert list(errors(saved)) == [field] and list(errors(tested)) == [field]
+    assert kept.status_code == 404
 
 
 async def test_a_service_account_can_be_removed(settings: Settings, demo: Datastream) -> None:

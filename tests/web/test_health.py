@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
 
@@ -163,3 +165,25 @@ async def test_health_of_koppla_up_waits_for_the_pipeline_only_during_start_up(
     app.watch_pipeline()
     starting = await http.get("/api/v1/health")
     assert (starting.status_code, starting.json()["pipeline"]) == (200, "starting")
+
+
+@pytest.mark.anyio
+async def test_health_answers_while_every_shared_worker_thread_is_busy(
+    started: tuple[KopplaApp, httpx.AsyncClient], settings: Settings
+) -> None:
+    """Health needs nothing of the thread pool that sync routes, the token gate and slow
+    work share: it answers even when another load holds every worker thread."""
+    _, http = started
+    write_beat(settings.home, heartbeat_s_ago=1, progress_s_ago=1)
+    shared = anyio.to_thread.current_default_thread_limiter()
+    holders = [object() for _ in range(int(shared.total_tokens))]
+    for holder in holders:
+        await shared.acquire_on_behalf_of(holder)
+    try:
+        with anyio.fail_after(30):  # a guard against hanging, not a measurement
+            answer = await http.get("/api/v1/health")
+    finally:
+        for holder in holders:
+            shared.release_on_behalf_of(holder)
+
+    assert (answer.status_code, answer.json()["pipeline"]) == (200, "running")

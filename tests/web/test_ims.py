@@ -130,3 +130,120 @@ async def test_the_deprecated_jwt_exchange_works_and_says_it_is_deprecated(
         "/ims/exchange/jwt", data={**form, "jwt_token": jwt.encode(wrong_org, key, "RS256")}
     )
     assert refused.status_code == 400
+
+
+async def test_parameters_may_come_in_the_query_string_except_secrets(
+    client: httpx.AsyncClient, demo: Datastream, services: Services
+) -> None:
+    """Adobe documents `POST /ims/token/v3?client_id=...` with the rest in the form."""
+    credential, secret = services.catalog.create_credential("c")
+    query = {"client_id": credential.client_id, "scope": "openid"}
+    form = {"grant_type": "client_credentials", "client_secret": secret}
+
+    answer = await client.post(TOKEN_URL, params=query, data=form)
+    in_url = await client.post(
+        TOKEN_URL,
+        params={"client_secret": secret},
+        data={"grant_type": "client_credentials", "client_id": credential.client_id},
+    )
+
+    assert answer.status_code == 200, answer.text
+    headers = {"authorization": f"Bearer {answer.json()['access_token']}"}
+    assert (await client.get("/api/v1/datasets", headers=headers)).status_code == 200
+    assert in_url.status_code == 400
+    assert in_url.json() == {
+        "error": "invalid_request",
+        "error_description": "client_secret must be sent in the form-encoded body, "
+        "never in the URL",
+    }
+
+
+async def test_v2_is_served_by_the_same_handler_for_multipart_forms(
+    client: httpx.AsyncClient, demo: Datastream, services: Services
+) -> None:
+    """`@adobe/aio-lib-ims` posts `multipart/form-data` (the form-data package) to v2."""
+    credential, secret = services.catalog.create_credential("c")
+    fields = {
+        "grant_type": "client_credentials",
+        "client_id": credential.client_id,
+        "client_secret": secret,
+        "scope": "openid,AdobeID",
+    }
+    boundary = "----koppla-test-boundary"
+    body = (
+        "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in fields.items()
+        )
+        + f"--{boundary}--\r\n"
+    )
+
+    answer = await client.post(
+        "/ims/token/v2",
+        content=body.encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    wrong = await client.post("/ims/token/v2", data={**fields, "client_secret": "nope"})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_type"] == "bearer" and answer.json()["expires_in"] == 86399
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize(
+    ("body", "query"),
+    [
+        ("grant_type=client_credentials&client_id=x&client_id={id}&client_secret={secret}", ""),
+        ("grant_type=client_credentials&client_id=&client_id={id}&client_secret={secret}", ""),
+        ("grant_type=client_credentials&client_id={id}&client_secret={secret}", "client_id={id}"),
+        ("grant_type=client_credentials&client_id={id}&client_secret={secret}&client_secret=x", ""),
+    ],
+)
+async def test_a_repeated_parameter_is_an_invalid_request_not_last_wins(
+    client: httpx.AsyncClient, demo: Datastream, services: Services, body: str, query: str
+) -> None:
+    """RFC 6749 §3.1: request parameters must not be included more than once."""
+    credential, secret = services.catalog.create_credential("c")
+    sent = body.format(id=credential.client_id, secret=secret)
+    url = TOKEN_URL + ("?" + query.format(id=credential.client_id) if query else "")
+
+    answer = await client.post(
+        url, content=sent, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
+    assert "was sent 2 times: send each parameter once" in answer.json()["error_description"]
+    assert secret not in answer.text
+
+
+@pytest.mark.parametrize("path", [TOKEN_URL, "/ims/token/v2", "/ims/exchange/jwt"])
+async def test_a_file_in_a_text_field_is_an_invalid_request_that_echoes_nothing(
+    client: httpx.AsyncClient, demo: Datastream, path: str
+) -> None:
+    answer = await client.post(
+        path,
+        data={"grant_type": "client_credentials", "client_secret": "s3cret-value"},
+        files={"client_id": ("upload-name.txt", b"file contents here", "text/plain")},
+    )
+
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "invalid_request",
+        "error_description": "client_id must be text, not a file",
+    }
+    for sent in ("upload-name", "file contents", "s3cret", "input"):
+        assert sent not in answer.text
+
+
+async def test_an_unreadable_form_is_an_invalid_request(
+    client: httpx.AsyncClient, demo: Datastream
+) -> None:
+    answer = await client.post(
+        TOKEN_URL,
+        content=b"--x\r\nContent-Disposition: form-data\r\n\r\nno name, no end",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.anyio
 
 PUBLIC_PATHS = {
     "/ims/token/v3",
+    "/ims/token/v2",
     "/api/v1/overview",
     "/api/v1/connector/settings",
     "/api/v1/connector/settings/websites/{code}",

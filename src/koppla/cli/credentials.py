@@ -41,7 +41,7 @@ def create(
         list[str] | None,
         typer.Option(
             "--scope",
-            help="A scope the credential may ask for (repeat).",
+            help="Scopes the credential may ask for: comma-separated (openid,AdobeID) or repeated.",
             show_default=", ".join(DEFAULT_SCOPES),
         ),
     ] = None,
@@ -68,7 +68,7 @@ def create(
     auth_type, public_key_pem = _kind(jwt, public_key)
     if org is not None:
         run(lambda: check_org_id(org))
-    scopes = tuple(scope) if scope else DEFAULT_SCOPES
+    scopes = DEFAULT_SCOPES if scope is None else scope_names(scope)
     opened = catalog(settings(home))
     try:
         credential, secret = run(
@@ -89,6 +89,15 @@ def create(
         markup=False,
         highlight=False,
     )
+
+
+def scope_names(values: list[str]) -> tuple[str, ...]:
+    """The scopes named by `--scope` values, each split on commas and whitespace, in order,
+    once each; exits 2 with one line when they name none."""
+    names = dict.fromkeys(name for value in values for name in value.replace(",", " ").split())
+    if not names:
+        fail("--scope names no scope: give one or more, e.g. --scope openid,AdobeID", 2)
+    return tuple(names)
 
 
 def _kind(jwt: bool, public_key: Path | None) -> tuple[AuthType, str | None]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import httpx
@@ -17,6 +20,9 @@ from koppla.web.debug_client import DebuggerRefused, tail
 
 TEMPORARY_TOKEN_S = 3600
 """Lifetime of the token `koppla debug` makes for itself (it is revoked when it ends)."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that end `koppla debug` the way Ctrl+C does: Ctrl+C, a kill, `timeout` or systemd
+stopping it (SIGTERM), the terminal closing (SIGHUP)."""
 
 
 def debug(
@@ -42,7 +48,7 @@ def debug(
     """
     loaded = settings(home)
     target = remote(loaded, url)
-    with _token(loaded, datastream, token) as bearer:
+    with _interrupted_by_stop_signals(), _token(loaded, datastream, token) as bearer:
         try:
             tail(target.url, datastream, bearer, console=console, full=full, verify=target.verify)
         except KeyboardInterrupt:
@@ -56,30 +62,75 @@ def debug(
 @contextmanager
 def _token(loaded: Settings, datastream: str, given: str | None) -> Iterator[str]:
     """`given`, or a token of the datastream's organization made for this run and revoked after
-    it (also after Ctrl+C)."""
+    it, however it ends (Ctrl+C, SIGTERM, SIGHUP; a signal that arrives while the token is
+    made or revoked waits until that is done)."""
     if given is not None:
         yield given
         return
+    temporary: str | None = None
+    try:
+        with _stop_signals_held():
+            temporary = _new_token(loaded, datastream)
+        yield temporary
+    finally:
+        if temporary is not None:
+            with _stop_signals_held():
+                opened = catalog(loaded)
+                try:
+                    opened.revoke_token(temporary)
+                finally:
+                    opened.close()
+
+
+def _new_token(loaded: Settings, datastream: str) -> str:
+    """A token of the datastream's organization (of the home's when there is no such
+    datastream: the server will say so), valid for `TEMPORARY_TOKEN_S`."""
     opened = catalog(loaded)
     try:
         try:
             stream = opened.datastream(datastream)
             org_id, sandbox = stream.org_id, stream.sandbox
-        except NotFound:  # the server will say so; the token is of the home's organization
+        except NotFound:
             org_id, sandbox = opened.default_org(), "prod"
-        temporary = opened.add_token(
+        return opened.add_token(
             "koppla debug", org_id=org_id, sandbox=sandbox, expires_s=TEMPORARY_TOKEN_S
         )
     finally:
         opened.close()
+
+
+@contextmanager
+def _interrupted_by_stop_signals() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise `KeyboardInterrupt` as Ctrl+C does, so the
+    temporary token is revoked however the command is stopped (handlers restored after). A
+    signal the command was started ignoring (`nohup`) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (and receives the signals)
+        return
+    previous = {
+        sig: signal.signal(sig, _interrupt)
+        for sig in STOP_SIGNALS[1:]
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
     try:
-        yield temporary
+        yield
     finally:
-        opened = catalog(loaded)
-        try:
-            opened.revoke_token(temporary)
-        finally:
-            opened.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold the stop signals while inside; one that arrives meanwhile is delivered after."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _refused(target: Remote, datastream: str, refused: DebuggerRefused) -> NoReturn:

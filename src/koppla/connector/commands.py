@@ -28,12 +28,14 @@ from koppla.connector.changelog import (
     uninstall_triggers,
 )
 from koppla.connector.demo_store import DemoShop, create_demo_schema
+from koppla.connector.history.request import require_credentials
 from koppla.connector.runner import (
     CUSTOMER_SYNC,
     INITIAL_SYNC,
     LAST_CHANGE_MS,
     LAST_CUSTOMER_CHANGE_MS,
     Connector,
+    follow_platform,
     start_history,
 )
 from koppla.connector.settings import ConnectorSettings, load_settings
@@ -75,8 +77,10 @@ def _settings(home: Path) -> ConnectorSettings:
 
 
 @contextmanager
-def _connector(home: Path) -> Iterator[Connector]:
-    connector = Connector(_settings(home))
+def _connector(home: Path, *, follow: bool = False) -> Iterator[Connector]:
+    """The connector of `home`; with `follow`, following the platform's admin settings."""
+    settings = _settings(home)
+    connector = Connector(settings, remote=follow_platform(settings) if follow else None)
     try:
         yield connector
     finally:
@@ -165,9 +169,11 @@ def resync(
 
 @connector_app.command("run")
 def run(home: HomeOption = Path("koppla-data")) -> None:
-    """Run the scheduled loop: changes → orders feed → outbox → delivery, until Ctrl+C."""
+    """Run the scheduled loop: changes → orders feed → outbox → delivery, until Ctrl+C; the
+    admin settings saved on the platform are followed at every poll."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    with _connector(home) as connector:
+    with _connector(home, follow=True) as connector:
+        connector.refresh_settings()
         _guard(connector.check)
         console.print(
             f"connector running: {connector.settings.change_tracking} change tracking every "
@@ -277,9 +283,9 @@ def history_sync(
     history dataset, through the queue; exactly once, resumable."""
     from koppla.connector.history import commands as history
 
-    code = history.sync(
-        _settings(home), start, end, website, wait=wait, workers=workers, as_json=json
-    )
+    settings = _settings(home)
+    _guard(lambda: require_credentials(settings))  # this command sends the batches itself
+    code = history.sync(settings, start, end, website, wait=wait, workers=workers, as_json=json)
     raise typer.Exit(code)
 
 

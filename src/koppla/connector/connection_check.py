@@ -6,10 +6,17 @@ calls the platform as Adobe's API clients do (`GET /data/foundation/catalog/data
 `Authorization`, `x-api-key`, `x-gw-ims-org-id` and `x-sandbox-name`). The outcome says exactly
 what failed: the platform unreachable, a wrong client secret, a wrong organization, a missing
 scope, or another refusal with the platform's own words. Secrets are never part of a message.
+
+Each step has `CONNECTION_TIMEOUT_S` in all (a server that trickles its answer is `unreachable`
+once it runs out), and an answer is read up to `MAX_ANSWER_BYTES` only (a bigger one is
+`not_a_platform`): the button makes this server call an address a person typed.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +24,10 @@ import httpx
 
 from koppla.core import clock, codec
 
+CONNECTION_TIMEOUT_S = 15.0
+"""The longest one step of Test connection (fetching the token, calling the platform) takes."""
+MAX_ANSWER_BYTES = 1024 * 1024
+"""The most of one answer Test connection reads (1 MiB)."""
 TOKEN_PATH = "/ims/token/v3"
 JWT_PATH = "/ims/exchange/jwt"
 JWT_LIFETIME_S = 300
@@ -71,6 +82,15 @@ class ConnectionReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What an endpoint answered: its status, reason phrase and JSON object (`{}` if none)."""
+
+    status: int
+    reason: str
+    body: dict[str, Any]
+
+
 class _Failed(Exception):
     def __init__(self, problem: Problem, message: str) -> None:
         super().__init__(message)
@@ -85,18 +105,21 @@ async def check_connection(
     *,
     sandbox: str = "prod",
     expected_org: str = "",
+    timeout_s: float = CONNECTION_TIMEOUT_S,
 ) -> ConnectionReport:
     """Fetch a token with `credentials` and call the platform at `platform_url` with it.
 
     `expected_org` is the organization the Data Connection settings name; a credential of
-    another organization is reported as `wrong_org`.
+    another organization is reported as `wrong_org`. Each step may take `timeout_s` in all.
     """
     base = platform_url.rstrip("/")
     steps: list[Step] = []
     try:
-        token, expires_in = await _token(client, base, credentials)
+        async with _deadline(timeout_s, base):
+            token, expires_in = await _token(client, base, credentials)
         steps.append(Step("token", True, f"access token fetched (valid {expires_in} s)"))
-        count = await _datasets(client, base, credentials, token, sandbox)
+        async with _deadline(timeout_s, base):
+            count = await _datasets(client, base, credentials, token, sandbox)
         steps.append(
             Step(
                 "platform",
@@ -137,13 +160,13 @@ async def _token(
             "client_secret": credentials.client_secret,
             "scope": ",".join(credentials.scopes),
         }
-    response = await _send(client, "POST", url, data=form)
-    body = _json(response)
-    if response.status_code == 200 and isinstance(body.get("access_token"), str):
-        lasts = int(body.get("expires_in") or 0)
+    answer = await _send(client, "POST", url, data=form)
+    body = answer.body
+    if answer.status == 200 and isinstance(body.get("access_token"), str):
+        lasts = _seconds(body.get("expires_in"))
         return body["access_token"], lasts // 1000 if credentials.auth_type == "jwt" else lasts
     error = str(body.get("error") or "")
-    said = str(body.get("error_description") or body.get("detail") or response.reason_phrase)
+    said = str(body.get("error_description") or body.get("detail") or answer.reason)
     if error == "invalid_client":
         raise _Failed(
             "wrong_secret",
@@ -151,15 +174,17 @@ async def _token(
         )
     if error == "invalid_scope":
         raise _Failed("missing_scope", f"missing scope: the credential lacks a scope ({said})")
-    if response.status_code in (404, 405) or not body:
+    if answer.status in (404, 405) or not body:
         raise _Failed(
             "not_a_platform",
-            f"{url} answered {response.status_code} without a token: is {base} the "
-            "platform's address?",
+            f"{url} answered {answer.status} without a token: is {base} the platform's address?",
         )
-    raise _Failed(
-        "refused", f"the token request was refused ({response.status_code} {error}: {said})"
-    )
+    raise _Failed("refused", f"the token request was refused ({answer.status} {error}: {said})")
+
+
+def _seconds(value: object) -> int:
+    """`expires_in` as a whole number of seconds (milliseconds for JWT); 0 unless an int."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _signed_jwt(base: str, credentials: ServiceCredentials) -> str:
@@ -199,30 +224,59 @@ async def _datasets(
         "x-gw-ims-org-id": credentials.org_id,
         "x-sandbox-name": sandbox,
     }
-    response = await _send(client, "GET", base + CATALOG_PATH, headers=headers)
-    body = _json(response)
-    if response.status_code == 200:
+    answer = await _send(client, "GET", base + CATALOG_PATH, headers=headers)
+    body = answer.body
+    if answer.status == 200:
         return len(body)
-    said = str(body.get("detail") or body.get("message") or response.reason_phrase)
+    said = str(body.get("detail") or body.get("message") or answer.reason)
     lowered = said.lower()
-    if response.status_code == 403 and "organization" in lowered:
+    if answer.status == 403 and "organization" in lowered:
         raise _Failed("wrong_org", f"wrong organization: the platform said {said}")
-    if response.status_code == 403 and "scope" in lowered:
+    if answer.status == 403 and "scope" in lowered:
         raise _Failed("missing_scope", f"missing scope: the platform said {said}")
-    raise _Failed("refused", f"the platform refused the call ({response.status_code}): {said}")
+    raise _Failed("refused", f"the platform refused the call ({answer.status}): {said}")
 
 
-async def _send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+@asynccontextmanager
+async def _deadline(seconds: float, base: str) -> AsyncIterator[None]:
+    """Run the block for at most `seconds`; `_Failed` ("unreachable") when it takes longer."""
     try:
-        return await client.request(method, url, **kwargs)
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise _Failed(
+            "unreachable", f"unreachable: {base} did not answer within {seconds:g} s"
+        ) from None
+
+
+async def _send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> _Answer:
+    """Send a request and read at most `MAX_ANSWER_BYTES` of its answer."""
+    try:
+        async with client.stream(method, url, **kwargs) as response:
+            content = await _read(response, url)
     except httpx.TransportError as error:
         reason = str(error) or type(error).__name__
         raise _Failed("unreachable", f"unreachable: no answer from {url} ({reason})") from None
+    return _Answer(response.status_code, response.reason_phrase, _json(content))
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+async def _read(response: httpx.Response, url: str) -> bytes:
+    """The answer's body; `_Failed` ("not_a_platform") once it passes `MAX_ANSWER_BYTES`."""
+    content = bytearray()
+    async for chunk in response.aiter_bytes():
+        content += chunk
+        if len(content) > MAX_ANSWER_BYTES:
+            raise _Failed(
+                "not_a_platform",
+                f"{url} answered with more than {MAX_ANSWER_BYTES // 1024} KiB: is it the "
+                "platform's address?",
+            )
+    return bytes(content)
+
+
+def _json(content: bytes) -> dict[str, Any]:
     try:
-        body = codec.loads(response.content)
+        body = codec.loads(content)
     except codec.JSONDecodeError:
         return {}
     return body if isinstance(body, dict) else {}

@@ -17,10 +17,8 @@ both through the profile datastream when `profiles_same_datastream` is off.
 from __future__ import annotations
 
 import logging
-import ssl
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import httpx
 
@@ -30,6 +28,7 @@ from koppla.connector.settings import ConnectorSettings, WebsiteSettings
 from koppla.connector.state import OutboxEvent, State
 from koppla.core import codec
 from koppla.core.errors import is_retryable
+from koppla.core.tls import verify_for
 from koppla.xdm.experience_event import SCHEMA_ID
 from koppla.xdm.profile import PROFILE_SCHEMA_ID
 
@@ -37,11 +36,6 @@ log = logging.getLogger("koppla.connector.delivery")
 
 CONTENT_TYPE = "application/vnd.adobe.xed-full+json;version=1"
 SOURCE_NAME = "koppla-connector"
-
-
-def _trust(ca_file: Path | None) -> ssl.SSLContext | bool:
-    """The TLS trust for the platform: a given CA file, else the system's store."""
-    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +150,7 @@ class Sender:
         self._settings = settings
         self._state = state
         self._client = client or httpx.Client(
-            timeout=httpx.Timeout(30.0, connect=5.0), verify=_trust(settings.platform_ca_file)
+            timeout=httpx.Timeout(30.0, connect=5.0), verify=verify_for(settings.platform_ca_file)
         )
         self._websites = {w.website_code: w for w in settings.websites}
         self._auth = platform_auth(settings, self._client)

@@ -11,6 +11,7 @@ and to Adobe Experience Platform (`ims_url = https://ims-na1.adobelogin.com`).
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ import httpx
 from koppla.connector.settings import ConnectorSettings
 from koppla.core import clock, codec
 from koppla.core.errors import TerminalError, TransientError
+from koppla.core.tls import verify_for
 
 TOKEN_PATH = "/ims/token/v3"
 RENEW_BEFORE_S = 60.0
@@ -46,6 +48,7 @@ class PlatformAuth:
         scopes: tuple[str, ...] = (),
         ims_url: str = "",
         client: httpx.Client | None = None,
+        verify: ssl.SSLContext | bool = True,
         monotonic: Callable[[], float] = clock.monotonic,
     ) -> None:
         self._token = token
@@ -56,6 +59,7 @@ class PlatformAuth:
         self._scopes = scopes
         self._ims_url = ims_url.rstrip("/")
         self._client = client
+        self._verify = verify
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._access = ""
@@ -102,7 +106,9 @@ class PlatformAuth:
             "scope": ",".join(self._scopes),
         }
         url = self._ims_url + TOKEN_PATH
-        client = self._client or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+        client = self._client or httpx.Client(
+            timeout=httpx.Timeout(10.0, connect=5.0), verify=self._verify
+        )
         try:
             response = client.post(url, data=form)
         except httpx.TransportError as error:
@@ -145,4 +151,5 @@ def platform_auth(settings: ConnectorSettings, client: httpx.Client | None = Non
         scopes=settings.scopes,
         ims_url=settings.ims_url or settings.platform_url,
         client=client if not settings.ims_url else None,
+        verify=verify_for(settings.platform_ca_file),
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import httpx
 from koppla.connector.platform_auth import AuthRefused, AuthUnavailable, platform_auth
 from koppla.connector.settings import CACHE_FILE, ConnectorSettings
 from koppla.core import clock, codec
+from koppla.core.tls import verify_for
 
 log = logging.getLogger("koppla.connector.settings")
 
@@ -61,7 +61,7 @@ class RemoteSettings:
         self._url = settings.platform_url.rstrip("/") + SETTINGS_PATH
         self._own_client = client is None
         self._client = client or httpx.Client(
-            timeout=httpx.Timeout(10.0, connect=5.0), verify=_trust(settings.platform_ca_file)
+            timeout=httpx.Timeout(10.0, connect=5.0), verify=verify_for(settings.platform_ca_file)
         )
         self._auth = platform_auth(settings, self._client)
         self._etag = str(read_cached(self._home).get("etag") or "")
@@ -139,8 +139,3 @@ def _said(response: httpx.Response) -> str:
         return response.reason_phrase
     detail = body.get("detail") if isinstance(body, dict) else None
     return str(detail or response.reason_phrase)
-
-
-def _trust(ca_file: Path | None) -> ssl.SSLContext | bool:
-    """The TLS trust for the platform: a given CA file, else the system's store."""
-    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True

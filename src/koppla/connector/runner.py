@@ -8,9 +8,11 @@ scan at most every `SWEEP_EVERY_S` notices deleted customers.
 `run_connector(home, stop)` is what `koppla connector run` and `koppla up --demo` call; it
 returns when `stop` is set. `Connector` holds the object graph for commands and tests.
 
-Settings: with `settings_from_platform` on (the default) and a token, every loop step first asks
-the platform whether the admin settings changed (`RemoteSettings`, a conditional GET); a change
-is applied before the step runs, so a saved datastream or dataset is used within one poll.
+Settings: with `settings_from_platform` on (the default) and credentials (a token or a service
+account), every loop step first asks the platform whether the admin settings changed
+(`RemoteSettings`, a conditional GET); a change is applied before the step runs, so a saved
+datastream or dataset is used within one poll. The initial sync of the orders waits until a
+website is configured.
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ from koppla.connector.customers import CustomerSource
 from koppla.connector.delivery import Sender, SendResult
 from koppla.connector.feed import OrdersFeed, SyncReport
 from koppla.connector.remote_settings import RemoteSettings
-from koppla.connector.settings import ConnectorSettings, load_settings, reload_settings
+from koppla.connector.settings import (
+    ConnectorSettings,
+    has_credentials,
+    load_settings,
+    reload_settings,
+)
 from koppla.connector.source import StoreSource, connect
 from koppla.connector.state import State
 from koppla.core import clock
@@ -185,7 +192,13 @@ class Connector:
         return self._customer_log
 
     def reindex(self, progress: Progress | None = None, *, resend: bool = False) -> SyncReport:
-        """Rebuild the feed for every order of the configured websites (events only for changes)."""
+        """Rebuild the feed for every order of the configured websites (events only for changes).
+
+        Without any website there is nothing to read: the initial sync is then left to do (not
+        marked done), so the orders are read once a website is configured.
+        """
+        if not self.settings.websites:
+            return NO_SYNC
         start_cursor: dict[str, str] = {}
         if isinstance(self.tracker, PollChanges):
             start_cursor[ORDER_POLL_CURSOR] = self.tracker.now().isoformat()
@@ -266,7 +279,9 @@ class Connector:
     def step(self) -> StepReport:
         """One scheduled run: catch up on changes, then deliver what waits."""
         more = False
-        if self.state.cursor(INITIAL_SYNC) is None:
+        if self.state.cursor(INITIAL_SYNC) is None and not self.settings.websites:
+            sync = NO_SYNC  # nothing to sync yet: the initial sync waits for a website
+        elif self.state.cursor(INITIAL_SYNC) is None:
             log.info("initial sync of the orders feed")
             sync = self.reindex()
         else:
@@ -340,8 +355,8 @@ def run_connector(
 
 def follow_platform(settings: ConnectorSettings) -> RemoteSettings | None:
     """The platform's settings to follow, when `settings_from_platform` is on and the
-    connector has a token to ask with."""
-    if not settings.settings_from_platform or settings.token is None:
+    connector has credentials to ask with (a token, or a service account)."""
+    if not settings.settings_from_platform or not has_credentials(settings):
         return None
     return RemoteSettings(settings)
 

@@ -9,7 +9,8 @@ Two shapes share one set of fields and rules:
 - `ConnectorSettings`: everything one connector reads: `<home>/connector.toml`, then
   `KOPPLA_CONNECTOR_*` environment variables, over the admin settings as the platform last served
   them (`<home>/connector/settings-cache.json`, see `koppla.connector.remote_settings`). A key
-  set in the file or the environment wins over the platform's (`websites` as a whole).
+  set in the file or the environment wins over the platform's (`websites` as a whole, and with
+  it `org_id`); platform settings that break a rule with the local ones are logged and left out.
 
 The API token comes from the environment (`KOPPLA_CONNECTOR_TOKEN`) only: it is never read from
 or written to disk, never logged, and shown redacted in reprs.
@@ -17,6 +18,7 @@ or written to disk, never logged, and shown redacted in reprs.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -47,6 +49,8 @@ from koppla.bus.queue import check_name
 from koppla.core import codec
 from koppla.core.errors import InvalidInput
 from koppla.core.settings import sources_with_home_file
+
+log = logging.getLogger("koppla.connector.settings")
 
 SETTINGS_FILE = "connector.toml"
 CACHE_FILE = Path("connector") / "settings-cache.json"
@@ -712,27 +716,69 @@ def load_settings(
     The admin settings (`DOCUMENT_KEYS`) come from `document` when given, else from the
     platform's as last fetched (`<home>/connector/settings-cache.json`, unless
     `settings_from_platform` is off), for each key that neither `overrides`, the environment
-    nor `connector.toml` sets.
+    nor `connector.toml` sets; when those set `websites`, the platform's `org_id` is not taken
+    either (the local websites name their own organization). Platform settings that break a
+    rule together with the local ones are logged and left out: the local settings alone apply.
     """
+    return _load(home, document, overrides, fallback=True)
+
+
+def has_credentials(settings: ConnectorSettings) -> bool:
+    """True when the connector can authenticate to the platform: a token, or a service account
+    (`client_id` with its secret)."""
+    token, secret = settings.token, settings.client_secret
+    service_account = bool(settings.client_id and secret and secret.get_secret_value())
+    return bool(token and token.get_secret_value()) or service_account
+
+
+def reload_settings(settings: ConnectorSettings) -> ConnectorSettings:
+    """`settings` read again (the file, the environment, the platform's cached settings), with
+    the same explicit overrides it was loaded with. Unlike `load_settings`, platform settings
+    that break a rule raise `SettingsInvalid`: a running connector keeps the ones it has."""
+    return _load(settings.home, None, settings._overrides, fallback=False)
+
+
+def _load(
+    home: Path,
+    document: Mapping[str, Any] | None,
+    overrides: Mapping[str, object],
+    *,
+    fallback: bool,
+) -> ConnectorSettings:
     file_data = _file_data(home / SETTINGS_FILE)
     given = {k: v for k, v in overrides.items() if v is not None}
     local = set(given) | set(file_data) | _env_keys()
     platform = dict(document) if document is not None else None
     if platform is None and _from_platform(given, file_data):
         platform = read_cache(home)
-    remote = {k: v for k, v in (platform or {}).items() if k in DOCUMENT_KEYS and k not in local}
+    remote = _platform_part(platform or {}, local)
     try:
-        settings = ConnectorSettings(home=home, **remote, **given)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise settings_error(error) from None
+        settings = _build(home, remote, given)
+    except SettingsInvalid as invalid:
+        if not remote or not fallback:
+            raise
+        log.warning(
+            "the platform's connector settings are not applied, the local ones alone are: %s",
+            invalid,
+        )
+        settings = _build(home, {}, given)
     settings._overrides = dict(overrides)
     return settings
 
 
-def reload_settings(settings: ConnectorSettings) -> ConnectorSettings:
-    """`settings` read again (the file, the environment, the platform's cached settings), with
-    the same explicit overrides it was loaded with."""
-    return load_settings(settings.home, **settings._overrides)
+def _platform_part(platform: Mapping[str, Any], local: set[str]) -> dict[str, Any]:
+    """The admin keys the platform's settings give that no local source sets (`org_id` goes
+    with `websites`: local websites name their organization)."""
+    skipped = local | ({"org_id"} if "websites" in local else set())
+    return {k: v for k, v in platform.items() if k in DOCUMENT_KEYS and k not in skipped}
+
+
+def _build(home: Path, remote: Mapping[str, Any], given: Mapping[str, object]) -> ConnectorSettings:
+    """The settings from `remote` admin keys and `given` overrides (file and env beneath)."""
+    try:
+        return ConnectorSettings(home=home, **{**remote, **given})
+    except ValidationError as error:
+        raise settings_error(error) from None
 
 
 def read_cache(home: Path) -> dict[str, Any] | None:

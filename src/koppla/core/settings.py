@@ -230,6 +230,12 @@ class Settings(BaseSettings):
     )
     query_timeout_s: float = Field(default=30.0, gt=0, description="Longest a SQL query may run.")
     query_max_rows: int = Field(default=10_000, ge=1, description="Most rows a query returns.")
+    query_max_result_bytes: int = Field(
+        default=64 * 2**20,
+        ge=1024,
+        description="Most memory a query's result may take as values (about its size as JSON); "
+        "a larger result fails with a message naming this setting.",
+    )
     query_memory_limit: str = Field(
         default="1GB", description="Memory one query engine may use (DuckDB `memory_limit`)."
     )

@@ -24,6 +24,7 @@ import msgspec
 from koppla.bus.liveness import holder_alive, process_start
 from koppla.core import clock, codec
 from koppla.core.settings import Settings
+from koppla.core.tls import trust as trust  # re-exported: `listening.trust` stays
 
 SERVER_FILE = "server.json"
 ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}
@@ -125,15 +126,6 @@ def recorded(settings: Settings) -> Iterator[Listening]:
     finally:
         restore()
         forget(settings.home, listening.pid)
-
-
-def trust(ca_file: str | Path) -> ssl.SSLContext:
-    """A client TLS context that trusts the system's authorities and the certificates in
-    `ca_file`, each on its own (so a server's own certificate, self-signed or not, is enough)."""
-    context = ssl.create_default_context()
-    context.load_verify_locations(cafile=str(ca_file))
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    return context
 
 
 def _forget_on_sigterm(home: Path, pid: int) -> Callable[[], None]:

@@ -96,6 +96,7 @@ def build_services(settings: Settings) -> Services:
         tables=lambda: dataset_tables(layout, catalog),
         timeout_s=settings.query_timeout_s,
         max_rows=settings.query_max_rows,
+        max_result_bytes=settings.query_max_result_bytes,
         memory_limit=settings.query_memory_limit,
         threads=settings.query_threads,
         temp_directory=layout.query_tmp,

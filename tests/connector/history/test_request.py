@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from koppla.connector.history.request import add_years, parse_day, plan_request
+from koppla.connector.history.request import (
+    add_years,
+    parse_day,
+    plan_request,
+    require_credentials,
+)
 from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.core.errors import InvalidInput
 
@@ -76,9 +81,22 @@ def test_the_order_history_dataset_is_used_when_copy_is_off(tmp_path: Path) -> N
     assert plan_request(given, date(2026, 1, 1), TODAY, TODAY).datasets == {"base": "history"}
 
 
-def test_missing_credentials_are_refused(tmp_path: Path) -> None:
-    error = refusal(tmp_path, date(2026, 1, 1), TODAY, given=settings(tmp_path, token=None))
-    assert error.field == "token" and "missing credentials" in str(error)
+def test_missing_credentials_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOPPLA_CONNECTOR_TOKEN", raising=False)
+    monkeypatch.delenv("KOPPLA_CONNECTOR_CLIENT_SECRET", raising=False)
+    with pytest.raises(InvalidInput) as caught:
+        require_credentials(settings(tmp_path, token=None))
+    assert caught.value.field == "token" and "missing credentials" in str(caught.value)
+    require_credentials(settings(tmp_path))  # the token
+    service_account = load_settings(tmp_path, client_id="c1", client_secret="p8e-secret")
+    require_credentials(service_account)
+
+
+def test_a_plan_needs_no_credentials_of_its_own(tmp_path: Path) -> None:
+    """A sync started on the admin pages is sent by the running connector, with its own
+    credentials: the server planning it has none, and needs none."""
+    plan = plan_request(settings(tmp_path, token=None), date(2026, 1, 1), TODAY, TODAY)
+    assert plan.datasets == {"base": "events"}
 
 
 def test_an_unknown_website_is_refused(tmp_path: Path) -> None:

@@ -114,3 +114,23 @@ def test_saved_queries_survive_reopening(tmp_path: Path) -> None:
         assert [r.sql for r in again.history(ANN)] == [SQL]
     finally:
         again.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "sql", "field"), [("a\udc00", SQL, "name"), ("a", "\ud800", "sql")]
+)
+def test_text_with_a_lone_surrogate_is_refused_naming_the_field(
+    store: SavedQueries, name: str, sql: str, field: str
+) -> None:
+    with pytest.raises(InvalidInput, match=f"{field} is not valid text") as refused:
+        store.save(ANN, name, sql)
+    assert refused.value.field == field
+    assert store.saved(ANN) == []
+
+
+def test_history_keeps_a_run_whose_text_has_a_lone_surrogate(store: SavedQueries) -> None:
+    """A refused run is still recorded: what has no UTF-8 form is kept as `?`."""
+    store.record(ANN, "SELECT '\ud800'", rows=0, elapsed_ms=0, error="bad \udfff text")
+
+    (entry,) = store.history(ANN)
+    assert (entry.sql, entry.error, entry.ok) == ("SELECT '?'", "bad ? text", False)

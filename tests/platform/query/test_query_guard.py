@@ -82,3 +82,10 @@ def test_syntax_error_carries_the_parser_message() -> None:
 def test_refusals_are_invalid_input() -> None:
     with pytest.raises(InvalidInput):
         check_sql("DROP TABLE x")
+
+
+def test_a_lone_surrogate_is_refused_naming_sql() -> None:
+    """JSON's `"\\ud800"` decodes to text with no UTF-8 form, which DuckDB cannot parse."""
+    with pytest.raises(QueryRefused, match="sql is not valid text: a lone UTF-16") as refused:
+        check_sql("SELECT '\ud800'")
+    assert refused.value.field == "sql"

@@ -280,6 +280,21 @@ async def test_a_save_on_an_old_page_is_refused(settings: Settings, demo: Datast
     assert late.status_code == 409 and "reload them and save again" in html.unescape(late.text)
 
 
+@pytest.mark.parametrize("version", ["²", "٣", "9" * 4400, "-1", "1.0"])
+async def test_a_version_that_is_no_number_is_refused(
+    settings: Settings, demo: Datastream, version: str
+) -> None:
+    async with connection_app(settings) as (http, _):
+        await sign_in(http)
+        opened = await http.get(f"{BASE}/settings")
+        form = {"csrf": csrf_field(opened.text), "scope": "default", "org_id": demo.org_id}
+        refused = await http.post(f"{BASE}/settings", data={**form, "version": version})
+        unsaved = await http.get(f"{BASE}/settings")
+    assert refused.status_code == 400
+    assert "must be a whole number" in html.unescape(refused.text)
+    assert "Saved (version" not in unsaved.text
+
+
 async def test_each_person_sees_their_own_organizations_settings(
     settings: Settings, demo: Datastream
 ) -> None:
@@ -300,7 +315,8 @@ async def test_each_person_sees_their_own_organizations_settings(
 async def test_start_sync_is_disabled_until_there_is_a_service_account_and_a_dataset(
     settings: Settings, demo: Datastream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KOPPLA_CONNECTOR_TOKEN", "kpl_connector")
+    # as under `koppla up --demo`: the server has no connector token (the connector sends)
+    monkeypatch.delenv("KOPPLA_CONNECTOR_TOKEN", raising=False)
     async with connection_app(settings) as (http, catalog):
         await sign_in(http)
         nothing = (await http.get(f"{BASE}/history")).text

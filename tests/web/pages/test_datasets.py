@@ -249,3 +249,17 @@ async def test_the_pages_need_a_session(settings: Settings, demo: Datastream) ->
             answer = await anonymous.get(path)
             assert answer.status_code == 303, path
             assert answer.headers["location"].startswith("/admin/login?next=")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("since", "0001-01-01T00:00+14:00"), ("until", "9999-12-31T23:59-14:00")],
+)
+async def test_a_moment_past_the_calendars_ends_reads_as_a_bad_date(
+    http: httpx.AsyncClient, name: str, value: str
+) -> None:
+    """Valid ISO 8601 whose UTC moment falls in year 0 or 10000 gets the page's usual message."""
+    answer = await http.get("/admin/quarantine", params={name: value})
+
+    assert answer.status_code == 200
+    assert f"{name}: {value!r} is not a date and time" in _text(answer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -148,3 +149,60 @@ async def test_an_empty_home_has_an_empty_chart(http: httpx.AsyncClient) -> None
 
 async def test_the_overview_api_needs_credentials(http: httpx.AsyncClient) -> None:
     assert (await http.get("/api/v1/overview")).status_code == 401
+
+
+def _many_types(moment: str) -> list[dict[str, object]]:
+    """25 event types in one minute: `type.00` once, `type.01` twice, … `type.24` 25 times."""
+    return [
+        {"xdm": {"_id": ids.new_uuid(), "eventType": f"type.{n:02d}", "timestamp": moment}}
+        for n in range(25)
+        for _ in range(n + 1)
+    ]
+
+
+@pytest.mark.parametrize("max_rows", [22, 10_000])
+async def test_the_chart_keeps_the_busiest_types_and_counts_the_rest_as_other(
+    tmp_path: Path, demo: Datastream, pipeline: Pipeline, max_rows: int
+) -> None:
+    """More event types than the chart shows: the 20 busiest have their own series, the other
+    five are added up as `(other)`, and the total counts every event even when the engine's
+    row cap (`query_max_rows`) is barely above what the chart needs."""
+    settings = Settings.load(home=tmp_path / "home", query_max_rows=max_rows)
+    moment = clock.iso(clock.now() - timedelta(minutes=5))
+    async with admin_app(settings, routers=[overview_api.router]) as http:
+        await _send(http, demo.id, _many_types(moment))
+        pipeline.step()
+        await sign_in(http)
+
+        overview = (await http.get("/api/v1/overview")).json()
+        page = await http.get("/admin/")
+
+    epm = overview["eventsPerMinute"]
+    names = [s["eventType"] for s in epm["series"]]
+    assert names == [f"type.{n:02d}" for n in range(24, 4, -1)] + ["(other)"]
+    other = epm["series"][-1]["counts"]
+    assert sum(other) == 1 + 2 + 3 + 4 + 5
+    assert sum(epm["series"][0]["counts"]) == 25
+    assert epm["total"] == sum(range(1, 26)) == sum(sum(s["counts"]) for s in epm["series"])
+    assert epm["otherEventTypes"] == 5 and epm["error"] is None
+    assert "5 less frequent event types are counted together as <code>(other)</code>" in page.text
+
+
+async def test_a_row_cap_below_the_charts_needs_is_said_and_the_total_stays_exact(
+    tmp_path: Path, demo: Datastream, pipeline: Pipeline
+) -> None:
+    settings = Settings.load(home=tmp_path / "home", query_max_rows=5)
+    moment = clock.iso(clock.now() - timedelta(minutes=5))
+    async with admin_app(settings, routers=[overview_api.router]) as http:
+        await _send(http, demo.id, _many_types(moment))
+        pipeline.step()
+        await sign_in(http)
+
+        overview = (await http.get("/api/v1/overview")).json()
+        page = await http.get("/admin/")
+
+    epm = overview["eventsPerMinute"]
+    assert epm["total"] == sum(range(1, 26))
+    assert "query_max_rows" in epm["error"] and "the total is complete" in epm["error"]
+    assert len(epm["series"]) == 5
+    assert "query_max_rows" in page.text

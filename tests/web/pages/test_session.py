@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
-from typing import Annotated
+from typing import Annotated, Literal
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI, Form, Request
 
 from koppla.core import codec
 from koppla.core.settings import Settings
+from koppla.platform.catalog import users
 from koppla.platform.catalog.models import Datastream
+from koppla.web.app import KopplaApp, create_app
 from koppla.web.pages import session
 from koppla.web.pages.session import CsrfChecked, check_csrf, safe_next
 from koppla.web.services import Services
-from tests.web.pages.signin import EMAIL, PASSWORD, admin_app, csrf_field, sign_in
+from tests.web.pages.signin import (
+    EMAIL,
+    PASSWORD,
+    add_user,
+    admin_app,
+    csrf_field,
+    sign_in,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -222,3 +235,78 @@ async def test_a_post_form_needs_the_sessions_csrf_token(
     assert other_ok.json() == {"user": "bob@shop.example"}
     assert anonymous.status_code == 303
     services.close()
+
+
+class _HeldHasher(PasswordHasher):
+    """A cheap hasher whose `verify` waits until the test lets it go (a stand-in for the
+    64 MiB, tenth-of-a-second argon2id of production)."""
+
+    release = threading.Event()
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=64, parallelism=1)
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.release.wait()
+        return super().verify(hash, password)
+
+
+async def test_a_sign_in_flood_waits_its_turn_and_leaves_everything_else_alone(
+    settings: Settings, demo: Datastream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign-ins hash on their own two threads with a short queue: past it, 429 before any
+    hashing; and health answers while every shared worker thread is taken."""
+    monkeypatch.setattr(users, "PasswordHasher", _HeldHasher)
+    _HeldHasher.release = threading.Event()
+    add_user(settings)
+    app = create_app(settings)
+    shared = anyio.to_thread.current_default_thread_limiter()
+    holders = [object() for _ in range(int(shared.total_tokens))]
+    answers: list[httpx.Response] = []
+    with anyio.fail_after(60):  # a guard against hanging, not a measurement
+        async with (
+            app.api.router.lifespan_context(app.api),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://admin.test"
+            ) as http,
+        ):
+            form = await http.get("/admin/login")
+            csrf = csrf_field(form.text)
+
+            async def attempt(email: str, password: str = "a wrong guess") -> httpx.Response:
+                fields = {"email": email, "password": password, "csrf": csrf}
+                return await http.post("/admin/login", data=fields)
+
+            async def queued(number: int) -> None:
+                answers.append(await attempt(f"stranger{number}@elsewhere.example"))
+
+            for holder in holders:  # every thread of the shared pool is busy elsewhere
+                await shared.acquire_on_behalf_of(holder)
+            try:
+                async with anyio.create_task_group() as flood:
+                    for number in range(session.SIGN_IN_THREADS + session.SIGN_IN_QUEUE):
+                        flood.start_soon(queued, number)
+                    while not _line_full(app):
+                        await anyio.sleep(0.01)
+
+                    turned_away = await attempt("one-more@elsewhere.example")
+                    health = await http.get("/api/v1/health")
+                    _HeldHasher.release.set()
+            finally:
+                for holder in holders:
+                    shared.release_on_behalf_of(holder)
+
+            assert turned_away.status_code == 429
+            assert turned_away.headers["retry-after"] == "5"
+            assert "too many sign-ins at once" in turned_away.text
+            assert (health.status_code, health.json()["status"]) == (200, "ok")
+            # Every queued attempt was heard in the end (wrong passwords), and the person can
+            # still sign in.
+            assert [a.status_code for a in answers] == [401] * len(answers)
+            assert len(answers) == session.SIGN_IN_THREADS + session.SIGN_IN_QUEUE
+            assert (await sign_in(http)).status_code == 303
+
+
+def _line_full(app: KopplaApp) -> bool:
+    line = getattr(app.api.state, "sign_in_line", None)
+    return isinstance(line, session.SignInLine) and line.full()

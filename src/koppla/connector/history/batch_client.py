@@ -22,6 +22,7 @@ from koppla.connector.platform_auth import AuthUnavailable, platform_auth
 from koppla.connector.retry import Backoff, Rejected, Unavailable, error_for_status
 from koppla.connector.settings import ConnectorSettings
 from koppla.core import clock, codec
+from koppla.core.tls import verify_for
 
 T = TypeVar("T")
 log = logging.getLogger("koppla.connector.history")
@@ -73,13 +74,9 @@ class PlatformBatches:
         patience_s: float = 60.0,
     ) -> None:
         self._base = settings.platform_url.rstrip("/")
-        verify: Any = True
-        if settings.platform_ca_file is not None:
-            import ssl
-
-            verify = ssl.create_default_context(cafile=str(settings.platform_ca_file))
         self._client = client or httpx.Client(
-            timeout=httpx.Timeout(120.0, connect=5.0), verify=verify
+            timeout=httpx.Timeout(120.0, connect=5.0),
+            verify=verify_for(settings.platform_ca_file),
         )
         self._auth = platform_auth(settings, self._client)
         self._patience_s = patience_s

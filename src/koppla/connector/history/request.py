@@ -7,10 +7,12 @@ field and the problem. Rules, as Adobe's admin applies them:
 - From and To are dates (inclusive, UTC); From may not be after To, neither may be in the future;
 - the range cannot exceed five years (To at most five calendar years after From);
 - each website synced needs a dataset id: the Settings dataset id while "copy dataset ID from
-  settings" is on (the default), else the Order History dataset id;
-- credentials are required (the platform token, `KOPPLA_CONNECTOR_TOKEN`).
+  settings" is on (the default), else the Order History dataset id.
 
 Whether each dataset exists on the platform is checked by the caller (it needs the network).
+`require_credentials(settings)` is the CLI's own rule: `history:sync` sends the batches itself,
+so it needs the platform token (`KOPPLA_CONNECTOR_TOKEN`) or a service account; a sync started
+on the admin pages is sent by the running connector, with that connector's credentials.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from koppla.connector.settings import TOKEN_ENV, ConnectorSettings, WebsiteSettings
+from koppla.connector.settings import (
+    CLIENT_SECRET_ENV,
+    TOKEN_ENV,
+    ConnectorSettings,
+    WebsiteSettings,
+    has_credentials,
+)
 from koppla.core.errors import InvalidInput
 
 MAX_YEARS = 5
@@ -84,6 +92,17 @@ def check_range(start: date, end: date, today: date) -> None:
         )
 
 
+def require_credentials(settings: ConnectorSettings) -> None:
+    """Raise `InvalidInput` (field `token`) unless `settings` can authenticate to the platform:
+    the platform token, or a service account (`client_id` with its secret)."""
+    if not has_credentials(settings):
+        raise InvalidInput(
+            "token: missing credentials: the history sync needs the platform token or a service "
+            f"account; set {TOKEN_ENV} (or client_id and {CLIENT_SECRET_ENV})",
+            field="token",
+        )
+
+
 def history_dataset(site: WebsiteSettings) -> str:
     """The dataset a website's historical orders go to (empty when none is set)."""
     return site.dataset_id if site.history_copy_dataset_id else site.history_dataset_id
@@ -97,12 +116,6 @@ def plan_request(
     website: str | None = None,
 ) -> SyncPlan:
     """The sync of `start`..`end` for `website` (default: every configured website), checked."""
-    if settings.token is None:
-        raise InvalidInput(
-            "token: missing credentials: the history sync needs the platform token; set "
-            f"{TOKEN_ENV}",
-            field="token",
-        )
     check_range(start, end, today)
     sites = list(settings.websites)
     if website is not None:

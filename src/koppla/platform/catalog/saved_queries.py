@@ -140,9 +140,10 @@ class SavedQueries:
         now_ms: int | None = None,
     ) -> HistoryEntry:
         """Add one run to `owner`'s history (failed when `error` is given), keeping the newest
-        `HISTORY_KEPT`; SQL and error text longer than this store keeps are cut."""
+        `HISTORY_KEPT`; SQL and error text longer than this store keeps are cut, and what is
+        no valid Unicode (a lone surrogate) is kept as `?`."""
         at = clock.now_ms() if now_ms is None else now_ms
-        sql, error = sql[:MAX_SQL_CHARS], error[:MAX_ERROR_CHARS]
+        sql, error = _storable(sql[:MAX_SQL_CHARS]), _storable(error[:MAX_ERROR_CHARS])
         ok = not error
         with self._file.transaction() as db:
             added = db.execute(
@@ -174,6 +175,7 @@ class SavedQueries:
 
 def _checked_name(name: str) -> str:
     name = name.strip()
+    _check_text(name, "name")
     if not name:
         raise InvalidInput("name is required", field="name")
     if len(name) > MAX_NAME_CHARS:
@@ -183,9 +185,25 @@ def _checked_name(name: str) -> str:
 
 
 def _checked_sql(sql: str) -> str:
+    _check_text(sql, "sql")
     if not sql.strip():
         raise InvalidInput("sql is required", field="sql")
     if len(sql) > MAX_SQL_CHARS:
         message = f"sql must be at most {MAX_SQL_CHARS} characters, got {len(sql)}"
         raise InvalidInput(message, field="sql")
     return sql
+
+
+def _check_text(text: str, field: str) -> None:
+    """Refuse text SQLite cannot store: a lone surrogate (which JSON's `\\ud800` escape makes)
+    has no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        message = f"{field} is not valid text: a lone UTF-16 surrogate at character {error.start}"
+        raise InvalidInput(message, field=field) from None
+
+
+def _storable(text: str) -> str:
+    """`text` with anything that has no UTF-8 form (lone surrogates) replaced by `?`."""
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -3,10 +3,10 @@
 One in-memory DuckDB database per engine is configured and then locked (`sandbox`): capped
 memory, threads and spill disk, no file system or network access, no extension loading. Before a
 query runs, the guard admits one SELECT and `reach` refuses anything in it that could name a file
-or a setting. At most `max_concurrent` queries run at once (`slots`). Every query gets its own
-cursor (a DuckDB connection to that database) on which the datasets are registered as Arrow
-views, so queries running at the same time never see each other's state and each can be
-interrupted alone.
+or a setting. At most `max_concurrent` queries run at once (`slots`), and a result may take at
+most `max_result_bytes` as Python values (`fetch`). Every query gets its own cursor (a DuckDB
+connection to that database) on which the datasets are registered as Arrow views, so queries
+running at the same time never see each other's state and each can be interrupted alone.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from koppla.core import clock
 from koppla.core.errors import InvalidInput
 from koppla.platform.query.errors import QueryFailed, QueryTimeout
+from koppla.platform.query.fetch import fetch_rows
 from koppla.platform.query.guard import check_sql, explained_select
 from koppla.platform.query.live import LiveTable, LiveTables
 from koppla.platform.query.reach import FILES_OFF, Reach
@@ -56,6 +57,9 @@ Scope = tuple[str, str]
 ScopedSource = Callable[[Scope], ScopedTables]
 """Returns what a scope may read; called once per scoped query."""
 
+DEFAULT_MAX_RESULT_BYTES = 64 * 2**20
+"""The default of the `query_max_result_bytes` setting."""
+
 _UNKNOWN_TABLE = re.compile(r"Table with name (.+?) does not exist")
 
 
@@ -68,6 +72,7 @@ class QueryEngine:
         *,
         timeout_s: float = 30.0,
         max_rows: int = 10_000,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         memory_limit: str = "1GB",
         threads: int = 2,
         temp_directory: Path | None = None,
@@ -84,12 +89,15 @@ class QueryEngine:
         `slot_wait_s` for a slot, then fails with `QueryBusy`. `live` names tables read fresh
         for each query that names them (the profile store's), beside the datasets. `scoped`
         says what a query run with a `scope` (an organization and sandbox) may read instead.
+        A result whose values take more than `max_result_bytes` fails (`QueryFailed`, naming
+        the setting `query_max_result_bytes`) as soon as its rows pass it.
         """
         self._tables = tables
         self._live: LiveTables = live or dict
         self._scoped = scoped
         self._timeout_s = timeout_s
         self._max_rows = _positive(max_rows)
+        self._max_result_bytes = _positive(max_result_bytes, "max_result_bytes")
         self._limits = SandboxLimits(memory_limit, threads, temp_directory, temp_limit)
         self._slots = QuerySlots(max_concurrent, wait_s=slot_wait_s)
         self._snapshots = DeltaSnapshots()
@@ -106,7 +114,8 @@ class QueryEngine:
         without, every dataset (the operator's view, as `koppla query` on the machine has).
         Raises `QueryRefused` before execution for anything but a SELECT over datasets and pure
         functions, `QueryBusy` when no query slot frees up in time, `QueryFailed` with DuckDB's
-        message when the query fails, `QueryTimeout` past the time limit.
+        message when the query fails or its result is too large, `QueryTimeout` past the time
+        limit.
         """
         sql = check_sql(sql)
         cap = self._max_rows if max_rows is None else _positive(max_rows)
@@ -195,7 +204,7 @@ class QueryEngine:
         timer.start()
         try:
             cursor.execute(sql)
-            rows = cursor.fetchmany(cap + 1)
+            rows = fetch_rows(cursor, cap, self._max_result_bytes)
             columns = tuple(Column(d[0], str(d[1])) for d in cursor.description or ())
         except duckdb.InterruptException as exc:
             raise _interrupted(expired.is_set(), self._timeout_s) from exc
@@ -212,10 +221,10 @@ def _columns(cursor: duckdb.DuckDBPyConnection, schema: pa.Schema) -> tuple[Colu
     return tuple(Column(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True))
 
 
-def _positive(max_rows: int) -> int:
-    if max_rows < 1:
-        raise InvalidInput(f"max_rows must be at least 1, got {max_rows}", field="max_rows")
-    return max_rows
+def _positive(value: int, name: str = "max_rows") -> int:
+    if value < 1:
+        raise InvalidInput(f"{name} must be at least 1, got {value}", field=name)
+    return value
 
 
 def _interrupted(expired: bool, timeout_s: float) -> Exception:

@@ -44,8 +44,10 @@ def check_sql(sql: str) -> str:
 
     Also admitted: `EXPLAIN` / `EXPLAIN ANALYZE` of a SELECT, and SELECT-shaped statements
     DuckDB classes as SELECT (`WITH`, `FROM t`, `VALUES`, `DESCRIBE`, `SUMMARIZE`, `SHOW`).
-    The message names the refused statement and the reason, or carries DuckDB's parser message.
+    The message names the refused statement and the reason, or carries DuckDB's parser message
+    (or names `sql` when the text is no valid Unicode, such as JSON's lone surrogate `"\\ud800"`).
     """
+    _check_text(sql)
     statement = _single_statement(sql)
     if statement.type == duckdb.StatementType.SELECT:
         return sql.strip()
@@ -55,6 +57,19 @@ def check_sql(sql: str) -> str:
             return sql.strip()
         raise QueryRefused(f"EXPLAIN is allowed only for a SELECT, not {_verb(inner)}")
     raise QueryRefused(_refusal(statement))
+
+
+def _check_text(sql: str) -> None:
+    """Refuse text DuckDB cannot take: a lone surrogate (which JSON's `\\ud800` escape makes)
+    has no UTF-8 form."""
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise QueryRefused(
+            f"sql is not valid text: a lone UTF-16 surrogate at character {error.start}; "
+            "send the query as Unicode characters",
+            field="sql",
+        ) from None
 
 
 def explained_select(sql: str) -> str:

@@ -67,6 +67,7 @@ from koppla.web.routes.connector_settings import (
     run_connection_test,
     save_account,
     save_settings,
+    version_number,
 )
 from koppla.web.services import Services
 
@@ -415,10 +416,9 @@ async def settings_form(request: Request, svc: Svc, session: CsrfChecked, store:
     stored = await run_in_threadpool(read_settings, store, session.org_id)
     scope = _scope(stored.document, _text(data, "scope"))
     document, code = _from_form(data, stored.document, scope)
-    version = _text(data, "version")
-    expected = int(version) if version.isdigit() else None
     values = _values(document, Scope(scope.key, scope.label, code or scope.code))
     try:
+        expected = _form_version(_text(data, "version"))
         await run_in_threadpool(
             save_settings, svc, store, principal_of(session), document, expected
         )
@@ -450,6 +450,17 @@ async def settings_form(request: Request, svc: Svc, session: CsrfChecked, store:
         )
     target = f"website:{code}" if code else "default"
     return RedirectResponse(f"{BASE}/settings?scope={target}&saved=1", status.HTTP_303_SEE_OTHER)
+
+
+def _form_version(text: str) -> int | None:
+    """The version the form was opened with (None when the form has none); `SettingsInvalid`
+    naming `version` when it is not one."""
+    if not text:
+        return None
+    found = version_number(text)
+    if found is None:
+        raise SettingsInvalid([Problem("version", "must be a whole number")])
+    return found
 
 
 # order history -----------------------------------------------------------------------------------

@@ -330,12 +330,15 @@ def _literal(text: str) -> str:
 
 
 def _moment(value: str) -> datetime | None:
-    """A `datetime-local` value (or ISO 8601 text) as a UTC moment; naive times are UTC."""
+    """A `datetime-local` value (or ISO 8601 text) as a UTC moment; naive times are UTC.
+
+    None for text that is no date and time, and for a moment outside the years 1 to 9999 in
+    UTC (`0001-01-01T00:00+14:00` is still in year 0 there)."""
     try:
         moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _not_found(request: Request, message: str) -> HTMLResponse:

@@ -8,6 +8,11 @@
 - The cookie `koppla_session` is HttpOnly, SameSite=Lax, Path=/, and Secure when the request
   came over https. The login form has its own double-submit token (the cookie `koppla_login`
   and the form field `csrf`), so no other site can sign someone in to an account of its choice.
+- Sign-ins hash passwords (argon2id: 64 MiB and about a tenth of a second of CPU each) on their
+  own `SIGN_IN_THREADS` threads, never on the thread pool the other routes and the token gate
+  share; while `SIGN_IN_QUEUE` attempts already wait for those threads, another is answered 429
+  with `Retry-After` before any hashing, so a flood of sign-ins costs little and delays nothing
+  else.
 """
 
 from __future__ import annotations
@@ -39,8 +44,35 @@ HOME_PATH = "/admin/"
 FAILURE_DELAY_S = 0.5
 """How long a failed sign-in waits before it answers (the same for every kind of failure)."""
 LOGIN_FORM_TTL_S = 3600
+SIGN_IN_THREADS = 2
+"""How many sign-ins hash a password at once (each takes argon2id's 64 MiB)."""
+SIGN_IN_QUEUE = 8
+"""How many sign-ins may wait for a hashing thread; past that, 429 before any work."""
+BUSY_RETRY_AFTER_S = 5
+BUSY = "too many sign-ins at once: try again in a few seconds"
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class SignInLine:
+    """The sign-ins of one app: at most `threads` hash at once, at most `queue` wait."""
+
+    def __init__(self, threads: int = SIGN_IN_THREADS, queue: int = SIGN_IN_QUEUE) -> None:
+        self.limiter = anyio.CapacityLimiter(threads)
+        self.queue = queue
+
+    def full(self) -> bool:
+        """True when `queue` attempts already wait for a hashing thread."""
+        return self.limiter.statistics().tasks_waiting >= self.queue
+
+
+def sign_in_line(request: Request) -> SignInLine:
+    """The app's `SignInLine` (made on the first sign-in, on the event loop)."""
+    line = getattr(request.app.state, "sign_in_line", None)
+    if not isinstance(line, SignInLine):
+        line = SignInLine()
+        request.app.state.sign_in_line = line
+    return line
 
 
 def user_store(request: Request) -> UserStore:
@@ -128,9 +160,16 @@ async def login(
     if not expected or not hmac.compare_digest(csrf.encode(), expected.encode()):
         message = "the sign-in form expired: please sign in again"
         return _login_page(request, next, email, message, status.HTTP_403_FORBIDDEN)
+    line = sign_in_line(request)
+    if line.full():
+        busy = _login_page(request, next, email, BUSY, status.HTTP_429_TOO_MANY_REQUESTS)
+        busy.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+        return busy
     store = user_store(request)
     try:
-        session = await anyio.to_thread.run_sync(store.sign_in, email, password)
+        session = await anyio.to_thread.run_sync(
+            store.sign_in, email, password, limiter=line.limiter
+        )
     except SignInRefused as refused:
         await anyio.sleep(FAILURE_DELAY_S)
         if refused.retry_after_s:

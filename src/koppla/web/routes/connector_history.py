@@ -2,12 +2,12 @@
 
 For the store connector of this server's home, which belongs to the home's organization (others
 get 404), with that organization's settings as saved on the Settings page
-(`/api/v1/connector/settings`; without any, `<home>/connector.toml`), its token in
-`KOPPLA_CONNECTOR_TOKEN`, and the same rules as `koppla connector history:sync`, plus the
-admin's: Start Sync needs a service account. A refusal is 400 with `{"detail", "field"}`. A sync
-started here is carried out by the running connector (`koppla connector run` queues its chunks
-and consumes them) or by `history:work` consumers; progress comes from the connector's ledger
-and, for the batches, from this platform's catalog.
+(`/api/v1/connector/settings`; without any, `<home>/connector.toml`), and the same rules as
+`koppla connector history:sync`, plus the admin's: Start Sync needs a service account. The
+server itself needs no connector token: a sync started here is carried out, with the
+connector's own credentials, by the running connector (`koppla connector run` queues its chunks
+and consumes them) or by `history:work` consumers. A refusal is 400 with `{"detail", "field"}`;
+progress comes from the connector's ledger and, for the batches, from this platform's catalog.
 """
 
 from __future__ import annotations

@@ -5,20 +5,23 @@ The JSON twin of the Data Connection pages. Every call acts for the caller's org
 - `GET /api/v1/connector/settings`: the organization's settings document, its `version`
   (also as `ETag`; `If-None-Match` answers 304), and each field's label, section and
   description (the form's help).
-- `PUT /api/v1/connector/settings`: the whole document (`version`, or `If-Match`, guards against
-  a concurrent save: 409). 400 lists every problem: `{"detail", "errors": [{"field":
-  "websites[base].dataset_id", "message"}]}`. `warnings` name datasets and datastreams the
-  organization does not have (saved anyway: the connector may send to Adobe's platform).
+- `PUT /api/v1/connector/settings`: the whole document (`version`, or `If-Match: "v<n>"`,
+  guards against a concurrent save: 409; `*` saves over any version, and anything else is
+  refused naming `version`). 400 lists every problem: `{"detail", "errors": [{"field":
+  "websites[base].dataset_id", "message"}]}`; a missing or empty `org_id` is the caller's.
+  `warnings` name datasets and datastreams the organization does not have (saved anyway: the
+  connector may send to Adobe's platform).
 - `PUT|DELETE /api/v1/connector/settings/websites/{code}`: one website's settings.
 - `GET|PUT|DELETE /api/v1/connector/service-account`: the pasted workspace file's credential (the
   client secret is encrypted at rest and never answered: `"clientSecret": "••••"`).
 - `POST /api/v1/connector/service-account/test`: Test connection, with a pasted workspace or
-  the saved account: a token from the platform's IMS endpoint, then a platform call.
+  the saved account: a token from the platform's IMS endpoint, then a platform call. Every
+  field of a paste must be UTF-8 text (400 naming the field).
 """
 
 from __future__ import annotations
 
-import ssl
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -29,6 +32,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from koppla.connector.connection_check import (
+    CONNECTION_TIMEOUT_S,
     ConnectionReport,
     ServiceCredentials,
     check_connection,
@@ -46,6 +50,7 @@ from koppla.connector.settings import (
 from koppla.core import clock, codec
 from koppla.core.errors import InvalidInput, NotFound
 from koppla.core.settings import Settings
+from koppla.core.tls import verify_for
 from koppla.platform.catalog.access import DEFAULT_SANDBOX, Principal
 from koppla.platform.catalog.connector_settings import (
     KEY_FILE,
@@ -61,9 +66,10 @@ from koppla.web.services import Services
 
 router = APIRouter(prefix="/api/v1/connector", tags=["connector settings"])
 
+VERSION = re.compile(r"[0-9]{1,18}")
+"""A settings version as text (an `ETag` is `"v<version>"`)."""
 _STORE = "connector_settings_store"
 """Where the app keeps its `ConnectorSettingsStore` in `app.state` (made on first use)."""
-CONNECTION_TIMEOUT_S = 15.0
 
 _RULES = {"description": "Every broken rule: `{detail, errors: [{field, message}]}`."}
 _STALE = {"description": "The settings changed since the version the save was based on."}
@@ -89,11 +95,7 @@ async def connection_client(request: Request) -> AsyncIterator[httpx.AsyncClient
     """The HTTP client Test connection uses: the system's trust store, plus this server's own
     certificate when it serves TLS (so a self-signed platform can be tested)."""
     svc: Services = request.app.state.services
-    verify: ssl.SSLContext | bool = True
-    if svc.settings.tls_cert is not None:
-        context = ssl.create_default_context()
-        context.load_verify_locations(cafile=str(svc.settings.tls_cert))
-        verify = context
+    verify = verify_for(svc.settings.tls_cert)
     async with httpx.AsyncClient(timeout=CONNECTION_TIMEOUT_S, verify=verify) as client:
         yield client
 
@@ -125,12 +127,14 @@ def check_for(org_id: str, data: Any) -> AdminSettings:
     """`data` as the settings of `org_id`; `SettingsInvalid` lists every problem.
 
     A missing (or empty) `org_id` is the organization's; another organization's is refused
-    (one per instance, and a person or token acts for its own organization only).
+    (one per instance, and a person or token acts for its own organization only), as is any
+    value that is not text.
     """
     if not isinstance(data, dict):
         raise SettingsInvalid([Problem("", "the settings must be a JSON object")])
     given = {k: v for k, v in data.items() if k != "version"}
-    given["org_id"] = given.get("org_id") or org_id
+    if given.get("org_id", "") == "":
+        given["org_id"] = org_id
     problems: list[Problem] = []
     try:
         checked = parse_document(given)
@@ -211,18 +215,29 @@ def _conflict(conflict: VersionConflict) -> JSONResponse:
     return JSONResponse({"detail": str(conflict), "version": conflict.current}, status_code=409)
 
 
+def version_number(text: str) -> int | None:
+    """`text` as a settings version (1 to 18 ASCII digits), else None."""
+    return int(text) if VERSION.fullmatch(text) else None
+
+
 def _expected(body: Any, if_match: str | None) -> int | None:
-    """The version a save is based on: the body's `version`, else `If-Match: "v<n>"`."""
+    """The version a save is based on: the body's `version`, else `If-Match: "v<n>"` (absent
+    or `*`: any version); `SettingsInvalid` naming `version` for anything else."""
     if isinstance(body, dict) and body.get("version") is not None:
         version = body["version"]
         if not isinstance(version, int) or isinstance(version, bool):
             raise SettingsInvalid([Problem("version", "must be a whole number")])
         return version
-    if if_match and if_match.strip().strip('"').startswith("v"):
-        text = if_match.strip().strip('"')[1:]
-        if text.isdigit():
-            return int(text)
-    return None
+    tag = (if_match or "").strip()
+    if tag in ("", "*"):
+        return None
+    tag = tag.strip('"')
+    found = version_number(tag[1:]) if tag.startswith("v") else None
+    if found is None:
+        raise SettingsInvalid(
+            [Problem("version", 'If-Match must be an ETag these settings answered ("v<n>") or *')]
+        )
+    return found
 
 
 def _answer(saved: Saved) -> JSONResponse:
@@ -493,23 +508,46 @@ async def run_connection_test(
     return await check_connection(client, url, credentials, sandbox=sandbox, expected_org=expected)
 
 
+PASTED_FIELDS = {
+    "workspace": "workspace",
+    "authType": "auth_type",
+    "platformUrl": "platform_url",
+    "sandbox": "sandbox",
+    "privateKey": "private_key",
+}
+"""The service account body's fields, and the `Pasted` attribute each fills."""
+
+
 def _pasted(body: Any) -> Pasted:
+    """The service account form's fields in `body`; `InvalidInput` naming a field that is not
+    text (or not Unicode: JSON may carry lone UTF-16 surrogates such as `\\ud800`)."""
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object", field="workspace")
     workspace = body.get("workspace", "")
     if isinstance(workspace, dict):
-        workspace = codec.dumps(workspace).decode()
-    values = {
-        "workspace": workspace,
-        "auth_type": body.get("authType", "oauth_server_to_server"),
-        "platform_url": body.get("platformUrl", ""),
-        "sandbox": body.get("sandbox", DEFAULT_SANDBOX),
-        "private_key": body.get("privateKey", ""),
-    }
-    for name, value in values.items():
+        try:
+            workspace = codec.dumps(workspace).decode()
+        except TypeError:  # a string in it is not Unicode
+            raise InvalidInput("workspace: must be UTF-8 text", field="workspace") from None
+    given = {**body, "workspace": workspace}
+    values = {"auth_type": "oauth_server_to_server", "sandbox": DEFAULT_SANDBOX}
+    for name, attribute in PASTED_FIELDS.items():
+        value = given.get(name, values.get(attribute, ""))
         if not isinstance(value, str):
             raise InvalidInput(f"{name}: must be text", field=name)
+        if not _unicode(value):
+            raise InvalidInput(f"{name}: must be UTF-8 text", field=name)
+        values[attribute] = value
     return Pasted(**values)
+
+
+def _unicode(text: str) -> bool:
+    """True when `text` encodes as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _invalid(error: InvalidInput) -> JSONResponse:

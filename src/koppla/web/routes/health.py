@@ -12,6 +12,7 @@ from koppla.core import clock
 from koppla.platform.pipeline import health as heartbeat
 from koppla.web.auth import Caller, Svc
 from koppla.web.liveness import Watch, verdict
+from koppla.web.services import Services
 from koppla.web.status import spool_backlog, status
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
@@ -28,12 +29,16 @@ def home_status(svc: Svc, caller: Caller) -> dict[str, Any]:
     "/health",
     responses={503: {"description": "The pipeline is down or stuck; `reason` says which."}},
 )
-def health(request: Request, svc: Svc) -> JSONResponse:
+async def health(request: Request) -> JSONResponse:
     """200 `{"status": "ok"}` while what the edge accepts gets stored; else 503 with a reason.
 
     503 when the pipeline's heartbeat is older than 10 s (not running) or the spool has a backlog
     and the pipeline made no progress for `pipeline_stall_s` (stuck).
     """
+    # On the event loop, with no dependency that runs on the shared thread pool: its work is
+    # a small file read (and, only while the pipeline is still, a listing of the spool), so
+    # health answers even while every worker thread is busy.
+    svc: Services = request.app.state.services
     watch: Watch = getattr(request.app.state, "watch", Watch(since_ms=0))
     found = verdict(
         heartbeat.read(svc.layout.pipeline_health),

@@ -2,9 +2,11 @@
 
 `POST /ims/token/v3` is the OAuth server-to-server (client credentials) flow: form-encoded
 `grant_type=client_credentials`, `client_id`, `client_secret`, `scope`, answered with
-`{"access_token", "token_type": "bearer", "expires_in": 86399}` (seconds). Errors are OAuth's:
+`{"access_token", "token_type": "bearer", "expires_in": 86399}` (seconds). `POST /ims/token/v2`
+is the same (Adobe's `@adobe/aio-lib-ims` posts there). Errors are OAuth's:
 `{"error": "invalid_client" | "invalid_scope" | "unsupported_grant_type" | "invalid_request",
-"error_description"}`.
+"error_description"}`. How the parameters are read (body or query string, each once, secrets
+in the body only) is `token_form`'s; nothing sent is ever echoed back.
 
 `POST /ims/exchange/jwt` is the deprecated service-account (JWT) flow: `client_id`,
 `client_secret` and `jwt_token`, a JWT signed (RS256) with the private key whose public key was
@@ -15,16 +17,17 @@ registered with the credential (`koppla credentials create --jwt --public-key`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from koppla.platform.catalog.access import ACCESS_TOKEN_TTL_S, Credential, TokenRefused
 from koppla.web.auth import Svc
 from koppla.web.services import Services
+from koppla.web.token_form import form_openapi, token_parameters
 
 router = APIRouter(prefix="/ims", tags=["ims"])
 
@@ -33,7 +36,18 @@ DEPRECATION = (
     "credential (koppla credentials create) and use POST /ims/token/v3"
 )
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-FormText = Annotated[str, Form()]
+TOKEN_FIELDS = {
+    "grant_type": "`client_credentials`.",
+    "client_id": "The credential's client id.",
+    "client_secret": "The credential's client secret.",
+    "scope": "Comma-separated scopes, each one the credential has (default: all of them).",
+}
+JWT_FIELDS = {
+    "client_id": "The credential's client id.",
+    "client_secret": "The credential's client secret.",
+    "jwt_token": "A JWT signed (RS256) with the credential's private key.",
+}
+_INVALID_REQUEST = "`invalid_request` (a field missing, repeated, a file, or a secret in the URL)"
 
 
 def _refusal(error: TokenRefused, extra: dict[str, str] | None = None) -> JSONResponse:
@@ -41,21 +55,24 @@ def _refusal(error: TokenRefused, extra: dict[str, str] | None = None) -> JSONRe
     return JSONResponse(body, status_code=error.status, headers={**NO_STORE, **(extra or {})})
 
 
-@router.post(
-    "/token/v3",
-    responses={
-        400: {"description": "`invalid_request`, `unsupported_grant_type` or `invalid_scope`."},
+_TOKEN_ROUTE: dict[str, Any] = {
+    "responses": {
+        400: {"description": f"{_INVALID_REQUEST}, `unsupported_grant_type` or `invalid_scope`."},
         401: {"description": "`invalid_client`: unknown client id or wrong secret."},
     },
-)
-async def token(
-    svc: Svc,
-    grant_type: FormText = "",
-    client_id: FormText = "",
-    client_secret: FormText = "",
-    scope: FormText = "",
-) -> JSONResponse:
+    "openapi_extra": form_openapi(TOKEN_FIELDS),
+}
+
+
+@router.post("/token/v3", **_TOKEN_ROUTE)
+@router.post("/token/v2", **_TOKEN_ROUTE)
+async def token(request: Request, svc: Svc) -> JSONResponse:
     """Trade a service credential's client id and secret for an access token."""
+    try:
+        sent = await token_parameters(request, list(TOKEN_FIELDS))
+    except TokenRefused as error:
+        return _refusal(error)
+    grant_type, client_id = sent["grant_type"], sent["client_id"]
     if grant_type != "client_credentials":
         return _refusal(
             TokenRefused(
@@ -63,11 +80,11 @@ async def token(
                 f"grant_type {grant_type!r} is not supported: use client_credentials",
             )
         )
-    if not client_id or not client_secret:
+    if not client_id or not sent["client_secret"]:
         return _refusal(TokenRefused("invalid_request", "client_id and client_secret are required"))
     try:
         access, expires_in, _ = await run_in_threadpool(
-            svc.catalog.access.exchange, client_id, client_secret, scope
+            svc.catalog.access.exchange, client_id, sent["client_secret"], sent["scope"]
         )
     except TokenRefused as error:
         return _refusal(error)
@@ -78,20 +95,19 @@ async def token(
 @router.post(
     "/exchange/jwt",
     responses={
-        400: {"description": "A refused JWT (`invalid_token`) or a missing field."},
+        400: {"description": f"A refused JWT (`invalid_token`) or {_INVALID_REQUEST}."},
         401: {"description": "`invalid_client`: unknown client id or wrong secret."},
     },
+    openapi_extra=form_openapi(JWT_FIELDS),
 )
-async def exchange_jwt(
-    svc: Svc,
-    client_id: FormText = "",
-    client_secret: FormText = "",
-    jwt_token: FormText = "",
-) -> JSONResponse:
+async def exchange_jwt(request: Request, svc: Svc) -> JSONResponse:
     """Deprecated: trade a signed JWT (plus client id and secret) for an access token."""
     deprecated = {"Deprecation": "true", "Warning": f'299 - "{DEPRECATION}"'}
     try:
-        access = await run_in_threadpool(_exchange_jwt, svc, client_id, client_secret, jwt_token)
+        sent = await token_parameters(request, list(JWT_FIELDS))
+        access = await run_in_threadpool(
+            _exchange_jwt, svc, sent["client_id"], sent["client_secret"], sent["jwt_token"]
+        )
     except TokenRefused as error:
         return _refusal(error, deprecated)
     body: dict[str, Any] = {

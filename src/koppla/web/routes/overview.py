@@ -6,7 +6,9 @@ batches. The admin page `/admin/` shows the same document.
 
 The events chart reads only the columns `timestamp` and `eventType` of rows whose `timestamp`
 falls in the hour; the filter reaches the Delta files' statistics, so older files are skipped
-and a big dataset costs what its last hour holds.
+and a big dataset costs what its last hour holds. It shows the `TOP_EVENT_TYPES` busiest event
+types of the hour and counts the rest together as `(other)`, so the answer stays a few thousand
+rows however many event types arrive; the total is counted apart and is exact.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ WINDOW_MINUTES = 60
 RECENT_BATCHES = 10
 EVENT_COLUMNS = frozenset({"timestamp", "eventType"})
 """The columns that make a dataset an event dataset for the chart."""
+TOP_EVENT_TYPES = 20
+"""How many event types the chart shows apart; the others are counted as `OTHER`."""
+OTHER = "(other)"
+NO_TYPE = "(none)"
 
 
 @router.get("/overview")
@@ -89,32 +95,51 @@ def events_per_minute(
     (the current minute included), from every event dataset of `scope`.
 
     `minutes` are the minutes' starts (epoch seconds, oldest first); each series has one count
-    per minute. `error` says why the counts could not be read (they are then empty).
+    per minute. The `TOP_EVENT_TYPES` busiest event types of the hour have a series each, busiest
+    first; the rest are added up in one series `(other)`, last, and `otherEventTypes` says how
+    many they are. `total` is every event of the hour. `error` says why the counts could not be
+    read (they are then empty) or are incomplete.
     """
     end_s = now_ms // 60_000 * 60 + 60
     start_s = end_s - WINDOW_MINUTES * 60
     minutes = list(range(start_s, end_s, 60))
-    shown: dict[str, Any] = {"minutes": minutes, "series": [], "total": 0, "error": None}
+    shown: dict[str, Any] = {
+        "minutes": minutes,
+        "series": [],
+        "total": 0,
+        "otherEventTypes": 0,
+        "error": None,
+    }
     sources = [t.name for t in tables if {c.name for c in t.columns} >= EVENT_COLUMNS]
     if not sources:
         return shown
-    sql = _events_sql(sources, start_s, end_s)
     try:
-        rows = svc.query.run(sql, scope=scope).rows
+        result = svc.query.run(_events_sql(sources, start_s, end_s), scope=scope)
     except (QueryFailed, QueryTimeout, QueryBusy) as error:
         return shown | {"error": str(error)}
-    counts: dict[str, list[int]] = {}
-    for minute, event_type, count in rows:
-        series = counts.setdefault(str(event_type), [0] * len(minutes))
+    counts: dict[str | None, list[int]] = {}
+    for minute, event_type, count, total, types in result.rows:
+        series = counts.setdefault(event_type, [0] * len(minutes))
         series[(int(minute) - start_s) // 60] += int(count)
+        shown["total"] = int(total)
+        shown["otherEventTypes"] = max(0, int(types) - TOP_EVENT_TYPES)
+    other = counts.pop(None, None)
     ordered = sorted(counts.items(), key=lambda item: (-sum(item[1]), item[0]))
     shown["series"] = [{"eventType": name, "counts": values} for name, values in ordered]
-    shown["total"] = sum(sum(values) for values in counts.values())
+    if other is not None:
+        shown["series"].append({"eventType": OTHER, "counts": other})
+    if result.truncated:
+        shown["error"] = (
+            f"the chart shows only part of the hour: its counts came to more than "
+            f"{len(result.rows)} rows (query_max_rows); the total is complete"
+        )
     return shown
 
 
 def _events_sql(sources: list[str], start_s: int, end_s: int) -> str:
-    """One query over every event dataset (names are checked SQL identifiers)."""
+    """One query over every event dataset (names are checked SQL identifiers): rows of
+    (minute, event type or NULL for the folded ones, count, the hour's total, how many event
+    types the hour had)."""
     start = clock.iso_ms(start_s * 1000)
     end = clock.iso_ms(end_s * 1000)
     parts = [
@@ -123,9 +148,16 @@ def _events_sql(sources: list[str], start_s: int, end_s: int) -> str:
         for name in sources
     ]
     return (
-        "SELECT CAST(epoch(date_trunc('minute', ts)) AS BIGINT) AS minute, "
-        "coalesce(event_type, '(none)') AS event_type, count(*) AS n "
-        f"FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL"
+        "WITH events AS (SELECT ts, coalesce(event_type, '" + NO_TYPE + "') AS event_type "
+        f"FROM ({' UNION ALL '.join(parts)})), "
+        "top AS (SELECT event_type FROM events GROUP BY event_type "
+        f"ORDER BY count(*) DESC, event_type LIMIT {TOP_EVENT_TYPES}), "
+        "hour AS (SELECT count(*) AS total, count(DISTINCT event_type) AS types FROM events), "
+        "counted AS (SELECT CAST(epoch(date_trunc('minute', e.ts)) AS BIGINT) AS minute, "
+        "t.event_type AS event_type, count(*) AS n "
+        "FROM events e LEFT JOIN top t ON e.event_type = t.event_type GROUP BY ALL) "
+        "SELECT c.minute, c.event_type, c.n, h.total, h.types FROM counted c CROSS JOIN hour h "
+        "ORDER BY c.event_type NULLS LAST, c.minute"
     )
 
 
