@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,6 +20,7 @@ from koppla.core import codec
 from koppla.core.settings import Settings
 from koppla.web import listening
 from koppla.web.listening import Listening
+from tests.core.test_tls import handshake
 
 
 def _settings(tmp_path: Path, **given: object) -> Settings:
@@ -117,37 +117,6 @@ def test_sigterm_removes_the_record_then_ends_the_process(tmp_path: Path) -> Non
     assert not (home / "server.json").exists()
 
 
-def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> None:
-    """A TLS handshake in memory; raises what the client's verification raises."""
-    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client_side = client.wrap_bio(to_client, to_server, server_hostname=hostname)
-    server_side = server.wrap_bio(to_server, to_client, server_side=True)
-    for _ in range(10):
-        finished = 0
-        for side in (client_side, server_side):
-            try:
-                side.do_handshake()
-                finished += 1
-            except ssl.SSLWantReadError:
-                pass
-        if finished == 2:
-            return
-    raise AssertionError("the handshake did not finish")
-
-
-def test_the_servers_own_certificate_is_trusted(tmp_path: Path) -> None:
-    cert = trustme.CA().issue_cert("127.0.0.1")
-    cert_file = tmp_path / "cert.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))  # the leaf only, as --tls-cert
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server)
-    _handshake(server, listening.trust(cert_file), "127.0.0.1")
-    with pytest.raises(ssl.SSLCertVerificationError):
-        _handshake(server, ssl.create_default_context(), "127.0.0.1")
-    with pytest.raises(ssl.SSLCertVerificationError):  # the name is still checked
-        _handshake(server, listening.trust(cert_file), "other.test")
-
-
 def test_a_self_signed_certificate_is_trusted(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "koppla")])
@@ -174,4 +143,4 @@ def test_a_self_signed_certificate_is_trusted(tmp_path: Path) -> None:
     )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
-    _handshake(server, listening.trust(cert_file), "localhost")
+    handshake(server, listening.trust(cert_file), "localhost")

@@ -15,6 +15,7 @@ from pathlib import Path
 from koppla.core import clock, ids
 from koppla.core.errors import InvalidInput
 from koppla.core.sqlite import SqliteFile
+from koppla.core.text import check_unicode
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS saved_queries (
@@ -175,7 +176,7 @@ class SavedQueries:
 
 def _checked_name(name: str) -> str:
     name = name.strip()
-    _check_text(name, "name")
+    check_unicode(name, "name")
     if not name:
         raise InvalidInput("name is required", field="name")
     if len(name) > MAX_NAME_CHARS:
@@ -185,23 +186,13 @@ def _checked_name(name: str) -> str:
 
 
 def _checked_sql(sql: str) -> str:
-    _check_text(sql, "sql")
+    check_unicode(sql, "sql")
     if not sql.strip():
         raise InvalidInput("sql is required", field="sql")
     if len(sql) > MAX_SQL_CHARS:
         message = f"sql must be at most {MAX_SQL_CHARS} characters, got {len(sql)}"
         raise InvalidInput(message, field="sql")
     return sql
-
-
-def _check_text(text: str, field: str) -> None:
-    """Refuse text SQLite cannot store: a lone surrogate (which JSON's `\\ud800` escape makes)
-    has no UTF-8 form."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        message = f"{field} is not valid text: a lone UTF-16 surrogate at character {error.start}"
-        raise InvalidInput(message, field=field) from None
 
 
 def _storable(text: str) -> str:

@@ -6,6 +6,8 @@ import re
 
 import duckdb
 
+from koppla.core.errors import InvalidInput
+from koppla.core.text import check_unicode
 from koppla.platform.query.errors import QueryRefused
 
 _READ_ONLY = "only SELECT queries are allowed"
@@ -60,16 +62,11 @@ def check_sql(sql: str) -> str:
 
 
 def _check_text(sql: str) -> None:
-    """Refuse text DuckDB cannot take: a lone surrogate (which JSON's `\\ud800` escape makes)
-    has no UTF-8 form."""
+    """Refuse text DuckDB cannot take (no UTF-8 form), as a refused query."""
     try:
-        sql.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise QueryRefused(
-            f"sql is not valid text: a lone UTF-16 surrogate at character {error.start}; "
-            "send the query as Unicode characters",
-            field="sql",
-        ) from None
+        check_unicode(sql, "sql")
+    except InvalidInput as error:
+        raise QueryRefused(f"{error}; send the query as Unicode characters", field="sql") from None
 
 
 def explained_select(sql: str) -> str:

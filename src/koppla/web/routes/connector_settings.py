@@ -50,6 +50,7 @@ from koppla.connector.settings import (
 from koppla.core import clock, codec
 from koppla.core.errors import InvalidInput, NotFound
 from koppla.core.settings import Settings
+from koppla.core.text import is_unicode
 from koppla.core.tls import verify_for
 from koppla.platform.catalog.access import DEFAULT_SANDBOX, Principal
 from koppla.platform.catalog.connector_settings import (
@@ -535,19 +536,10 @@ def _pasted(body: Any) -> Pasted:
         value = given.get(name, values.get(attribute, ""))
         if not isinstance(value, str):
             raise InvalidInput(f"{name}: must be text", field=name)
-        if not _unicode(value):
+        if not is_unicode(value):
             raise InvalidInput(f"{name}: must be UTF-8 text", field=name)
         values[attribute] = value
     return Pasted(**values)
-
-
-def _unicode(text: str) -> bool:
-    """True when `text` encodes as UTF-8 (no lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _invalid(error: InvalidInput) -> JSONResponse:
