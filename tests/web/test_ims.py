@@ -194,7 +194,6 @@ async def test_v2_is_served_by_the_same_handler_for_multipart_forms(
     ("body", "query"),
     [
         ("grant_type=client_credentials&client_id=x&client_id={id}&client_secret={secret}", ""),
-        ("grant_type=client_credentials&client_id=&client_id={id}&client_secret={secret}", ""),
         ("grant_type=client_credentials&client_id={id}&client_secret={secret}", "client_id={id}"),
         ("grant_type=client_credentials&client_id={id}&client_secret={secret}&client_secret=x", ""),
     ],
@@ -215,6 +214,27 @@ async def test_a_repeated_parameter_is_an_invalid_request_not_last_wins(
     assert answer.json()["error"] == "invalid_request"
     assert "was sent 2 times: send each parameter once" in answer.json()["error_description"]
     assert secret not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("body", "query"),
+    [
+        ("grant_type=client_credentials&client_id=&client_id={id}&client_secret={secret}", ""),
+        ("grant_type=client_credentials&client_id=&client_secret={secret}", "client_id={id}"),
+    ],
+)
+async def test_a_parameter_sent_empty_counts_as_not_sent(
+    client: httpx.AsyncClient, demo: Datastream, services: Services, body: str, query: str
+) -> None:
+    """RFC 6749 §3.1: parameters sent without a value are treated as omitted."""
+    credential, secret = services.catalog.create_credential("c")
+    url = TOKEN_URL + ("?" + query.format(id=credential.client_id) if query else "")
+    answer = await client.post(
+        url,
+        content=body.format(id=credential.client_id, secret=secret),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 200, answer.text
 
 
 @pytest.mark.parametrize("path", [TOKEN_URL, "/ims/token/v2", "/ims/exchange/jwt"])

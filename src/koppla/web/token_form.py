@@ -41,20 +41,20 @@ async def token_parameters(request: Request, names: Sequence[str]) -> dict[str, 
 
 
 def _one(name: str, form: FormData, request: Request) -> str:
-    sent: list[Any] = [*form.getlist(name), *request.query_params.getlist(name)]
+    given: list[Any] = [*form.getlist(name), *request.query_params.getlist(name)]
+    if any(not isinstance(value, str) for value in given):
+        raise TokenRefused("invalid_request", f"{name} must be text, not a file")
+    sent = [value for value in given if value != ""]  # sent empty counts as not sent (§3.1)
     if len(sent) > 1:
         raise TokenRefused(
             "invalid_request", f"{name} was sent {len(sent)} times: send each parameter once"
         )
-    if name in SECRETS and name in request.query_params:
+    if name in SECRETS and any(request.query_params.getlist(name)):
         raise TokenRefused(
             "invalid_request",
             f"{name} must be sent in the form-encoded body, never in the URL",
         )
-    value = sent[0] if sent else ""
-    if not isinstance(value, str):
-        raise TokenRefused("invalid_request", f"{name} must be text, not a file")
-    return value
+    return str(sent[0]) if sent else ""
 
 
 def form_openapi(fields: dict[str, str]) -> dict[str, Any]:

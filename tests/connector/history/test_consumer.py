@@ -18,6 +18,7 @@ from koppla.connector.history.consumer import consume
 from koppla.connector.history.message import ChunkMessage
 from koppla.connector.history.sync import HistorySync, open_history_queue
 from koppla.connector.history_demo import generate_history
+from koppla.connector.remote_settings import write_cache
 from koppla.connector.settings import ConnectorSettings, load_settings
 from koppla.connector.source import StoreSource, connect
 from koppla.core import clock, codec
@@ -89,7 +90,11 @@ def shop_settings(tmp_path: Path, **extra: Any) -> ConnectorSettings:
     )
 
 
-async def run_sync(settings: ConnectorSettings, fake: FakePlatform) -> HistorySync:
+async def run_sync(
+    settings: ConnectorSettings,
+    fake: FakePlatform,
+    worker_settings: ConnectorSettings | None = None,
+) -> HistorySync:
     platform = PlatformBatches(
         settings, httpx.Client(transport=httpx.MockTransport(fake)), patience_s=0
     )
@@ -100,7 +105,9 @@ async def run_sync(settings: ConnectorSettings, fake: FakePlatform) -> HistorySy
     engine = connect(settings.dsn)
     try:
         await sync.produce(request, queue)
-        worker = ChunkWorker(settings, sync.ledger, StoreSource(engine), platform)
+        worker = ChunkWorker(
+            worker_settings or settings, sync.ledger, StoreSource(engine), platform
+        )
 
         def finished() -> bool:
             return sync.progress(request.id).request.status in ("done", "failed")
@@ -194,3 +201,39 @@ async def test_a_batch_the_platform_aborted_is_replaced_and_a_lost_one_fails(
     del fake.batches[batch.batch_id]  # the platform lost it: 404 → the chunk fails, not hangs
     assert sync.progress(request.id).request.status == "failed"
     sync.close()
+
+
+def _started_without_websites(settings: ConnectorSettings) -> ConnectorSettings:
+    """The settings a connector started with before any website was saved on the platform."""
+    return load_settings(settings.home, token="t", source_dsn=settings.source_dsn)
+
+
+async def test_a_website_saved_after_the_connector_started_is_synced(tmp_path: Path) -> None:
+    settings = shop_settings(tmp_path)
+    started = _started_without_websites(settings)
+    assert started.websites == ()
+    site = {"website_code": "base", "datastream_id": "ds", "dataset_id": "events"}
+    write_cache(
+        settings.home, {"settings": {"org_id": ORG, "web_sdk_name": "", "websites": [site]}}
+    )
+    fake = FakePlatform()
+    sync = await run_sync(settings, fake, worker_settings=started)
+    shown = sync.progress().as_json()
+    sync.close()
+    assert shown["status"] == "done"
+    assert shown["orders"]["done"] == 120 and shown["events"] > 0
+    assert sum(b["rows"] for b in fake.batches.values()) == shown["events"]
+
+
+async def test_orders_of_a_website_the_connector_has_no_settings_for_fail_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    settings = shop_settings(tmp_path)
+    sync = await run_sync(
+        settings, FakePlatform(), worker_settings=_started_without_websites(settings)
+    )
+    shown = sync.progress().as_json()
+    reasons = {msg for _, _, msg in sync.ledger.failed_orders(shown["id"], limit=200)}
+    sync.close()
+    assert shown["orders"]["failed"] == 120 and shown["events"] == 0
+    assert reasons == {"website 'base' has no settings in this connector"}

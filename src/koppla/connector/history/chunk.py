@@ -29,10 +29,11 @@ from koppla.connector.events import EventContext, history
 from koppla.connector.history.batch_client import PlatformBatches
 from koppla.connector.history.ledger import ChunkBatch, Ledger, SyncRequest
 from koppla.connector.history.message import ChunkMessage
-from koppla.connector.settings import ConnectorSettings
+from koppla.connector.settings import ConnectorSettings, WebsiteSettings, reload_settings
 from koppla.connector.snapshot import MalformedOrder, build_snapshot
 from koppla.connector.source import StoreSource
 from koppla.core import codec
+from koppla.core.errors import InvalidInput
 from koppla.core.memory import cyclic_gc_paused
 
 log = logging.getLogger("koppla.connector.history")
@@ -119,6 +120,19 @@ class ChunkWorker:
         """The ids of the request's orders between `first_id` and `last_id` (one query)."""
         return order_ids_in(self._source, request, first_id, last_id)
 
+    def _websites(self) -> tuple[WebsiteSettings, ...]:
+        """The websites as the connector has them now: the settings it started with, updated
+        with what it has since read (`connector.toml`, the platform's saved settings), so a
+        website saved after the connector started is synced too."""
+        found = {site.website_code: site for site in self._settings.websites}
+        try:
+            fresh = reload_settings(self._settings).websites
+        except InvalidInput as error:
+            log.warning("history: the connector settings cannot be read again: %s", error)
+            fresh = ()
+        found.update((site.website_code, site) for site in fresh)
+        return tuple(found.values())
+
     def _events(
         self, request: SyncRequest, ids: list[int]
     ) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[int, str | None, str]]]:
@@ -128,14 +142,16 @@ class ChunkWorker:
             site.website_code: EventContext(
                 site.website_code, site.environment_id, self._settings.redact
             )
-            for site in self._settings.websites
+            for site in self._websites()
             if site.website_code in datasets
         }
         by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
         errors: list[tuple[int, str | None, str]] = []
         for oid, rows in self._source.read(ids).items():
             ctx = contexts.get(rows.scope.website_code)
-            if ctx is None:
+            if ctx is None:  # planned for a website this connector has no settings for
+                reason = f"website {rows.scope.website_code!r} has no settings in this connector"
+                errors.append((oid, "website_code", reason))
                 continue
             try:
                 events = history(build_snapshot(rows), ctx)
