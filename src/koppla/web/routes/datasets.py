@@ -47,7 +47,7 @@ def list_datasets(svc: Svc, caller: Caller) -> list[dict[str, Any]]:
 @router.post("/datasets", status_code=201)
 def create_dataset(body: DatasetCreate, svc: Svc, caller: Caller) -> dict[str, Any]:
     """Create a dataset (default schema: Koppla's commerce ExperienceEvent)."""
-    schema_id = body.schema_id or commerce_experience_event().id
+    schema_id = commerce_experience_event().id if body.schema_id is None else body.schema_id
     if schema_id not in svc.registry.ids():
         raise HTTPException(400, detail=f"unknown schema {schema_id!r}")
     dataset = svc.catalog.create_dataset(
