@@ -112,6 +112,12 @@ _WAITING_INDEX = (
 )
 """The ingestion batches waiting for the pipeline, oldest completed first."""
 
+_EXPIRY_INDEX = (
+    "CREATE INDEX IF NOT EXISTS api_tokens_by_expiry ON api_tokens(expires_ms) "
+    "WHERE expires_ms IS NOT NULL"
+)
+"""Tokens that expire (IMS access tokens, a command's own): expired ones are dropped by it."""
+
 
 class Catalog:
     """Read and change the catalog; every method is one short transaction."""
@@ -119,8 +125,9 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA, foreign_keys=True)
         self._file.add_columns(_MIGRATIONS)
-        with self._write() as db:  # after the migrations: it indexes columns they add
+        with self._write() as db:  # after the migrations: they index columns they add
             db.execute(_WAITING_INDEX)
+            db.execute(_EXPIRY_INDEX)
             self._default_org = _adopt_orphans(db)
         self.access = Access(self._file, self._default_org)
 
