@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from koppla.core.layout import Layout
 from koppla.core.settings import Settings
 from koppla.platform.catalog.access import DEFAULT_SANDBOX
+from koppla.platform.catalog.connector_settings import KEY_FILE, ConnectorSettingsStore
 from koppla.platform.catalog.saved_queries import SavedQueries
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.catalog.users import UserStore
@@ -40,6 +41,7 @@ class Services:
     profiles: ProfileStore
     users: UserStore
     saved_queries: SavedQueries
+    connector_settings: ConnectorSettingsStore
 
     def close(self) -> None:
         """Close the query engine, the catalog, the people store and the profile store."""
@@ -47,6 +49,7 @@ class Services:
         self.catalog.close()
         self.users.close()
         self.saved_queries.close()
+        self.connector_settings.close()
         self.profiles.close()
 
     @property
@@ -107,4 +110,7 @@ def build_services(settings: Settings) -> Services:
     )
     users = UserStore(layout.catalog)
     saved = SavedQueries(layout.catalog)
-    return Services(settings, layout, catalog, builtin_registry(), engine, profiles, users, saved)
+    connector = ConnectorSettingsStore(layout.catalog, key_file=layout.home / KEY_FILE)
+    return Services(
+        settings, layout, catalog, builtin_registry(), engine, profiles, users, saved, connector
+    )

@@ -54,7 +54,6 @@ from koppla.core.text import is_unicode
 from koppla.core.tls import verify_for
 from koppla.platform.catalog.access import DEFAULT_SANDBOX, Principal
 from koppla.platform.catalog.connector_settings import (
-    KEY_FILE,
     ConnectorSettingsStore,
     ServiceAccount,
     StoredSettings,
@@ -69,8 +68,6 @@ router = APIRouter(prefix="/api/v1/connector", tags=["connector settings"])
 
 VERSION = re.compile(r"[0-9]{1,18}")
 """A settings version as text (an `ETag` is `"v<version>"`)."""
-_STORE = "connector_settings_store"
-"""Where the app keeps its `ConnectorSettingsStore` in `app.state` (made on first use)."""
 
 _RULES = {"description": "Every broken rule: `{detail, errors: [{field, message}]}`."}
 _STALE = {"description": "The settings changed since the version the save was based on."}
@@ -79,14 +76,9 @@ _BAD_PASTE = {"description": "A refused workspace file or setting, naming its fi
 
 
 def settings_store(request: Request) -> ConnectorSettingsStore:
-    """The app's store of connector settings (on the catalog file), opened on first use."""
-    state = request.app.state
-    found: ConnectorSettingsStore | None = getattr(state, _STORE, None)
-    if found is None:
-        svc: Services = state.services
-        found = ConnectorSettingsStore(svc.layout.catalog, key_file=svc.layout.home / KEY_FILE)
-        setattr(state, _STORE, found)
-    return found
+    """The services' store of connector settings (on the catalog file)."""
+    svc: Services = request.app.state.services
+    return svc.connector_settings
 
 
 Store = Annotated[ConnectorSettingsStore, Depends(settings_store)]
