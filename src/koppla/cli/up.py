@@ -120,5 +120,6 @@ def _first_admin(home: Path, org_id: str) -> None:
         users.close()
     console.print(
         f"[bold]Admin pages[/]: sign in at /admin/ as {FIRST_ADMIN} with password {password} "
-        "(shown once; `koppla admin create-user` adds people)"
+        "(shown once; `koppla admin create-user` adds people)",
+        highlight=False,  # the password is printed exactly, no colour codes inside it
     )
