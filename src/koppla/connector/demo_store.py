@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from koppla.connector import schema as t
 from koppla.core import clock, codec
+from koppla.core.ddl import create_all
 
 Row = dict[str, Any]
 
@@ -162,8 +163,8 @@ def create_demo_schema(engine: Engine) -> None:
     """Create the demo store's tables and their indexes (idempotent), its website, store and
     store view, its order statuses, and its catalog categories (with the EAV `name`
     attribute)."""
-    t.metadata.create_all(engine)
-    t.eav_metadata.create_all(engine)
+    create_all(t.metadata, engine)
+    create_all(t.eav_metadata, engine)
     for table in t.metadata.sorted_tables:  # a shop made by an older Koppla lacks some
         for index in table.indexes:
             index.create(engine, checkfirst=True)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from koppla.core import codec
+from koppla.core.ddl import create_all
 from koppla.platform.profiles import tables as t
 from koppla.platform.profiles.graph import GuardrailHit, Link
 from koppla.platform.profiles.identity import Identity
@@ -148,7 +149,7 @@ class ProfileStore:
         self.url = url
         self.engine = open_engine(url)
         self.dialect = self.engine.dialect.name
-        t.metadata.create_all(self.engine)
+        create_all(t.metadata, self.engine)
 
     def close(self) -> None:
         """Release the connections."""
