@@ -1,6 +1,6 @@
 """Nothing is changed on the way in: date-times read back through SQL exactly as they were sent.
 
-Date-time columns hold the instant (UTC), so SQL orders and filters by time; `_datetimes` keeps
+Date-time columns hold the instant (UTC), so SQL orders and filters by time; `_koppla.datetimes` keeps
 the text of every date-time sent in another form than `YYYY-MM-DDTHH:MM:SS.sssZ`, such as the
 shopper's offset in `placeContext.localTime`.
 """
@@ -42,9 +42,9 @@ SENT = [
 # What was sent, per field: the kept text, or else the canonical rendering of the instant.
 AS_SENT = """
 SELECT web.webPageDetails.name AS n,
-  coalesce(_datetimes['timestamp'],
+  coalesce(_koppla.datetimes['timestamp'],
            strftime(timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ')),
-  coalesce(_datetimes['placeContext.localTime'],
+  coalesce(_koppla.datetimes['placeContext.localTime'],
            strftime(placeContext.localTime AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ'))
 FROM demo_events ORDER BY n
 """
@@ -112,7 +112,7 @@ def test_date_times_read_back_exactly_as_sent(koppla: Koppla) -> None:
     rows = _query(koppla, token, AS_SENT)
     assert rows == [[f"page-{n}", *pair] for n, pair in enumerate(SENT)]
     kept = _query(
-        koppla, token, "SELECT _datetimes FROM demo_events ORDER BY web.webPageDetails.name"
+        koppla, token, "SELECT _koppla.datetimes FROM demo_events ORDER BY web.webPageDetails.name"
     )
     assert kept[0] == [{"placeContext.localTime": SENT[0][1]}]
     assert kept[4] == [{"timestamp": SENT[4][0], "placeContext.localTime": SENT[4][1]}]
@@ -160,5 +160,5 @@ def test_a_dataset_written_before_datetimes_existed_takes_new_events(
     token = koppla.token()
     _send(koppla, [_event(0, *SENT[0])])
     _wait_for(koppla, token, "SELECT count(*) FROM demo_events", 2)
-    sql = "SELECT _datetimes['placeContext.localTime'] FROM demo_events ORDER BY timestamp"
+    sql = "SELECT _koppla.datetimes['placeContext.localTime'] FROM demo_events ORDER BY timestamp"
     assert _query(koppla, token, sql) == [[None], [SENT[0][1]]]

@@ -248,6 +248,28 @@ class Settings(BaseSettings):
     query_max_concurrent: int = Field(
         default=4, ge=1, description="Queries that may run at once; more wait, then get 503."
     )
+    query_stream_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest a streamed query may run (PostgreSQL clients, query jobs, exports): "
+        "their rows are not held in memory, so they may be many.",
+    )
+    query_pg_port: int = Field(
+        default=5433,
+        ge=0,
+        le=65535,
+        description="Port of the PostgreSQL wire-protocol server for psql, psycopg and BI tools "
+        "(on `host`); 0 runs none.",
+    )
+    query_pg_max_connections: int = Field(
+        default=32, ge=1, description="Most PostgreSQL client connections at once."
+    )
+    query_job_max_rows: int = Field(
+        default=1_000_000, ge=1, description="Most rows one asynchronous query job keeps."
+    )
+    query_results_hours: float = Field(
+        default=24.0, gt=0, description="How long an asynchronous query's results are kept."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Least severe log level written."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -23,6 +24,12 @@ from koppla.platform.profiles.sql import (
     profiles_table,
 )
 from koppla.platform.profiles.store import ProfileStore, store_url
+from koppla.platform.query.catalog_tables import (
+    BATCHES_SCHEMA,
+    DATASETS_SCHEMA,
+    batches_table,
+    datasets_table,
+)
 from koppla.platform.query.engine import QueryEngine, Scope, ScopedTables
 from koppla.platform.query.live import LiveTable
 from koppla.xdm.registry import SchemaRegistry, builtin_registry
@@ -65,6 +72,21 @@ def dataset_tables(layout: Layout, catalog: Catalog) -> dict[str, str]:
     return tables
 
 
+def catalog_tables(catalog: Catalog, scope: Scope | None) -> dict[str, LiveTable]:
+    """The catalog's `datasets` and `batches` as live tables, of one scope (or all)."""
+    org_id, sandbox = scope if scope is not None else (None, None)
+    return {
+        "datasets": LiveTable(DATASETS_SCHEMA, lambda: datasets_table(catalog, org_id, sandbox)),
+        "batches": LiveTable(BATCHES_SCHEMA, lambda: batches_table(catalog, org_id, sandbox)),
+    }
+
+
+def _beside(tables: Mapping[str, str], live: Mapping[str, LiveTable]) -> dict[str, LiveTable]:
+    """The live tables whose names no dataset takes (a dataset of that name wins)."""
+    taken = {name.lower() for name in tables}
+    return {name: table for name, table in live.items() if name.lower() not in taken}
+
+
 def scoped_tables(
     layout: Layout, catalog: Catalog, live: dict[str, LiveTable], scope: Scope
 ) -> ScopedTables:
@@ -77,7 +99,8 @@ def scoped_tables(
     tables[QUARANTINE] = str(layout.quarantine)
     only = pc.field("dataset_id").isin(pa.array([d.id for d in owned], pa.string()))
     profiles_visible = org_id == catalog.default_org() and sandbox == DEFAULT_SANDBOX
-    return ScopedTables(tables, {QUARANTINE: only}, live if profiles_visible else {})
+    readable = {**catalog_tables(catalog, scope), **(live if profiles_visible else {})}
+    return ScopedTables(tables, {QUARANTINE: only}, _beside(tables, readable))
 
 
 def profile_tables(store: ProfileStore) -> dict[str, LiveTable]:
@@ -105,7 +128,10 @@ def build_services(settings: Settings) -> Services:
         temp_directory=layout.query_tmp,
         temp_limit=settings.query_temp_limit,
         max_concurrent=settings.query_max_concurrent,
-        live=lambda: live,
+        stream_timeout_s=settings.query_stream_timeout_s,
+        live=lambda: _beside(
+            dataset_tables(layout, catalog), {**catalog_tables(catalog, None), **live}
+        ),
         scoped=lambda scope: scoped_tables(layout, catalog, live, scope),
     )
     users = UserStore(layout.catalog)

@@ -14,11 +14,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
 from koppla.platform.datasets.tables import add_missing_columns
 
 log = logging.getLogger(__name__)
+
+ROW_GROUP_ROWS = 65_536
+"""Rows per Parquet row group in compacted files: small enough that a time filter (or the
+newest-rows shortcut of the query engine) skips all but a few groups by their statistics."""
 
 
 class DeltaStore:
@@ -96,7 +100,9 @@ class DeltaStore:
     def upkeep(self, path: Path) -> None:
         """Compact small files, write a checkpoint and drop files no snapshot needs any more."""
         table = self._tables[path]
-        metrics = table.optimize.compact()
+        metrics = table.optimize.compact(
+            writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
+        )
         table.create_checkpoint()
         table.cleanup_metadata()
         removed = table.vacuum(retention_hours=1, enforce_retention_duration=False, dry_run=False)

@@ -11,9 +11,11 @@ running at the same time never see each other's state and each can be interrupte
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -21,9 +23,11 @@ from typing import Any, Self, TypeVar
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from koppla.core import clock
 from koppla.core.errors import InvalidInput
+from koppla.platform.query import newest, presented
 from koppla.platform.query.errors import QueryFailed, QueryTimeout
 from koppla.platform.query.fetch import fetch_rows
 from koppla.platform.query.guard import check_sql, explained_select
@@ -33,8 +37,11 @@ from koppla.platform.query.result import Column, QueryResult, TableInfo
 from koppla.platform.query.sandbox import SandboxLimits, open_sandbox
 from koppla.platform.query.slots import QuerySlots
 from koppla.platform.query.snapshots import DeltaSnapshots, Snapshot
+from koppla.platform.query.stream import RowStream
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 TableSource = Callable[[], Mapping[str, str]]
 """Returns the current `{table_name: delta_table_path}`; called once per query."""
@@ -79,6 +86,7 @@ class QueryEngine:
         temp_limit: str = "0",
         max_concurrent: int = 4,
         slot_wait_s: float = 3.0,
+        stream_timeout_s: float = 600.0,
         live: LiveTables | None = None,
         scoped: ScopedSource | None = None,
     ) -> None:
@@ -90,12 +98,14 @@ class QueryEngine:
         for each query that names them (the profile store's), beside the datasets. `scoped`
         says what a query run with a `scope` (an organization and sandbox) may read instead.
         A result whose values take more than `max_result_bytes` fails (`QueryFailed`, naming
-        the setting `query_max_result_bytes`) as soon as its rows pass it.
+        the setting `query_max_result_bytes`) as soon as its rows pass it. A streamed query
+        (`stream`) may run `stream_timeout_s`.
         """
         self._tables = tables
         self._live: LiveTables = live or dict
         self._scoped = scoped
         self._timeout_s = timeout_s
+        self._stream_timeout_s = stream_timeout_s
         self._max_rows = _positive(max_rows)
         self._max_result_bytes = _positive(max_result_bytes, "max_result_bytes")
         self._limits = SandboxLimits(memory_limit, threads, temp_directory, temp_limit)
@@ -106,38 +116,122 @@ class QueryEngine:
         self._reach = Reach.of(self._db)
 
     def run(
-        self, sql: str, *, max_rows: int | None = None, scope: Scope | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int | None = None,
+        scope: Scope | None = None,
+        params: Sequence[object] | None = None,
     ) -> QueryResult:
         """Run one SELECT and return at most `max_rows` rows (the engine's cap by default).
 
         With `scope` (an organization and sandbox) the query sees only what that scope may read;
         without, every dataset (the operator's view, as `koppla query` on the machine has).
-        Raises `QueryRefused` before execution for anything but a SELECT over datasets and pure
-        functions, `QueryBusy` when no query slot frees up in time, `QueryFailed` with DuckDB's
-        message when the query fails or its result is too large, `QueryTimeout` past the time
-        limit.
+        `params` fill the query's `$1`, `$2`... placeholders. Raises `QueryRefused` before
+        execution for anything but a SELECT over datasets and pure functions, `QueryBusy` when
+        no query slot frees up in time, `QueryFailed` with DuckDB's message when the query
+        fails or its result is too large, `QueryTimeout` past the time limit.
         """
         sql = check_sql(sql)
         cap = self._max_rows if max_rows is None else _positive(max_rows)
         with self._slots.hold():
             started = clock.monotonic()
             readable = self._readable(scope)
-            tables, live = readable.tables, readable.live
             with self._cursor() as cursor:
-                self._reach.check(cursor, explained_select(sql), [*tables, *live])
-                names = _named(cursor, sql)
-                snapshots = self._current(_referenced(names, tables))
-                for name, snapshot in snapshots.items():
-                    only = readable.filters.get(name)
-                    view = snapshot.dataset if only is None else snapshot.dataset.filter(only)
-                    cursor.register(name, view)
-                live_named = _referenced(names, live) if names != set() else {}
-                for name in live_named:  # each is read from its store: only when named
-                    cursor.register(name, live[name].load())
-                columns, rows = self._execute(cursor, sql, cap, lambda: self._catalog_hint(tables))
+                self._prepare(cursor, sql, readable, params)
+                columns, rows = self._execute(
+                    cursor, sql, params, cap, lambda: self._catalog_hint(readable.tables)
+                )
         truncated = len(rows) > cap
         elapsed_ms = (clock.monotonic() - started) * 1000
         return QueryResult(columns, rows[:cap], truncated, elapsed_ms)
+
+    @contextmanager
+    def stream(
+        self,
+        sql: str,
+        *,
+        scope: Scope | None = None,
+        params: Sequence[object] | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[RowStream]:
+        """Run one SELECT whose rows are read as Arrow batches while the block lasts.
+
+        No row or byte cap applies: rows are produced as they are read. The query holds a
+        query slot for the whole block and is stopped after `timeout_s` (default: the
+        `stream_timeout_s` the engine was made with). Refusals and failures to start raise as
+        `run`'s do; failures while reading raise from `RowStream.batches`.
+        """
+        sql = check_sql(sql)
+        limit_s = self._stream_timeout_s if timeout_s is None else timeout_s
+        with self._slots.hold(), self._cursor() as cursor:
+            readable = self._readable(scope)
+            self._prepare(cursor, sql, readable, params)
+            hint = lambda: self._catalog_hint(readable.tables)  # noqa: E731
+            try:
+                relation = cursor.sql(sql, params=list(params) if params else None)
+            except duckdb.Error as exc:
+                raise _failed(exc, hint, self._limits) from exc
+            rows = RowStream(relation, cursor, limit_s, lambda e: _failed(e, hint, self._limits))
+            timer = threading.Timer(limit_s, rows.expire)
+            timer.start()
+            try:
+                yield rows
+            finally:
+                timer.cancel()
+                rows.cancel()
+
+    def _prepare(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        sql: str,
+        readable: ScopedTables,
+        params: Sequence[object] | None,
+    ) -> None:
+        """Check what `sql` reaches, then register on `cursor` the tables it names: datasets
+        as their presented view (`presented`), others as they are. A first-rows-by-time
+        query reads only the rows it can need (`newest`)."""
+        tables, live = readable.tables, readable.live
+        self._reach.check(cursor, explained_select(sql), [*tables, *live])
+        names = _named(cursor, sql)
+        snapshots = self._current(_referenced(names, tables))
+        stored: dict[str, tuple[str, ds.Dataset, Snapshot]] = {}
+        for number, (name, snapshot) in enumerate(snapshots.items()):
+            only = readable.filters.get(name)
+            view = snapshot.dataset if only is None else snapshot.dataset.filter(only)
+            if presented.is_dataset(snapshot.dataset.schema):
+                raw = f"_koppla_stored_{number}"
+                cursor.register(raw, view)
+                cursor.execute(presented.view_sql(name, raw, snapshot.dataset.schema))
+                stored[name] = (raw, view, snapshot)
+            else:
+                cursor.register(name, view)
+        live_named = _referenced(names, live) if names != set() else {}
+        for name in live_named:  # each is read from its store: only when named
+            cursor.register(name, live[name].load())
+        self._read_newest_only(cursor, sql, stored, list(params) if params else None)
+
+    def _read_newest_only(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        sql: str,
+        stored: Mapping[str, tuple[str, ds.Dataset, Snapshot]],
+        params: list[object] | None,
+    ) -> None:
+        timed = [name for name, (_, _, snapshot) in stored.items() if snapshot.files]
+        query = newest.newest_query(cursor, sql, timed) if timed else None
+        if query is None or not newest.plain_plan(cursor, sql, params):
+            return
+        raw, view, snapshot = stored[query.table]
+        try:
+            bound = newest.time_threshold(cursor, query, raw, view, snapshot.files or [], params)
+        except (duckdb.Error, pa.ArrowException) as exc:  # the query itself will say what
+            log.debug("no shortcut for the newest rows: %s", exc)
+            cursor.register(raw, view)
+            return
+        cursor.register(
+            raw, view if bound is None else newest.restricted(view, bound, query.descending)
+        )
 
     def tables_info(self, scope: Scope | None = None) -> list[TableInfo]:
         """Every dataset that can be queried now (in `scope`), with DuckDB column types, sorted
@@ -146,7 +240,10 @@ class QueryEngine:
         infos = []
         with self._cursor() as cursor:
             for name, snapshot in sorted(self._current(readable.tables).items()):
-                columns = _columns(cursor, snapshot.dataset.schema)
+                schema = snapshot.dataset.schema
+                if presented.is_dataset(schema):
+                    schema = presented.presented_schema(schema)
+                columns = _columns(cursor, schema)
                 rows = None if name in readable.filters else snapshot.row_count
                 infos.append(TableInfo(name, columns, rows, snapshot.version))
             for name, table in sorted(readable.live.items()):
@@ -192,7 +289,12 @@ class QueryEngine:
             return self._db.cursor()
 
     def _execute(
-        self, cursor: duckdb.DuckDBPyConnection, sql: str, cap: int, hint: Callable[[], str]
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        sql: str,
+        params: Sequence[object] | None,
+        cap: int,
+        hint: Callable[[], str],
     ) -> tuple[tuple[Column, ...], list[tuple[Any, ...]]]:
         expired = threading.Event()
 
@@ -203,7 +305,7 @@ class QueryEngine:
         timer = threading.Timer(self._timeout_s, expire)
         timer.start()
         try:
-            cursor.execute(sql)
+            cursor.execute(sql, list(params) if params else None)
             rows = fetch_rows(cursor, cap, self._max_result_bytes)
             columns = tuple(Column(d[0], str(d[1])) for d in cursor.description or ())
         except duckdb.InterruptException as exc:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from koppla.core.errors import TransientError
+from koppla.platform.query.newest import TIME, FileSpan, file_spans
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Snapshot:
     version: int
     dataset: ds.Dataset
     row_count: int | None
+    files: list[FileSpan] | None = None
+    """Each data file's `timestamp` range and rows (None without time statistics)."""
 
 
 class DeltaSnapshots:
@@ -63,7 +67,7 @@ class DeltaSnapshots:
         if cached is not None and cached.version == table.version():
             return cached
         dataset = table.to_pyarrow_dataset(filesystem=_native_filesystem(table))
-        snapshot = Snapshot(table.version(), dataset, _row_count(table))
+        snapshot = Snapshot(table.version(), dataset, _row_count(table), _file_spans(table))
         self._snapshots[path] = snapshot
         return snapshot
 
@@ -72,6 +76,15 @@ def _native_filesystem(table: DeltaTable) -> pafs.FileSystem:
     """Arrow's own file system rooted at the table, so no Python runs on Arrow's I/O threads."""
     filesystem, root = pafs.FileSystem.from_uri(table.table_uri)
     return pafs.SubTreeFileSystem(root, filesystem)
+
+
+def _file_spans(table: DeltaTable) -> list[FileSpan] | None:
+    if TIME not in table.schema().to_arrow().names:
+        return None
+    try:
+        return file_spans(pa.table(table.get_add_actions(flatten=True)))
+    except (DeltaError, pa.ArrowException, KeyError, TypeError):
+        return None
 
 
 def _row_count(table: DeltaTable) -> int | None:
