@@ -173,7 +173,7 @@ async def test_a_json_lines_batch_lands_its_good_rows_and_keeps_the_bad_ones(
     }
     assert shown["createdUser"] == "history-sync"
     assert count(services) == 4
-    assert count(services, f"WHERE _batch_id = '{batch['id']}'") == 4
+    assert count(services, f"WHERE _koppla.batchId = '{batch['id']}'") == 4
     again = await complete(client, auth, batch["id"])
     assert (again.status_code, again.json()["status"]) == (200, "success")
 
@@ -204,8 +204,10 @@ async def test_a_json_lines_batch_lands_its_good_rows_and_keeps_the_bad_ones(
     about = (await client.get(described["_links"]["self"]["href"], headers=auth)).json()
     assert (about["records"], about["failedRecords"], about["isValid"]) == (8, 4, True)
     files = (await client.get(f"{EXPORT}/{batch['id']}/files", headers=auth)).json()
-    assert [(f["name"], f["size"]) for f in files["data"]] == [
-        ("history/orders-0001.json", len(data))
+    assert [(f["name"], f.get("size")) for f in files["data"]] == [
+        ("history/orders-0001.json", len(data)),
+        ("data.json", None),
+        ("data.parquet", None),
     ]
     assert not (Layout(services.settings.home).batch(batch["id"]) / "input").exists()
 

@@ -26,6 +26,7 @@ PUBLIC_PATHS = {"/api/v1/health"}
 PUBLIC_PREFIXES = ("/ee/", "/demo/", "/ims/")
 """The edge, the demo shop, and the token endpoint (credentials travel in its body)."""
 PLAUSIBLE = {
+    "file_id": "0123456789abcdef01234567/data.json",
     "datastream_id": DEMO_DATASTREAM_ID,
     "connection_id": DEMO_DATASTREAM_ID,
     "key": "demo_events",

@@ -11,6 +11,8 @@ pytestmark = pytest.mark.anyio
 
 
 PUBLIC_PATHS = {
+    "/data/foundation/export/files/{file_id}",
+    "/data/foundation/export/datasets/{dataset_id}/preview",
     "/ims/token/v3",
     "/ims/token/v2",
     "/api/v1/overview",

@@ -12,6 +12,7 @@ from koppla.cli import (
     datastreams,
     debug,
     demo,
+    export,
     profile,
     query,
     status,
@@ -28,6 +29,7 @@ def build() -> typer.Typer:
     app.command("up")(up.up)
     app.command("demo")(demo.demo)
     app.command("query")(query.query)
+    app.command("export")(export.export)
     app.command("profile")(profile.profile)
     app.command("batches")(batches.batches)
     app.command("debug")(debug.debug)

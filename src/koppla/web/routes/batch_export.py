@@ -28,6 +28,7 @@ from koppla.platform.batches.manifest import FileReport
 from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Batch
 from koppla.web.auth import Caller, Svc
+from koppla.web.routes import dataset_export
 from koppla.web.routes.batch_view import ingestion_batch
 from koppla.web.services import Services
 
@@ -50,9 +51,10 @@ def batch_files(
     start: Start = 0,
     limit: PageLimit = 100,
 ) -> dict[str, Any]:
-    """The batch's input files."""
-    batch = _batch(svc, batch_id, caller)
-    reports = _reports(svc, batch)
+    """The batch's input files (of an ingestion batch), and its stored rows as files to
+    download (`data.json` as sent, `data.parquet`) once it succeeded."""
+    batch = svc.catalog.batch(batch_id, caller.org_id, caller.sandbox)  # streaming ones too
+    reports = _reports(svc, batch) if batch.ingested else []
     data = [
         {
             "dataSetFileId": f"{batch.id}/{report.name}",
@@ -66,6 +68,7 @@ def batch_files(
         }
         for report in reports
     ]
+    data += dataset_export.data_files(request, batch)
     return _page(data, start, limit)
 
 
