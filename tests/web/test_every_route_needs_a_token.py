@@ -26,6 +26,9 @@ PUBLIC_PATHS = {"/api/v1/health"}
 PUBLIC_PREFIXES = ("/ee/", "/demo/", "/ims/")
 """The edge, the demo shop, and the token endpoint (credentials travel in its body)."""
 PLAUSIBLE = {
+    "name": "funnel",
+    "queryid": "00000000-0000-4000-8000-000000000000",
+    "queryTemplateId": "00000000-0000-4000-8000-000000000000",
     "file_id": "0123456789abcdef01234567/data.json",
     "datastream_id": DEMO_DATASTREAM_ID,
     "connection_id": DEMO_DATASTREAM_ID,

@@ -11,6 +11,14 @@ pytestmark = pytest.mark.anyio
 
 
 PUBLIC_PATHS = {
+    "/api/v1/reports",
+    "/api/v1/reports/{name}",
+    "/data/foundation/query/queries",
+    "/data/foundation/query/queries/{queryid}",
+    "/data/foundation/query/queries/{queryid}/results",
+    "/data/foundation/query/query-templates",
+    "/data/foundation/query/query-templates/count",
+    "/data/foundation/query/query-templates/{queryTemplateId}",
     "/data/foundation/export/files/{file_id}",
     "/data/foundation/export/datasets/{dataset_id}/preview",
     "/ims/token/v3",

@@ -15,6 +15,7 @@ from koppla.cli import (
     export,
     profile,
     query,
+    report,
     status,
     tokens,
     up,
@@ -30,6 +31,7 @@ def build() -> typer.Typer:
     app.command("demo")(demo.demo)
     app.command("query")(query.query)
     app.command("export")(export.export)
+    app.command("report")(report.report)
     app.command("profile")(profile.profile)
     app.command("batches")(batches.batches)
     app.command("debug")(debug.debug)

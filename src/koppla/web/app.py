@@ -20,6 +20,7 @@ from koppla.platform.edge.debug import DebugHub
 from koppla.platform.edge.directory import DatastreamDirectory
 from koppla.platform.edge.limits import EdgeLimits
 from koppla.platform.edge.screening import EventScreen
+from koppla.platform.query.jobs.runner import open_query_jobs
 from koppla.platform.spool.writer import SpoolWriter
 from koppla.web import errors, openapi
 from koppla.web.gate import TokenGate
@@ -44,6 +45,9 @@ from koppla.web.routes import (
     ims,
     profiles,
     query,
+    query_service,
+    query_templates,
+    reports,
     saved_queries,
     storefront,
     streaming,
@@ -97,6 +101,9 @@ def create_app(settings: Settings) -> KopplaApp:
             fsync=settings.spool_fsync,
         )
         app.state.spool = spool
+        # here, not in build_services: opening fails the jobs a stopped server left running,
+        # and the CLI's commands build services too, beside a running server
+        app.state.query_jobs = open_query_jobs(settings, services.layout, services.query)
         app.state.edge = EdgeApp(
             directory=DatastreamDirectory(services.catalog),
             spool=spool,
@@ -110,6 +117,7 @@ def create_app(settings: Settings) -> KopplaApp:
         try:
             yield
         finally:
+            app.state.query_jobs.close()
             spool.close()
 
     api = FastAPI(title="Koppla", version=__version__, lifespan=lifespan)
@@ -117,6 +125,9 @@ def create_app(settings: Settings) -> KopplaApp:
     for module in (
         health,
         query,
+        query_service,
+        query_templates,
+        reports,
         saved_queries,
         datasets,
         datastreams,

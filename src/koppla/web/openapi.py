@@ -45,6 +45,14 @@ _API_STATUS_TEXT = {
 _BATCH_FILE = "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_path}"
 
 ROUTE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("post", "/data/foundation/query/queries"): (400, 404, 503),
+    ("get", "/data/foundation/query/queries"): (400,),
+    ("patch", "/data/foundation/query/queries/{queryid}"): (400, 409),
+    ("get", "/data/foundation/query/queries/{queryid}/results"): (400, 409),
+    ("get", "/data/foundation/query/query-templates"): (400,),
+    ("get", "/data/foundation/query/query-templates/count"): (400,),
+    ("post", "/data/foundation/query/query-templates"): (400,),
+    ("put", "/data/foundation/query/query-templates/{queryTemplateId}"): (400,),
     ("post", "/api/v1/datasets"): (400, 409),
     ("patch", "/api/v1/datasets/{key}"): (400,),
     ("post", "/api/v1/datastreams"): (400, 409),

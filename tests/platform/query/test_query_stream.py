@@ -54,3 +54,12 @@ def test_a_stream_past_its_time_limit_is_stopped(engine: QueryEngine) -> None:
 def test_streams_refuse_what_run_refuses(engine: QueryEngine, sql: str, tmp_path: Path) -> None:
     with pytest.raises(QueryRefused), engine.stream(sql):
         pass
+
+
+def test_a_stream_cancelled_before_reading_never_runs(engine: QueryEngine) -> None:
+    sql = "SELECT count(*) FROM range(10000000000000) t(x) WHERE x % 7 = 1"
+    with engine.stream(sql) as rows:
+        rows.cancel()
+        with pytest.raises(QueryFailed, match="cancelled"):
+            list(rows.batches())
+    rows.cancel()  # after the block: nothing to stop, and no error

@@ -60,17 +60,25 @@ class RowStream:
             yield batch
 
     def cancel(self) -> None:
-        """Stop the query; safe from any thread, and after the query ended."""
+        """Stop the query; safe from any thread, before it starts, and after it ended."""
         self._cancelled.set()
-        self._cursor.interrupt()
+        self._interrupt()
 
     def expire(self) -> None:
         """Stop the query because it ran past its time limit (the engine's timer calls this)."""
         self._expired.set()
-        self._cursor.interrupt()
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        try:
+            self._cursor.interrupt()
+        except duckdb.Error:  # the stream's block has ended and closed the cursor: nothing runs
+            pass
 
     def _start(self, rows: int) -> pa.RecordBatchReader:
         if self._reader is None:
+            if self._cancelled.is_set() or self._expired.is_set():  # before DuckDB started it
+                raise self._stopped(QueryFailed("stopped before it started"))
             try:
                 self._reader = self._relation.to_arrow_reader(max(1, rows))
             except (duckdb.Error, OSError) as exc:
