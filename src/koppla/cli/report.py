@@ -22,6 +22,7 @@ def report(
             "--param",
             "-p",
             help="A report parameter as NAME=VALUE (repeatable): days=7, until=2026-03-09.",
+            show_default="each parameter's default (`koppla report` lists them)",
         ),
     ] = None,
     events: Annotated[

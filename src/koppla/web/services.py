@@ -129,6 +129,7 @@ def build_services(settings: Settings) -> Services:
         temp_limit=settings.query_temp_limit,
         max_concurrent=settings.query_max_concurrent,
         stream_timeout_s=settings.query_stream_timeout_s,
+        data_roots=[layout.home / "datasets"],
         live=lambda: _beside(
             dataset_tables(layout, catalog), {**catalog_tables(catalog, None), **live}
         ),

@@ -147,12 +147,15 @@ def write_history(
 ) -> Expected:
     """Generate a history and append it to two Delta tables (the same path for both is fine),
     streaming: memory holds the plan and one batch of rows, not the whole history."""
-    from deltalake import write_deltalake
+    from deltalake import WriterProperties, write_deltalake
+
+    from koppla.platform.datasets.storage import ROW_GROUP_ROWS
 
     def writer(path: str) -> Callable[[pa.RecordBatchReader], int]:
         def write(rows: pa.RecordBatchReader) -> int:
             counted = _Counted(rows)
-            write_deltalake(path, counted.reader(), mode="append")
+            layout = WriterProperties(max_row_group_size=ROW_GROUP_ROWS)  # as compaction writes
+            write_deltalake(path, counted.reader(), mode="append", writer_properties=layout)
             return counted.rows
 
         return write

@@ -23,7 +23,6 @@ from typing import Any, Self, TypeVar
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from koppla.core import clock
 from koppla.core.errors import InvalidInput
@@ -37,6 +36,7 @@ from koppla.platform.query.result import Column, QueryResult, TableInfo
 from koppla.platform.query.sandbox import SandboxLimits, open_sandbox
 from koppla.platform.query.slots import QuerySlots
 from koppla.platform.query.snapshots import DeltaSnapshots, Snapshot
+from koppla.platform.query.stored import StoredRows, stored_rows
 from koppla.platform.query.stream import RowStream
 
 T = TypeVar("T")
@@ -87,6 +87,7 @@ class QueryEngine:
         max_concurrent: int = 4,
         slot_wait_s: float = 3.0,
         stream_timeout_s: float = 600.0,
+        data_roots: Sequence[Path] = (),
         live: LiveTables | None = None,
         scoped: ScopedSource | None = None,
     ) -> None:
@@ -99,7 +100,8 @@ class QueryEngine:
         says what a query run with a `scope` (an organization and sandbox) may read instead.
         A result whose values take more than `max_result_bytes` fails (`QueryFailed`, naming
         the setting `query_max_result_bytes`) as soon as its rows pass it. A streamed query
-        (`stream`) may run `stream_timeout_s`.
+        (`stream`) may run `stream_timeout_s`. Datasets under `data_roots` are read by DuckDB's own
+        Parquet reader (`stored`), others through Arrow.
         """
         self._tables = tables
         self._live: LiveTables = live or dict
@@ -108,7 +110,10 @@ class QueryEngine:
         self._stream_timeout_s = stream_timeout_s
         self._max_rows = _positive(max_rows)
         self._max_result_bytes = _positive(max_result_bytes, "max_result_bytes")
-        self._limits = SandboxLimits(memory_limit, threads, temp_directory, temp_limit)
+        self._limits = SandboxLimits(
+            memory_limit, threads, temp_directory, temp_limit, tuple(data_roots)
+        )
+        self._file_columns: dict[str, tuple[tuple[str, str], ...]] = {}
         self._slots = QuerySlots(max_concurrent, wait_s=slot_wait_s)
         self._snapshots = DeltaSnapshots()
         self._lock = threading.Lock()
@@ -195,16 +200,19 @@ class QueryEngine:
         self._reach.check(cursor, explained_select(sql), [*tables, *live])
         names = _named(cursor, sql)
         snapshots = self._current(_referenced(names, tables))
-        stored: dict[str, tuple[str, ds.Dataset, Snapshot]] = {}
+        stored: dict[str, tuple[str, StoredRows]] = {}
         for number, (name, snapshot) in enumerate(snapshots.items()):
             only = readable.filters.get(name)
-            view = snapshot.dataset if only is None else snapshot.dataset.filter(only)
             if presented.is_dataset(snapshot.dataset.schema):
                 raw = f"_koppla_stored_{number}"
-                cursor.register(raw, view)
+                rows = stored_rows(
+                    cursor, snapshot, only, self._limits.readable, self._file_columns
+                )
+                rows.define(cursor, raw)
                 cursor.execute(presented.view_sql(name, raw, snapshot.dataset.schema))
-                stored[name] = (raw, view, snapshot)
+                stored[name] = (raw, rows)
             else:
+                view = snapshot.dataset if only is None else snapshot.dataset.filter(only)
                 cursor.register(name, view)
         live_named = _referenced(names, live) if names != set() else {}
         for name in live_named:  # each is read from its store: only when named
@@ -215,23 +223,26 @@ class QueryEngine:
         self,
         cursor: duckdb.DuckDBPyConnection,
         sql: str,
-        stored: Mapping[str, tuple[str, ds.Dataset, Snapshot]],
+        stored: Mapping[str, tuple[str, StoredRows]],
         params: list[object] | None,
     ) -> None:
-        timed = [name for name, (_, _, snapshot) in stored.items() if snapshot.files]
+        timed = [name for name, (_, rows) in stored.items() if rows.snapshot.files]
         query = newest.newest_query(cursor, sql, timed) if timed else None
         if query is None or not newest.plain_plan(cursor, sql, params):
             return
-        raw, view, snapshot = stored[query.table]
+        raw, rows = stored[query.table]
+
+        def restrict(bound: object | None) -> None:
+            rows.define(cursor, raw, bound, query.descending)
+
         try:
-            bound = newest.time_threshold(cursor, query, raw, view, snapshot.files or [], params)
+            bound = newest.time_threshold(
+                cursor, query, rows.snapshot.files or [], params, restrict
+            )
         except (duckdb.Error, pa.ArrowException) as exc:  # the query itself will say what
             log.debug("no shortcut for the newest rows: %s", exc)
-            cursor.register(raw, view)
-            return
-        cursor.register(
-            raw, view if bound is None else newest.restricted(view, bound, query.descending)
-        )
+            bound = None
+        restrict(bound)
 
     def tables_info(self, scope: Scope | None = None) -> list[TableInfo]:
         """Every dataset that can be queried now (in `scope`), with DuckDB column types, sorted

@@ -21,20 +21,28 @@ tree and plan); nulls sort last. Anything else runs as written.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from koppla.core import codec
 
 TIME = "timestamp"
-_PLAN_OPERATORS = frozenset({"TOP_N", "PROJECTION", "FILTER", "PYTHON_ARROW_SCAN", "ARROW_SCAN"})
+_PLAN_OPERATORS = frozenset(
+    {
+        "TOP_N",
+        "PROJECTION",
+        "FILTER",
+        "PYTHON_ARROW_SCAN",
+        "ARROW_SCAN",
+        "TABLE_SCAN",
+        "READ_PARQUET",
+    }
+)
 _MAX_NEED = 100_000
 """Largest `LIMIT + OFFSET` helped; past it a probe saves little."""
 
@@ -93,7 +101,7 @@ def plain_plan(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[object]
         node = pending.pop()
         if not isinstance(node, dict) or node.get("name") not in _PLAN_OPERATORS:
             return False
-        scans += "SCAN" in str(node.get("name"))
+        scans += "SCAN" in str(node.get("name")) or node.get("name") == "READ_PARQUET"
         pending.extend(node.get("children") or [])
     return scans == 1
 
@@ -101,13 +109,13 @@ def plain_plan(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[object]
 def time_threshold(
     cursor: duckdb.DuckDBPyConnection,
     query: NewestQuery,
-    raw: str,
-    dataset: ds.Dataset,
     files: list[FileSpan],
     params: list[object] | None,
+    restrict: Callable[[Any | None], None],
 ) -> Any | None:
     """The timestamp past which (before which, ascending) the query's rows all lie, or None
-    when every row may be needed. Re-registers `raw` on `cursor` as it probes."""
+    when every row may be needed. `restrict(bound)` narrows the table's rows to those at or
+    past `bound` (all rows with None) before each probe."""
     ordered = sorted(
         files, key=lambda f: f.last if query.descending else f.first, reverse=query.descending
     )
@@ -127,19 +135,14 @@ def time_threshold(
             covered += span.rows
             taken += 1
         if bound is None or taken == len(ordered):
-            cursor.register(raw, dataset)
+            restrict(None)
             found = cursor.execute(query.probe_sql, params).fetchall()
             return found[-1][0] if len(found) >= query.need and found[-1][0] is not None else None
-        cursor.register(raw, dataset.filter(_beyond(dataset, bound, query.descending)))
+        restrict(bound)
         found = cursor.execute(query.probe_sql, params).fetchall()
         if len(found) >= query.need and found[-1][0] is not None:
             return found[-1][0]
         wanted *= 4
-
-
-def restricted(dataset: ds.Dataset, threshold: Any, descending: bool) -> ds.Dataset:
-    """The rows of `dataset` at or past `threshold` in the query's order."""
-    return dataset.filter(_beyond(dataset, threshold, descending))
 
 
 def file_spans(actions: pa.Table) -> list[FileSpan] | None:
@@ -159,13 +162,6 @@ def file_spans(actions: pa.Table) -> list[FileSpan] | None:
             return None
         spans.append(FileSpan(first, last, int(rows)))
     return spans
-
-
-def _beyond(dataset: ds.Dataset, bound: Any, descending: bool) -> pc.Expression:
-    kind = dataset.schema.field(TIME).type
-    value = pa.scalar(bound, type=kind)
-    field = pc.field(TIME)
-    return field >= value if descending else field <= value
 
 
 def _shape(tree: Any, datasets: dict[str, str]) -> tuple[str, bool, int, Any] | None:

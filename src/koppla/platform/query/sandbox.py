@@ -37,6 +37,8 @@ class SandboxLimits:
     threads: int = 2
     temp_directory: Path | None = None
     temp_limit: str = "0"
+    readable: tuple[Path, ...] = ()
+    """Directories DuckDB itself may read (the datasets' files); user SQL still names none."""
 
     @property
     def spills(self) -> bool:
@@ -69,7 +71,8 @@ def _settings(limits: SandboxLimits) -> list[tuple[str, str | int | bool | list[
         *_spill_settings(limits),
         ("memory_limit", limits.memory_limit),
         ("threads", limits.threads),
-        ("allowed_directories", []),
+        ("parquet_metadata_cache", True),
+        ("allowed_directories", [f"{root.resolve()}/" for root in limits.readable]),
         ("allowed_paths", []),
         ("enable_external_access", False),
         ("lock_configuration", True),

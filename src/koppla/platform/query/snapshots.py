@@ -34,6 +34,10 @@ class Snapshot:
     row_count: int | None
     files: list[FileSpan] | None = None
     """Each data file's `timestamp` range and rows (None without time statistics)."""
+    table: str = ""
+    """The Delta table's path."""
+    paths: tuple[str, ...] = ()
+    """The snapshot's data files (absolute paths)."""
 
 
 class DeltaSnapshots:
@@ -67,7 +71,14 @@ class DeltaSnapshots:
         if cached is not None and cached.version == table.version():
             return cached
         dataset = table.to_pyarrow_dataset(filesystem=_native_filesystem(table))
-        snapshot = Snapshot(table.version(), dataset, _row_count(table), _file_spans(table))
+        snapshot = Snapshot(
+            table.version(),
+            dataset,
+            _row_count(table),
+            _file_spans(table),
+            path,
+            tuple(str(uri) for uri in table.file_uris()),
+        )
         self._snapshots[path] = snapshot
         return snapshot
 
