@@ -40,7 +40,11 @@ def main() -> None:
         tables = commerce.CommerceTables(TABLE, TABLE)
         params = {"until": expected.end.isoformat(), "days": str(args.days)}
         with QueryEngine(
-            lambda: {TABLE: path}, threads=args.threads, memory_limit=args.memory, timeout_s=300
+            lambda: {TABLE: path},
+            threads=args.threads,
+            memory_limit=args.memory,
+            timeout_s=300,
+            data_roots=[Path(temp)],  # read natively, as `koppla up` reads `<home>/datasets`
         ) as engine:
             for report in commerce.REPORTS:
                 names = {p.name for p in report.parameters}

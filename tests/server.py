@@ -33,8 +33,12 @@ class Koppla:
         scheme: str = "http",
         verify: ssl.SSLContext | bool = True,
         demo_shop: bool = False,
+        pg_port: int = 0,
     ) -> None:
+        """`pg_port`: the PostgreSQL server's port (0: none, so servers of tests running at
+        the same time never compete for one)."""
         self.home, self.port, self.extra = home, port, extra
+        self.pg_port = pg_port
         self.url = f"{scheme}://127.0.0.1:{port}"
         self.verify = verify
         self.demo_shop = demo_shop
@@ -45,7 +49,7 @@ class Koppla:
         command = [sys.executable, "-m", "koppla", "up", "--demo", "--home", str(self.home)]
         if not self.demo_shop:
             command.append("--no-demo-shop")
-        command += ["--port", str(self.port), *self.extra]
+        command += ["--port", str(self.port), "--pg-port", str(self.pg_port), *self.extra]
         with (self.home.parent / "koppla.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -1,8 +1,8 @@
 """Nothing is changed on the way in: date-times read back through SQL exactly as they were sent.
 
-Date-time columns hold the instant (UTC), so SQL orders and filters by time; `_koppla.datetimes` keeps
-the text of every date-time sent in another form than `YYYY-MM-DDTHH:MM:SS.sssZ`, such as the
-shopper's offset in `placeContext.localTime`.
+Date-time columns hold the instant (UTC), so SQL orders and filters by time;
+`_koppla.datetimes` keeps the text of every date-time sent in another form than
+`YYYY-MM-DDTHH:MM:SS.sssZ`, such as the shopper's offset in `placeContext.localTime`.
 """
 
 from __future__ import annotations

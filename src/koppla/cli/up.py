@@ -43,6 +43,13 @@ def up(
         Path | None,
         typer.Option(help="PEM key for --tls-cert.", show_default="the tls_key setting: none"),
     ] = None,
+    pg_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of the PostgreSQL wire-protocol server (psql, BI tools); 0 runs none.",
+            show_default="the query_pg_port setting: 5433",
+        ),
+    ] = None,
 ) -> None:
     """Run Koppla: the edge, the pipeline and the APIs, with all state under --home.
 
@@ -51,7 +58,9 @@ def up(
     """
     from koppla.web.server import serve
 
-    loaded = settings(home, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+    loaded = settings(
+        home, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, query_pg_port=pg_port
+    )
     running = find(loaded.home)
     if running is not None:
         fail(
@@ -63,7 +72,8 @@ def up(
         if not opened.has_tokens():
             token = opened.add_token("admin")
             console.print(f"[bold]Admin API token[/] (shown once, store it): {token}")
-        _first_admin(loaded.home, opened.default_org())
+        org_id = opened.default_org()
+        _first_admin(loaded.home, org_id)
         _warn_unreachable(loaded.home, opened)
         if demo:
             print_demo(loaded, ensure_demo_stream(loaded, opened))
@@ -74,6 +84,12 @@ def up(
         f"with data in {loaded.home.resolve()}  (Ctrl+C stops it)"
     )
     console.print(f"  admin pages:  {loaded.scheme}://{loaded.host}:{loaded.port}/admin/")
+    if loaded.query_pg_port:
+        console.print(
+            f'  PostgreSQL:   psql "host={loaded.host} port={loaded.query_pg_port} '
+            f'dbname=prod:all user={org_id} sslmode=require" (password: an API token)',
+            highlight=False,
+        )
     with recorded(loaded):
         serve(loaded, demo_shop=demo and demo_shop)
 

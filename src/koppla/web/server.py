@@ -17,9 +17,11 @@ from koppla.core.settings import Settings
 from koppla.platform.pipeline import process as pipeline_process
 from koppla.platform.pipeline.heartbeat import RESTARTS_ENV
 from koppla.platform.profiles import process as profiles_process
+from koppla.platform.query.pgwire import process as pgwire_process
 from koppla.web import demo_process
 from koppla.web.app import KopplaApp, create_app
 from koppla.web.backoff import Backoff
+from koppla.web.services import build_services
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +180,8 @@ def app_from_environment() -> KopplaApp:
 
 
 def serve(settings: Settings, *, demo_shop: bool = False) -> None:
-    """Run Koppla until interrupted: `edge_workers` HTTP processes, one pipeline process and one
-    profile-stage process.
+    """Run Koppla until interrupted: `edge_workers` HTTP processes, one pipeline process, one
+    profile-stage process, and the PostgreSQL wire-protocol server (unless `query_pg_port` is 0).
 
     With several workers each has its own spool stream; the live debugger of a worker shows the
     requests that worker received. `demo_shop` also runs the demo shop's simulator and the
@@ -196,6 +198,14 @@ def serve(settings: Settings, *, demo_shop: bool = False) -> None:
             "koppla-profiles", profiles_process.main, (settings.model_dump_json(), os.getpid())
         ),
     ]
+    if settings.query_pg_port:  # PostgreSQL clients (psql, psycopg, BI tools)
+        children.append(
+            ChildSupervisor(
+                "koppla-pgwire",
+                pgwire_process.main,
+                (settings.model_dump_json(), os.getpid(), build_services),
+            )
+        )
     if demo_shop:
         children.append(
             ChildSupervisor(

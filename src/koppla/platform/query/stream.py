@@ -8,6 +8,7 @@ size. The stream can be cancelled from any thread; the reader then raises `Query
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 
@@ -70,10 +71,9 @@ class RowStream:
         self._interrupt()
 
     def _interrupt(self) -> None:
-        try:
+        # after the stream's block the cursor is closed: nothing runs, nothing to stop
+        with contextlib.suppress(duckdb.Error):
             self._cursor.interrupt()
-        except duckdb.Error:  # the stream's block has ended and closed the cursor: nothing runs
-            pass
 
     def _start(self, rows: int) -> pa.RecordBatchReader:
         if self._reader is None:
