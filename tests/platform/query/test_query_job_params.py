@@ -49,3 +49,21 @@ def test_a_value_that_cannot_be_a_literal_is_refused_by_name(value: object) -> N
     with pytest.raises(InvalidInput, match="v ") as refused:
         substitute("SELECT $v", {"v": value})
     assert refused.value.field == "queryParameters"
+
+
+@pytest.mark.parametrize(
+    ("template", "value"),
+    [
+        ("SELECT 1-$v AS x, 'kept' AS y", -0.0),
+        ("SELECT 'kept' AS y, 1 AS x /* outer /* inner */ $w */ WHERE y <> $v", "*/ 1 --"),
+        ("SELECT E'a\\'b $w c' AS y, $v AS x", "' || 42 || '"),
+        ("SELECT $é$ $w $é$ AS y, $v AS x", "$é$ || 42 || $é$"),
+    ],
+)
+def test_no_value_escapes_its_literal_where_duckdb_reads_strings_and_comments(
+    template: str, value: object
+) -> None:
+    assert placeholders(template) == ["v"]  # `$w` inside a string or comment is no parameter
+    rows = duckdb.connect().execute(substitute(template, {"v": value})).fetchall()
+    names = [d for d in rows[0]] if rows else []
+    assert len(rows) <= 1 and 42 not in names

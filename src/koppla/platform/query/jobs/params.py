@@ -10,10 +10,13 @@ strings is left alone, as are DuckDB's positional `$1`.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+import duckdb
 
 from koppla.core.errors import InvalidInput
 
@@ -23,6 +26,7 @@ Params = Mapping[str, Any]
 MAX_PARAMS = 100
 MAX_VALUE_CHARS = 10_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME_BYTES = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?![\x80-\xff])")
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 _QUOTES = frozenset("'\"")
 
@@ -89,7 +93,7 @@ def literal(name: str, value: Any, field: str = "queryParameters") -> str:
         if not math.isfinite(value):
             raise InvalidInput(f"{field}: {name} must be a finite number", field=field)
         text = repr(value)
-        return f"({text})" if value < 0 else text
+        return f"({text})" if math.copysign(1.0, value) < 0 else text
     if isinstance(value, str):
         if len(value) > MAX_VALUE_CHARS:
             message = f"{field}: {name} must be at most {MAX_VALUE_CHARS} characters"
@@ -106,50 +110,32 @@ def literal(name: str, value: Any, field: str = "queryParameters") -> str:
 
 
 def _pieces(sql: str) -> Iterator[tuple[str, bool]]:
-    """`sql` cut into SQL text (False) and parameter names (True), in order."""
-    start = i = 0
-    n = len(sql)
-    while i < n:
-        char = sql[i]
-        if char in _QUOTES:
-            i = _closing(sql, i + 1, char)
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        elif char == "$" and (i == 0 or sql[i - 1] not in _WORD_CHARS):
-            match = _NAME.match(sql, i + 1)
-            tag = match.group() if match else ""
-            if sql.startswith("$", i + 1 + len(tag)):  # a dollar-quoted string: $tag$...$tag$
-                delimiter = f"${tag}$"
-                closing = sql.find(delimiter, i + len(delimiter))
-                i = n if closing < 0 else closing + len(delimiter)
-            elif match:
-                yield sql[start:i], False
-                yield match.group(), True
-                start = i = match.end()
-            else:
-                i += 1
-        else:
-            i += 1
-    yield sql[start:], False
+    """`sql` cut into SQL text (False) and parameter names (True), in order.
+
+    DuckDB's own tokenizer finds them: a `$` operator token directly followed by an identifier
+    token. So whatever DuckDB reads as a string (quoted, `E'...'`, dollar-quoted with any tag),
+    a comment (nested ones too) or an identifier (`é$v`) never holds a parameter.
+    """
+    try:
+        tokens = duckdb.tokenize(sql)
+    except (duckdb.Error, RuntimeError) as exc:
+        raise InvalidInput(f"the SQL could not be read: {exc}", field="sql") from exc
+    data = sql.encode("utf-8")  # the tokenizer's offsets count bytes
+    start = 0
+    for (offset, kind), (following, following_kind) in itertools.pairwise(tokens):
+        if kind != duckdb.token_type.operator or data[offset : offset + 1] != b"$":
+            continue
+        if following != offset + 1 or following_kind != duckdb.token_type.identifier:
+            continue
+        match = _NAME_BYTES.match(data, following)
+        if match is None:
+            continue
+        yield data[start:offset].decode("utf-8"), False
+        yield match.group().decode("ascii"), True
+        start = match.end()
+    yield data[start:].decode("utf-8"), False
 
 
 def _apart(neighbour: str) -> str:
     """A space when `neighbour` would run into a literal (a quote or a word character)."""
     return " " if neighbour in _QUOTES or (neighbour and neighbour in _WORD_CHARS) else ""
-
-
-def _closing(sql: str, i: int, quote: str) -> int:
-    """The index after the quote that closes a quoted run starting at `i` (doubled quotes stay
-    inside); the end of `sql` when it never closes."""
-    while True:
-        end = sql.find(quote, i)
-        if end < 0:
-            return len(sql)
-        if sql.startswith(quote, end + 1):
-            i = end + 2
-            continue
-        return end + 1
