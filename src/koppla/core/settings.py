@@ -251,8 +251,10 @@ class Settings(BaseSettings):
     query_stream_timeout_s: float = Field(
         default=600.0,
         gt=0,
+        le=3000,
         description="Longest a streamed query may run (PostgreSQL clients, query jobs, exports): "
-        "their rows are not held in memory, so they may be many.",
+        "their rows are not held in memory, so they may be many. At most 3000 s, below the hour "
+        "for which compacted-away files are kept.",
     )
     query_pg_port: int = Field(
         default=5433,

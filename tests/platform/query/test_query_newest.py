@@ -15,6 +15,7 @@ from deltalake import write_deltalake
 
 from koppla.platform.query import newest
 from koppla.platform.query.engine import QueryEngine
+from koppla.platform.query.errors import QueryTimeout
 
 SCHEMA = pa.schema(
     [
@@ -140,6 +141,9 @@ def test_the_newest_rows_query_reads_only_the_newest_files(
         "SELECT _id, row_number() OVER () FROM events ORDER BY timestamp DESC LIMIT 3",
         "SELECT _id FROM events ORDER BY timestamp DESC",
         "SELECT _id FROM events ORDER BY 1 DESC LIMIT 3",
+        "SELECT * REPLACE (now() AS timestamp) FROM events ORDER BY timestamp DESC LIMIT 1",
+        "SELECT timestamp FROM events AS t(timestamp) ORDER BY timestamp DESC LIMIT 1",
+        "SELECT _id FROM events WHERE random() < 0.5 ORDER BY timestamp DESC LIMIT 3",
     ],
 )
 def test_other_query_shapes_are_not_taken_for_newest_rows(sql: str) -> None:
@@ -147,3 +151,20 @@ def test_other_query_shapes_are_not_taken_for_newest_rows(sql: str) -> None:
     db.execute("CREATE TABLE events (_id VARCHAR, eventType VARCHAR, timestamp TIMESTAMPTZ)")
     query = newest.newest_query(db, sql, ["events"])
     assert query is None or not newest.plain_plan(db, sql, None)
+
+
+def test_a_slow_filter_stops_at_the_time_limit_while_the_newest_rows_are_sought(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(3)
+    path = tmp_path / "events"
+    for commit in range(6):
+        rows = pa.Table.from_pylist(_rows(commit, rng), schema=SCHEMA)
+        write_deltalake(path, rows, mode="append")
+    slow = "list_sum(range(2000000 + CAST(hash(_id) % 7 AS BIGINT))) < 0"  # never true, costly
+    sql = f"SELECT _id FROM events WHERE {slow} ORDER BY timestamp DESC LIMIT 5"
+    with QueryEngine(lambda: {"events": str(path)}, timeout_s=0.5, threads=1) as engine:
+        with pytest.raises(QueryTimeout, match="query_timeout_s"):
+            engine.run(sql)
+        with pytest.raises(QueryTimeout), engine.stream(sql, timeout_s=0.5) as rows:
+            list(rows.batches())

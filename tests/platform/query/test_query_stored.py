@@ -76,3 +76,23 @@ def test_user_sql_still_cannot_read_the_files(table: Path) -> None:
         for sql in (f"SELECT * FROM read_parquet('{data_file}')", f"SELECT * FROM '{data_file}'"):
             with pytest.raises(QueryRefused):
                 engine.run(sql)
+
+
+def test_a_nested_field_no_file_has_yet_reads_as_null(table: Path) -> None:
+    later = pa.schema(
+        [
+            field
+            if field.name != "web"
+            else pa.field(
+                "web",
+                pa.struct([("name", pa.string()), ("url", pa.string()), ("ref", pa.string())]),
+            )
+            for field in NEW
+        ]
+    )
+    add_missing_columns(DeltaTable(table), later)
+    with QueryEngine(lambda: {"events": str(table)}, data_roots=[table.parent]) as engine:
+        rows = engine.run("SELECT _id, web.ref, web.url FROM events ORDER BY 1").rows
+        star = engine.run("SELECT web FROM events WHERE _id = 'new'").rows
+    assert rows == [("new", None, "https://shop/cart"), ("old", None, None)]
+    assert star == [({"name": "cart", "url": "https://shop/cart", "ref": None},)]

@@ -239,9 +239,13 @@ def _types(*names: str) -> str:
     return ", ".join(f"'{name}'" for name in names)
 
 
-SHOPPER = "coalesce(personID, identityMap['ECID'][1].id)"
-"""The storefront event's shopper (its ECID), from `personID` or else the identity map."""
-_SHOPPER_BY = {"personID": "personID", "ecid": SHOPPER}
+SHOPPER = (
+    "CASE WHEN personID IS NULL OR regexp_full_match(personID, '0*') "
+    "THEN identityMap['ECID'][1].id ELSE personID END"
+)
+"""The storefront event's shopper (its ECID), from `personID` or else (none, empty or all
+zeros) the identity map."""
+_SHOPPER_BY = {"personID": "nullif(personID, '')", "ecid": SHOPPER}
 _IDENTITY = Parameter(
     "identity",
     "choice",

@@ -11,6 +11,7 @@ running at the same time never see each other's state and each can be interrupte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -36,7 +37,7 @@ from koppla.platform.query.result import Column, QueryResult, TableInfo
 from koppla.platform.query.sandbox import SandboxLimits, open_sandbox
 from koppla.platform.query.slots import QuerySlots
 from koppla.platform.query.snapshots import DeltaSnapshots, Snapshot
-from koppla.platform.query.stored import StoredRows, stored_rows
+from koppla.platform.query.stored import Shape, StoredRows, stored_rows
 from koppla.platform.query.stream import RowStream
 
 T = TypeVar("T")
@@ -111,9 +112,13 @@ class QueryEngine:
         self._max_rows = _positive(max_rows)
         self._max_result_bytes = _positive(max_result_bytes, "max_result_bytes")
         self._limits = SandboxLimits(
-            memory_limit, threads, temp_directory, temp_limit, tuple(data_roots)
+            memory_limit,
+            threads,
+            temp_directory,
+            temp_limit,
+            tuple(p.resolve() for p in data_roots),
         )
-        self._file_columns: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._file_columns: dict[str, dict[str, Shape]] = {}
         self._slots = QuerySlots(max_concurrent, wait_s=slot_wait_s)
         self._snapshots = DeltaSnapshots()
         self._lock = threading.Lock()
@@ -143,10 +148,25 @@ class QueryEngine:
             started = clock.monotonic()
             readable = self._readable(scope)
             with self._cursor() as cursor:
-                self._prepare(cursor, sql, readable, params)
-                columns, rows = self._execute(
-                    cursor, sql, params, cap, lambda: self._catalog_hint(readable.tables)
-                )
+                hint = lambda: self._catalog_hint(readable.tables)  # noqa: E731
+                expired = threading.Event()
+
+                def expire() -> None:
+                    expired.set()
+                    cursor.interrupt()
+
+                timer = threading.Timer(self._timeout_s, expire)  # covers the preparing too
+                timer.start()
+                try:
+                    self._prepare(cursor, sql, readable, params)
+                    columns, rows = self._execute(cursor, sql, params, cap)
+                except duckdb.InterruptException as exc:
+                    raise _interrupted(expired.is_set(), self._timeout_s) from exc
+                except duckdb.Error as exc:
+                    raise _failed(exc, hint, self._limits) from exc
+                finally:
+                    timer.cancel()
+                    timer.join()
         truncated = len(rows) > cap
         elapsed_ms = (clock.monotonic() - started) * 1000
         return QueryResult(columns, rows[:cap], truncated, elapsed_ms)
@@ -171,20 +191,32 @@ class QueryEngine:
         limit_s = self._stream_timeout_s if timeout_s is None else timeout_s
         with self._slots.hold(), self._cursor() as cursor:
             readable = self._readable(scope)
-            self._prepare(cursor, sql, readable, params)
             hint = lambda: self._catalog_hint(readable.tables)  # noqa: E731
-            try:
-                relation = cursor.sql(sql, params=list(params) if params else None)
-            except duckdb.Error as exc:
-                raise _failed(exc, hint, self._limits) from exc
-            rows = RowStream(relation, cursor, limit_s, lambda e: _failed(e, hint, self._limits))
-            timer = threading.Timer(limit_s, rows.expire)
+            expired = threading.Event()
+
+            def expire() -> None:
+                expired.set()
+                with contextlib.suppress(duckdb.Error):  # the cursor may be closed already
+                    cursor.interrupt()
+
+            timer = threading.Timer(limit_s, expire)  # covers the preparing too
             timer.start()
             try:
-                yield rows
+                try:
+                    self._prepare(cursor, sql, readable, params)
+                    relation = cursor.sql(sql, params=list(params) if params else None)
+                except duckdb.InterruptException as exc:
+                    raise _interrupted(expired.is_set(), limit_s, "query_stream_timeout_s") from exc
+                except duckdb.Error as exc:
+                    raise _failed(exc, hint, self._limits) from exc
+                failed = lambda e: _failed(e, hint, self._limits)  # noqa: E731
+                rows = RowStream(relation, cursor, limit_s, failed, expired=expired)
+                try:
+                    yield rows
+                finally:
+                    rows.cancel()
             finally:
                 timer.cancel()
-                rows.cancel()
 
     def _prepare(
         self,
@@ -239,10 +271,12 @@ class QueryEngine:
             bound = newest.time_threshold(
                 cursor, query, rows.snapshot.files or [], params, restrict
             )
-        except (duckdb.Error, pa.ArrowException) as exc:  # the query itself will say what
-            log.debug("no shortcut for the newest rows: %s", exc)
-            bound = None
-        restrict(bound)
+            restrict(bound)
+        except duckdb.InterruptException:  # the time limit or a cancel: stop here
+            raise
+        except (duckdb.Error, pa.ArrowException, TypeError, ValueError) as exc:
+            log.debug("no shortcut for the newest rows: %s", exc)  # the query itself will say
+            restrict(None)
 
     def tables_info(self, scope: Scope | None = None) -> list[TableInfo]:
         """Every dataset that can be queried now (in `scope`), with DuckDB column types, sorted
@@ -305,27 +339,10 @@ class QueryEngine:
         sql: str,
         params: Sequence[object] | None,
         cap: int,
-        hint: Callable[[], str],
     ) -> tuple[tuple[Column, ...], list[tuple[Any, ...]]]:
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            cursor.interrupt()
-
-        timer = threading.Timer(self._timeout_s, expire)
-        timer.start()
-        try:
-            cursor.execute(sql, list(params) if params else None)
-            rows = fetch_rows(cursor, cap, self._max_result_bytes)
-            columns = tuple(Column(d[0], str(d[1])) for d in cursor.description or ())
-        except duckdb.InterruptException as exc:
-            raise _interrupted(expired.is_set(), self._timeout_s) from exc
-        except duckdb.Error as exc:
-            raise _failed(exc, hint, self._limits) from exc
-        finally:
-            timer.cancel()
-            timer.join()
+        cursor.execute(sql, list(params) if params else None)
+        rows = fetch_rows(cursor, cap, self._max_result_bytes)
+        columns = tuple(Column(d[0], str(d[1])) for d in cursor.description or ())
         return columns, rows
 
 
@@ -340,11 +357,11 @@ def _positive(value: int, name: str = "max_rows") -> int:
     return value
 
 
-def _interrupted(expired: bool, timeout_s: float) -> Exception:
+def _interrupted(expired: bool, timeout_s: float, setting: str = "query_timeout_s") -> Exception:
     if expired:
         return QueryTimeout(
             f"query stopped: it ran longer than the {timeout_s:g} s time limit "
-            "(query_timeout_s); narrow it with filters or fewer columns"
+            f"({setting}); narrow it with filters or fewer columns"
         )
     return QueryFailed("query was interrupted")
 

@@ -45,6 +45,33 @@ _PLAN_OPERATORS = frozenset(
 )
 _MAX_NEED = 100_000
 """Largest `LIMIT + OFFSET` helped; past it a probe saves little."""
+_PROBES = 3
+"""Probes tried (each over four times as many rows) before the query reads every row."""
+_VOLATILE = frozenset(
+    {
+        "random",
+        "setseed",
+        "uuid",
+        "gen_random_uuid",
+        "uuidv4",
+        "uuidv7",
+        "now",
+        "current_timestamp",
+        "get_current_timestamp",
+        "current_date",
+        "current_time",
+        "current_localtime",
+        "current_localtimestamp",
+        "localtime",
+        "localtimestamp",
+        "today",
+        "transaction_timestamp",
+        "nextval",
+        "currval",
+    }
+)
+"""Functions whose value differs between the probe and the query: a filter calling one could
+keep other rows in each, so such queries read every row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +147,7 @@ def time_threshold(
         files, key=lambda f: f.last if query.descending else f.first, reverse=query.descending
     )
     wanted = query.need
-    while True:
+    for _probe in range(_PROBES):
         taken, covered = 0, 0
         bound: datetime | None = None
         for span in ordered:
@@ -134,15 +161,14 @@ def time_threshold(
             )
             covered += span.rows
             taken += 1
-        if bound is None or taken == len(ordered):
-            restrict(None)
-            found = cursor.execute(query.probe_sql, params).fetchall()
-            return found[-1][0] if len(found) >= query.need and found[-1][0] is not None else None
+        if bound is None or taken == len(ordered):  # every file is needed: nothing to skip
+            return None
         restrict(bound)
         found = cursor.execute(query.probe_sql, params).fetchall()
         if len(found) >= query.need and found[-1][0] is not None:
             return found[-1][0]
         wanted *= 4
+    return None  # the filter keeps few rows: probing further would cost a full scan twice
 
 
 def file_spans(actions: pa.Table) -> list[FileSpan] | None:
@@ -172,7 +198,7 @@ def _shape(tree: Any, datasets: dict[str, str]) -> tuple[str, bool, int, Any] | 
         return None
     node = statements[0].get("node") or {}
     table = _single_table(node, datasets)
-    if table is None or _has_nested_query(node):
+    if table is None or _has_nested_query(node) or _renames_columns(node):
         return None
     modifiers = node.get("modifiers") or []
     kinds = [m.get("type") for m in modifiers]
@@ -226,13 +252,27 @@ def _single_table(node: dict[str, Any], datasets: dict[str, str]) -> str | None:
     return datasets.get(str(source.get("table_name", "")).lower())
 
 
+def _renames_columns(node: dict[str, Any]) -> bool:
+    """True when the query gives columns other names: `FROM t AS x(a, b)`, or a `*` or
+    `COLUMNS(...)` with `REPLACE` or `RENAME` (which could name another value `timestamp`)."""
+    if (node.get("from_table") or {}).get("column_name_alias"):
+        return True
+    for item in node.get("select_list") or []:
+        if isinstance(item, dict) and (item.get("replace_list") or item.get("rename_list")):
+            return True
+    return False
+
+
 def _has_nested_query(node: Any) -> bool:
+    """True when the select list or filter holds a subquery, a window or a volatile call."""
     pending = [node.get("select_list"), node.get("where_clause")]
     while pending:
         item = pending.pop()
         if isinstance(item, list):
             pending.extend(item)
         elif isinstance(item, dict):
+            if str(item.get("function_name", "")).lower() in _VOLATILE:
+                return True
             if item.get("class") in ("SUBQUERY", "WINDOW") or item.get("type") in (
                 "SUBQUERY",
                 "WINDOW",

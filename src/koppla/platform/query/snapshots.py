@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -77,7 +78,7 @@ class DeltaSnapshots:
             _row_count(table),
             _file_spans(table),
             path,
-            tuple(str(uri) for uri in table.file_uris()),
+            tuple(_local_path(uri) for uri in table.file_uris()),
         )
         self._snapshots[path] = snapshot
         return snapshot
@@ -87,6 +88,12 @@ def _native_filesystem(table: DeltaTable) -> pafs.FileSystem:
     """Arrow's own file system rooted at the table, so no Python runs on Arrow's I/O threads."""
     filesystem, root = pafs.FileSystem.from_uri(table.table_uri)
     return pafs.SubTreeFileSystem(root, filesystem)
+
+
+def _local_path(uri: str) -> str:
+    """A data file's path from its URI: percent-escapes undone, `file://` dropped."""
+    path = unquote(uri)
+    return path.removeprefix("file://")
 
 
 def _file_spans(table: DeltaTable) -> list[FileSpan] | None:

@@ -12,7 +12,8 @@ the quarantine) are scanned through Arrow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from koppla.core.errors import TransientError
 from koppla.platform.query.newest import TIME
 from koppla.platform.query.snapshots import Snapshot
+
+_GLOB = frozenset("*?[{")
+Shape = tuple[tuple[str, str], ...]
+"""A data file's columns: (name, DuckDB type) in order."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,8 @@ class StoredRows:
     snapshot: Snapshot
     only: pc.Expression | None
     native: bool
-    present: frozenset[str]
-    """The columns some data file has (read natively only)."""
+    present: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Each column some data file has, with the types the files give it (read natively)."""
     uniform: bool = True
     """Every data file has the same columns and types (no union by name needed)."""
 
@@ -70,14 +76,20 @@ class StoredRows:
         return dataset.filter(pc.field(TIME) >= value if descending else pc.field(TIME) <= value)
 
     def _columns(self, cursor: duckdb.DuckDBPyConnection) -> str:
+        """Every field of the table's schema, in its order and type: as the files have it,
+        cast where files differ (a struct field added later reads as null), null where no
+        file has it."""
         schema = self.snapshot.dataset.schema
+        kinds = [str(kind) for kind in cursor.from_arrow(schema.empty_table()).types]
         items = []
-        for field in schema:
-            if field.name in self.present:
-                items.append(_quoted(field.name))
+        for column, kind in zip(schema.names, kinds, strict=True):
+            have = self.present.get(column)
+            if not have:
+                items.append(f"CAST(NULL AS {kind}) AS {_quoted(column)}")
+            elif have == {kind}:
+                items.append(_quoted(column))
             else:
-                kind = cursor.from_arrow(pa.schema([field]).empty_table()).types[0]
-                items.append(f"CAST(NULL AS {kind}) AS {_quoted(field.name)}")
+                items.append(f"CAST({_quoted(column)} AS {kind}) AS {_quoted(column)}")
         return ", ".join(items)
 
 
@@ -86,25 +98,41 @@ def stored_rows(
     snapshot: Snapshot,
     only: pc.Expression | None,
     roots: tuple[Path, ...],
-    known: dict[str, tuple[tuple[str, str], ...]],
+    known: dict[str, dict[str, Shape]],
 ) -> StoredRows:
-    """How to read `snapshot`: natively when it has files, all under `roots`, and no row
-    filter. `known` caches each data file's columns and types by path (files never change)."""
+    """How to read `snapshot`: natively when it has files, all under `roots` (resolved), and
+    no row filter. `known` caches each table's data files' shapes by path (files never
+    change); files gone from the snapshot are dropped from it."""
     native = bool(snapshot.paths) and only is None and all(_under(p, roots) for p in snapshot.paths)
     if not native:
-        return StoredRows(snapshot, only, False, frozenset())
-    shapes = set()
+        return StoredRows(snapshot, only, False)
+    cached = known.get(snapshot.table, {})
+    shapes: dict[str, Shape] = {}
     for path in snapshot.paths:
-        shape = known.get(path)
+        shape = cached.get(path)
         if shape is None:
-            rows = cursor.execute(f"DESCRIBE SELECT * FROM read_parquet({_text(path)})").fetchall()
-            shape = known[path] = tuple((str(row[0]), str(row[1])) for row in rows)
-        shapes.add(shape)
-    present = frozenset(column for shape in shapes for column, _ in shape)
-    return StoredRows(snapshot, only, True, present, uniform=len(shapes) == 1)
+            try:
+                rows = cursor.execute(f"DESCRIBE SELECT * FROM read_parquet({_text(path)})")
+                shape = tuple((str(row[0]), str(row[1])) for row in rows.fetchall())
+            except duckdb.InterruptException:
+                raise
+            except duckdb.Error as exc:  # a file compacted away meanwhile: the next try works
+                raise TransientError(f"a data file could not be read: {exc}") from exc
+        shapes[path] = shape
+    known[snapshot.table] = shapes
+    present: dict[str, set[str]] = {}
+    for shape in shapes.values():
+        for column, kind in shape:
+            present.setdefault(column, set()).add(kind)
+    frozen = {column: frozenset(kinds) for column, kinds in present.items()}
+    return StoredRows(snapshot, only, True, frozen, uniform=len(set(shapes.values())) == 1)
 
 
 def _under(path: str, roots: tuple[Path, ...]) -> bool:
+    """True when `path` lies under a root and has no character `read_parquet` would take for
+    a glob (a home in such a directory is read through Arrow)."""
+    if _GLOB & set(path):
+        return False
     return any(Path(path).is_relative_to(root) for root in roots)
 
 

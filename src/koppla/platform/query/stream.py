@@ -30,6 +30,8 @@ class RowStream:
         cursor: duckdb.DuckDBPyConnection,
         timeout_s: float,
         failed: Callable[[duckdb.Error], Exception],
+        *,
+        expired: threading.Event | None = None,
     ) -> None:
         self.columns = tuple(
             Column(name, str(kind))
@@ -40,7 +42,7 @@ class RowStream:
         self._timeout_s = timeout_s
         self._failed = failed
         self._cancelled = threading.Event()
-        self._expired = threading.Event()
+        self._expired = expired if expired is not None else threading.Event()
         self._reader: pa.RecordBatchReader | None = None
 
     @property
