@@ -62,17 +62,26 @@ def server_for(settings: Settings, services: PgServices) -> PgServer:
         services.query,
         services.catalog,
         host=settings.host,
-        port=int(getattr(settings, "query_pg_port", 5433)),
+        port=settings.query_pg_port,
         tls=server_context(cert, key),
-        max_connections=int(getattr(settings, "query_pg_max_connections", 32)),
-        stream_timeout_s=float(getattr(settings, "query_stream_timeout_s", 600.0)),
+        max_connections=settings.query_pg_max_connections,
+        stream_timeout_s=settings.query_stream_timeout_s,
     )
 
 
 async def serve(settings: Settings, services: PgServices, stop: threading.Event) -> None:
     """Serve until `stop` is set."""
     server = server_for(settings, services)
-    port = await server.start()
+    try:
+        port = await server.start()
+    except OSError as error:  # one line, not a traceback: the supervisor retries with backoff
+        log.error(
+            "PostgreSQL server: cannot listen on %s:%s (query_pg_port): %s",
+            settings.host,
+            settings.query_pg_port,
+            error.strerror or error,
+        )
+        raise SystemExit(1) from None
     url = connection_url(services.catalog.default_org(), settings.host, port)
     log.info("PostgreSQL clients: %s", url)
     try:
