@@ -56,3 +56,51 @@ def test_a_query_nested_too_deeply_to_check_is_refused_not_crashed(tmp_path: Pat
         for _ in range(250):
             nested = f"SELECT x FROM ({nested})"
         assert engine.run(nested).rows == [(1,)]
+
+
+def test_a_qualified_system_view_is_refused_even_beside_a_dataset_of_its_name(
+    cursor: duckdb.DuckDBPyConnection,
+) -> None:
+    reach = Reach({"pg_settings"})
+    reach.check(cursor, "SELECT * FROM pg_settings", datasets=["pg_settings"])
+    with pytest.raises(QueryRefused, match="system view"):
+        reach.check(cursor, "SELECT * FROM pg_catalog.pg_settings", datasets=["pg_settings"])
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        'SELECT * FROM "part-00000-c000".snappy.parquet',
+        "SELECT * FROM test.csv",
+        "SELECT * FROM server.json",
+        "SELECT * FROM a.b.c",
+    ],
+)
+def test_qualified_names_duckdb_would_take_for_files_are_refused(
+    cursor: duckdb.DuckDBPyConnection, sql: str
+) -> None:
+    with pytest.raises(QueryRefused, match="is not a dataset name: file system access"):
+        Reach(()).check(cursor, sql, datasets=["demo_events"])
+
+
+def test_own_schemas_still_qualify_and_the_engines_views_stay_hidden(
+    cursor: duckdb.DuckDBPyConnection,
+) -> None:
+    reach = Reach(())
+    for sql in (
+        "SELECT * FROM main.demo_events",
+        "SELECT * FROM memory.main.demo_events",
+        "SELECT * FROM information_schema.columns",
+    ):
+        reach.check(cursor, sql, datasets=["demo_events"])
+    with pytest.raises(QueryRefused, match="engine's own views"):
+        reach.check(cursor, "SELECT * FROM information_schema.views", datasets=["demo_events"])
+
+
+def test_a_file_in_the_working_directory_is_not_read_through_a_dotted_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    monkeypatch.chdir(tmp_path)
+    with QueryEngine(lambda: {}, data_roots=[tmp_path]) as engine, pytest.raises(QueryRefused):
+        engine.run("SELECT * FROM secret.csv")

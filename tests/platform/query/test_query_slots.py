@@ -78,3 +78,22 @@ def test_the_engine_runs_at_most_max_concurrent_queries(events_path: Path) -> No
         assert str(busy).startswith("too many queries at once: all 1 query slots")
         assert isinstance(outcome[0], QueryTimeout)
         assert engine.run("SELECT count(*) FROM demo_events").rows == [(3,)]
+
+
+def test_one_organization_leaves_a_slot_for_the_others() -> None:
+    slots = QuerySlots(3, wait_s=0.05)
+    with slots.hold(("A", "prod")), slots.hold(("A", "prod")):
+        busy = pytest.raises(QueryBusy, match="this organization's 2 query slots")
+        with busy, slots.hold(("A", "prod")):
+            pass
+        with slots.hold(("B", "prod")):  # the third slot is still there for another tenant
+            pass
+
+
+def test_a_released_slot_is_free_before_its_block_ends() -> None:
+    slots = QuerySlots(1, wait_s=0.05)
+    with slots.hold() as slot:
+        slot.release()
+        slot.release()  # twice is harmless
+        with slots.hold():
+            pass

@@ -144,7 +144,7 @@ class QueryEngine:
         """
         sql = check_sql(sql)
         cap = self._max_rows if max_rows is None else _positive(max_rows)
-        with self._slots.hold():
+        with self._slots.hold(scope):
             started = clock.monotonic()
             readable = self._readable(scope)
             with self._cursor() as cursor:
@@ -183,13 +183,14 @@ class QueryEngine:
         """Run one SELECT whose rows are read as Arrow batches while the block lasts.
 
         No row or byte cap applies: rows are produced as they are read. The query holds a
-        query slot for the whole block and is stopped after `timeout_s` (default: the
-        `stream_timeout_s` the engine was made with). Refusals and failures to start raise as
+        query slot (of its scope's share) for the block, until it is stopped after `timeout_s`
+        (default: the `stream_timeout_s` the engine was made with), which frees the slot at
+        once even while the block still runs. Refusals and failures to start raise as
         `run`'s do; failures while reading raise from `RowStream.batches`.
         """
         sql = check_sql(sql)
         limit_s = self._stream_timeout_s if timeout_s is None else timeout_s
-        with self._slots.hold(), self._cursor() as cursor:
+        with self._slots.hold(scope) as slot, self._cursor() as cursor:
             readable = self._readable(scope)
             hint = lambda: self._catalog_hint(readable.tables)  # noqa: E731
             expired = threading.Event()
@@ -198,6 +199,7 @@ class QueryEngine:
                 expired.set()
                 with contextlib.suppress(duckdb.Error):  # the cursor may be closed already
                     cursor.interrupt()
+                slot.release()  # the query is over: its slot is free even if the block is not
 
             timer = threading.Timer(limit_s, expire)  # covers the preparing too
             timer.start()

@@ -35,6 +35,9 @@ _REFUSED_SCALARS: dict[str, str] = {
     "disable_profile": "settings are fixed by the server",
 }
 _PATH_CHARACTERS = frozenset("./\\:")
+_TABLE_KEYS = ("catalog_name", "schema_name", "table_name")
+_CATALOGS = frozenset({"", "memory", "temp", "system"})
+_SCHEMAS = frozenset({"", "main", "information_schema", "pg_catalog"})
 
 
 class Reach:
@@ -60,14 +63,23 @@ class Reach:
         query DuckDB cannot serialize is refused too: what cannot be checked does not run.
         """
         own = {name.lower() for name in datasets}
-        for kind, name in _references(_parse(cursor, sql)):
-            reason = _refusal(kind, name) or self._system_view(kind, name, own)
+        tree = _parse(cursor, sql)
+        for kind, name in _references(tree):
+            reason = _refusal(kind, name)
+            if reason:
+                raise QueryRefused(reason)
+        for catalog, schema, table in _tables(tree):
+            reason = _qualified(catalog, schema, table) or self._system_view(
+                table, own if not (catalog or schema) else set()
+            )
             if reason:
                 raise QueryRefused(reason)
 
-    def _system_view(self, kind: str, name: str, datasets: set[str]) -> str | None:
+    def _system_view(self, name: str, datasets: set[str]) -> str | None:
+        """Why `name` may not be read: it is a system view and no dataset (a dataset's name
+        counts only when the reference is not qualified)."""
         lowered = name.lower()
-        if kind == "table" and lowered in self._system_views and lowered not in datasets:
+        if lowered in self._system_views and lowered not in datasets:
             return f"{name} is not allowed: it is a system view; queries may read datasets only"
         return None
 
@@ -109,6 +121,34 @@ def _references(tree: Any) -> Iterator[tuple[str, str]]:
             for key in ("catalog_name", "schema_name", "table_name"):
                 yield "table", str(node.get(key) or "")
         pending.extend(node.values())
+
+
+def _tables(tree: Any) -> Iterator[tuple[str, str, str]]:
+    """Every table reference's `(catalog, schema, table)` (empty strings where not given)."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") in ("BASE_TABLE", "SHOW_REF"):
+            catalog, schema, table = (str(node.get(k) or "") for k in _TABLE_KEYS)
+            yield catalog, schema, table
+        pending.extend(node.values())
+
+
+def _qualified(catalog: str, schema: str, table: str) -> str | None:
+    """Why a qualified table reference is refused: DuckDB reads `a.b` as the file `a.b` when no
+    table `b` is in a schema `a`, so only its own catalogs and schemas may qualify a name, and
+    `information_schema.views` (it shows the engine's own views) is not readable."""
+    named = ".".join(part for part in (catalog, schema, table) if part)
+    if catalog.lower() not in _CATALOGS or schema.lower() not in _SCHEMAS:
+        return f"{named!r} is not a dataset name: {FILES_OFF}"
+    if schema.lower() == "information_schema" and table.lower() == "views":
+        return f"{named} is not allowed: it shows the engine's own views; query datasets"
+    return None
 
 
 def _refusal(kind: str, name: str) -> str | None:
