@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -12,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from koppla.core.settings import Settings
+from koppla.platform.query.jobs.params import substitute
 from koppla.platform.query.jobs.runner import QueryJobs, open_query_jobs
 from koppla.web import errors
 from koppla.web.routes import query_service, query_templates
@@ -35,9 +37,9 @@ def jobs(settings: Settings, services: Services) -> Iterator[QueryJobs]:
     opened.close()
 
 
-@pytest.fixture
-async def http(services: Services, jobs: QueryJobs) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for an app serving the query service's routes over the real services."""
+@asynccontextmanager
+async def serving(services: Services, jobs: QueryJobs) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an app serving the query service's routes over `services` and `jobs`."""
     app = FastAPI()
     app.state.services = services
     app.state.query_jobs = jobs
@@ -47,6 +49,25 @@ async def http(services: Services, jobs: QueryJobs) -> AsyncIterator[httpx.Async
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
         yield client
+
+
+@pytest.fixture
+async def http(services: Services, jobs: QueryJobs) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an app serving the query service's routes over the real services."""
+    async with serving(services, jobs) as client:
+        yield client
+
+
+@pytest.fixture
+def narrow_jobs(settings: Settings, services: Services) -> Iterator[QueryJobs]:
+    """Query jobs opened as the server opens them, with small byte caps: 200 KB per job,
+    50 KB per page."""
+    small = settings.model_copy(
+        update={"query_job_max_result_bytes": 200_000, "query_max_result_bytes": 50_000}
+    )
+    opened = open_query_jobs(small, services.layout, services.query)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
@@ -236,7 +257,9 @@ async def test_templates_are_kept_listed_counted_changed_run_and_deleted(
     done = await poll(http, bob, run["id"])
     page = (await http.get(f"{QUERIES}/{run['id']}/results", headers=bob)).json()
     assert page["rows"] == [[0, hostile]]
+    assert done["effectiveSQL"] == substitute(sql, {"who": hostile})
     assert done["effectiveSQL"].count("'x'' OR ''1''=''1'") == 2
+    assert (done["sql"], done["queryParameters"]) == (sql, {"who": hostile})
 
     changed = {"name": "renamed", "sql": "SELECT $who AS who", "queryParameters": {"who": "b"}}
     updated = await http.put(own, json=changed, headers=bob)
@@ -255,3 +278,70 @@ async def test_a_template_that_could_not_run_is_a_400(
     answer = await http.post(TEMPLATES, json=bad, headers=ann)
     assert answer.status_code == 400
     assert "DROP is not allowed" in answer.json()["detail"]
+
+
+async def test_a_page_of_wide_rows_is_shorter_and_a_row_wider_than_a_page_is_a_409(
+    services: Services, narrow_jobs: QueryJobs, ann: dict[str, str]
+) -> None:
+    sql = (
+        "SELECT i, CASE WHEN i = 7 THEN repeat('y', 60000) ELSE repeat('x', 9000) END AS v "
+        "FROM range(9) t(i) ORDER BY i"
+    )
+    async with serving(services, narrow_jobs) as http:
+        query = await submit(http, ann, sql=sql)
+        done = await poll(http, ann, query["id"])
+        assert (done["state"], done["rowCount"]) == ("SUCCESS", 9)
+        url = done["_links"]["results"]["href"]
+        first = (await http.get(url, params={"limit": 9}, headers=ann)).json()
+        count = len(first["rows"])
+        assert 1 <= count < 7
+        assert [row[0] for row in first["rows"]] == list(range(count))
+        assert first["_page"] == {"start": 0, "count": count, "next": count}
+        assert f"start={count}&limit=9" in first["_links"]["next"]["href"]
+        wide = await http.get(url, params={"start": 7, "limit": 2}, headers=ann)
+        assert wide.status_code == 409
+        assert "row 7 of query" in wide.json()["detail"]
+        assert "query_max_result_bytes" in wide.json()["detail"]
+        last = (await http.get(url, params={"start": 8}, headers=ann)).json()
+        assert ([row[0] for row in last["rows"]], last["_page"]["next"]) == ([8], None)
+
+
+async def test_a_query_whose_values_pass_the_job_byte_cap_fails_naming_it(
+    services: Services, narrow_jobs: QueryJobs, ann: dict[str, str]
+) -> None:
+    async with serving(services, narrow_jobs) as http:
+        query = await submit(http, ann, sql="SELECT repeat('x', 2000) AS big FROM range(200)")
+        failed = await poll(http, ann, query["id"])
+        assert failed["state"] == "FAILED"
+        (error,) = failed["errors"]
+        assert "query_job_max_result_bytes" in error["message"]
+        results = await http.get(f"{QUERIES}/{query['id']}/results", headers=ann)
+        assert results.status_code == 409
+    assert list((services.layout.home / "query" / "results").iterdir()) == []
+
+
+async def test_an_organization_over_its_result_quota_gets_503_until_it_soft_deletes(
+    services: Services, ann: dict[str, str], eve: dict[str, str]
+) -> None:
+    jobs = QueryJobs(services.query, services.layout.home / "query", org_result_bytes=20_000)
+    try:
+        async with serving(services, jobs) as http:
+            sql = "SELECT i, md5(i::VARCHAR) AS h FROM range(2000) t(i)"
+            big = await submit(http, ann, sql=sql)
+            assert (await poll(http, ann, big["id"]))["state"] == "SUCCESS"
+            refused = await http.post(QUERIES, json={"sql": "SELECT 1"}, headers=ann)
+            assert refused.status_code == 503
+            assert "results of this organization take" in refused.json()["detail"]
+            assert "soft_delete" in refused.json()["detail"]
+            assert int(refused.headers["retry-after"]) > 0
+            await submit(http, eve, sql="SELECT 1 AS one")  # another organization is not held
+
+            own = f"{QUERIES}/{big['id']}"
+            deleted = await http.patch(own, json={"op": "soft_delete"}, headers=ann)
+            assert deleted.status_code == 202
+            assert (await http.get(f"{own}/results", headers=ann)).status_code == 409
+            assert not (services.layout.home / "query" / "results" / f"{big['id']}.arrow").exists()
+            again = await submit(http, ann, sql="SELECT 1 AS one")
+            assert (await poll(http, ann, again["id"]))["state"] == "SUCCESS"
+    finally:
+        jobs.close()

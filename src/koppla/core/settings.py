@@ -269,6 +269,12 @@ class Settings(BaseSettings):
     query_job_max_rows: int = Field(
         default=1_000_000, ge=1, description="Most rows one asynchronous query job keeps."
     )
+    query_job_max_result_bytes: int = Field(
+        default=256 * 2**20,
+        ge=1024,
+        description="Most bytes of values one asynchronous query job keeps; past it the job "
+        "fails, naming this setting.",
+    )
     query_results_hours: float = Field(
         default=24.0, gt=0, description="How long an asynchronous query's results are kept."
     )

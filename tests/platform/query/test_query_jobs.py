@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,14 +13,18 @@ from koppla.core import clock
 from koppla.core.errors import Conflict, InvalidInput, NotFound
 from koppla.platform.query.engine import QueryEngine, ScopedTables
 from koppla.platform.query.errors import QueryBusy, QueryRefused
+from koppla.platform.query.jobs import store as job_schema
 from koppla.platform.query.jobs.listing import Listing, listing
 from koppla.platform.query.jobs.model import TERMINAL, QueryJob, State
+from koppla.platform.query.jobs.queue import FairQueue
 from koppla.platform.query.jobs.runner import RESTARTED, QueryJobs
 from koppla.platform.query.jobs.store import JOB_ORDERS, JOB_RULES
 
 ORG = ("ORG1@AdobeOrg", "prod")
 OTHER = ("ORG2@AdobeOrg", "prod")
 LONG = "SELECT count(*) FROM range(100000000000)"
+ENDLESS = "SELECT count(*) FROM range(1000000000000000) t(i) WHERE i % 7 = 3"
+"""Runs for weeks unless cancelled (`LONG` ends on its own within seconds)."""
 POLL_S = 0.02
 WAIT_S = 60.0
 
@@ -52,15 +57,20 @@ def jobs(open_jobs: Callable[..., QueryJobs]) -> QueryJobs:
     return open_jobs(workers=1)
 
 
-def wait_for(jobs: QueryJobs, job: QueryJob, states: frozenset[State] = TERMINAL) -> QueryJob:
+def wait_for(
+    jobs: QueryJobs,
+    job: QueryJob,
+    states: frozenset[State] = TERMINAL,
+    scope: tuple[str, str] = ORG,
+) -> QueryJob:
     """Poll the job until it reaches one of `states`."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        current = jobs.get(ORG, job.id)
+        current = jobs.get(scope, job.id)
         if current.state in states:
             return current
         time.sleep(POLL_S)
-    raise AssertionError(f"job {job.id} stayed {jobs.get(ORG, job.id).state}")
+    raise AssertionError(f"job {job.id} stayed {jobs.get(scope, job.id).state}")
 
 
 def submit(jobs: QueryJobs, sql: str, **options: object) -> QueryJob:
@@ -312,6 +322,155 @@ def test_soft_deleted_queries_leave_the_list_but_stay_readable(jobs: QueryJobs) 
     assert jobs.list(ORG, _all())[0] == []
     assert [j.id for j in jobs.list(ORG, _all(), include_deleted=True)[0]] == [job.id]
     assert jobs.get(ORG, job.id).deleted
+
+
+def test_a_job_whose_values_pass_the_byte_cap_fails_naming_it_and_keeps_no_file(
+    open_jobs: Callable[..., QueryJobs], tmp_path: Path
+) -> None:
+    jobs = open_jobs(max_result_bytes=100_000)
+    wide = wait_for(jobs, submit(jobs, "SELECT repeat('x', 10000) AS big FROM range(200)"))
+    assert wide.state == "FAILED"
+    (error,) = wide.errors
+    assert "larger than query_job_max_result_bytes" in error.message
+    assert error.error_type == "USER_ERROR"
+    assert list((tmp_path / "query" / "results").iterdir()) == []
+    with pytest.raises(Conflict, match="is FAILED"):
+        jobs.results(ORG, wide.id)
+    narrow = wait_for(jobs, submit(jobs, "SELECT repeat('x', 10000) AS big FROM range(5)"))
+    assert (narrow.state, narrow.row_count) == ("SUCCESS", 5)
+
+
+def test_a_page_of_wide_rows_holds_fewer_rows_and_the_next_page_starts_after_them(
+    open_jobs: Callable[..., QueryJobs],
+) -> None:
+    jobs = open_jobs(page_bytes=50_000)
+    sql = "SELECT i, repeat('x', 10000) AS big FROM range(20) t(i) ORDER BY i"
+    done = wait_for(jobs, submit(jobs, sql))
+    first = jobs.results(ORG, done.id, 0, 20)
+    assert 1 <= len(first.rows) < 20
+    assert sum(len(row[1]) for row in first.rows) <= 50_000
+    seen, start = [row[0] for row in first.rows], len(first.rows)
+    while start < done.row_count:
+        page = jobs.results(ORG, done.id, start, 20)
+        assert page.rows, f"a page at {start} was empty"
+        seen += [row[0] for row in page.rows]
+        start += len(page.rows)
+    assert seen == list(range(20))
+
+
+def test_a_row_wider_than_a_page_is_refused_naming_the_setting(
+    open_jobs: Callable[..., QueryJobs],
+) -> None:
+    jobs = open_jobs(page_bytes=50_000)
+    sql = (
+        "SELECT i, CASE WHEN i = 1 THEN repeat('x', 100000) ELSE 'a' END AS v "
+        "FROM range(3) t(i) ORDER BY i"
+    )
+    done = wait_for(jobs, submit(jobs, sql))
+    assert jobs.results(ORG, done.id, 0, 3).rows == [[0, "a"]]
+    with pytest.raises(Conflict, match=r"row 1 of query .* larger than query_max_result_bytes"):
+        jobs.results(ORG, done.id, 1, 3)
+    assert jobs.results(ORG, done.id, 2, 3).rows == [[2, "a"]]
+
+
+HEX_ROWS = "SELECT i, md5(i::VARCHAR) AS h FROM range(2000) t(i) ORDER BY i"
+"""About 70 KB of values that compress poorly."""
+
+
+def test_an_organization_whose_results_fill_its_quota_waits_until_it_deletes_some(
+    open_jobs: Callable[..., QueryJobs], tmp_path: Path
+) -> None:
+    jobs = open_jobs(org_result_bytes=20_000)
+    done = wait_for(jobs, submit(jobs, HEX_ROWS))
+    assert done.state == "SUCCESS"
+    with pytest.raises(QueryBusy, match=r"results of this organization take \d+ bytes"):
+        submit(jobs, "SELECT 1 AS one")
+    other = jobs.submit("SELECT 1 AS one", scope=OTHER, owner="eve")
+    assert wait_for(jobs, other, scope=OTHER).state == "SUCCESS"
+
+    deleted = jobs.soft_delete(ORG, done.id)
+    assert (deleted.deleted, deleted.results) == (True, "none")
+    assert not (tmp_path / "query" / "results" / f"{done.id}.arrow").exists()
+    with pytest.raises(Conflict, match="was deleted"):
+        jobs.results(ORG, done.id)
+    assert wait_for(jobs, submit(jobs, "SELECT 1 AS one")).state == "SUCCESS"
+
+
+def test_a_query_deleted_while_it_waits_keeps_no_results_when_it_ends(
+    jobs: QueryJobs, tmp_path: Path
+) -> None:
+    long = submit(jobs, LONG)
+    wait_for(jobs, long, frozenset({"IN_PROGRESS"}))
+    waiting = submit(jobs, HEX_ROWS)
+    jobs.soft_delete(ORG, waiting.id)
+    jobs.cancel(ORG, long.id)
+    ended = wait_for(jobs, waiting)
+    assert (ended.state, ended.results, ended.row_count) == ("SUCCESS", "none", 2000)
+    assert list((tmp_path / "query" / "results").iterdir()) == []
+
+
+def test_one_organizations_endless_queries_leave_a_worker_for_another(
+    open_jobs: Callable[..., QueryJobs],
+) -> None:
+    jobs = open_jobs(workers=2)
+    endless = [submit(jobs, ENDLESS) for _ in range(3)]
+    wait_for(jobs, endless[0], frozenset({"IN_PROGRESS"}))
+    other = jobs.submit("SELECT 1 AS one", scope=OTHER, owner="eve")
+    assert wait_for(jobs, other, scope=OTHER).state == "SUCCESS"
+    states = sorted(jobs.get(ORG, job.id).state for job in endless)
+    assert states == ["IN_PROGRESS", "SUBMITTED", "SUBMITTED"]
+    for job in endless:
+        jobs.cancel(ORG, job.id)
+
+
+def test_an_organization_may_have_twenty_queries_waiting_or_running(jobs: QueryJobs) -> None:
+    queued = [submit(jobs, ENDLESS)] + [submit(jobs, "SELECT 1 AS one") for _ in range(19)]
+    with pytest.raises(QueryBusy, match="already has 20 queries waiting or running"):
+        submit(jobs, "SELECT 1 AS one")
+    for job in queued:
+        jobs.cancel(ORG, job.id)
+
+
+def test_job_records_of_an_older_koppla_open_and_count_no_kept_bytes(
+    open_jobs: Callable[..., QueryJobs], tmp_path: Path
+) -> None:
+    older = job_schema.SCHEMA.replace(",\n  result_bytes INTEGER NOT NULL DEFAULT 0", "")
+    assert "result_bytes" not in older
+    (tmp_path / "query").mkdir()
+    with sqlite3.connect(tmp_path / "query" / "jobs.sqlite") as db:
+        db.executescript(older)
+    jobs = open_jobs(org_result_bytes=20_000)
+    done = wait_for(jobs, submit(jobs, HEX_ROWS))
+    assert jobs.results(ORG, done.id, 0, 1).rows == [[0, "cfcd208495d565ef66e7dff9f98764da"]]
+    with pytest.raises(QueryBusy, match="results of this organization take"):
+        submit(jobs, "SELECT 1 AS one")
+
+
+def test_the_queue_takes_turns_between_organizations_and_caps_each() -> None:
+    queue = FairQueue(per_org=2)
+    for job in ("a1", "a2", "a3"):
+        queue.put("A", job)
+    for job in ("b1", "b2"):
+        queue.put("B", job)
+    taken = [queue.next_job() for _ in range(5)]
+    assert taken == [("A", "a1"), ("B", "b1"), ("A", "a2"), ("B", "b2"), None]
+    queue.done("B")
+    assert queue.next_job() is None  # B has none waiting; A runs its two already
+    queue.done("A")
+    assert queue.next_job() == ("A", "a3")
+    assert (queue.running("A"), queue.running("B")) == (2, 1)
+    queue.close()
+    assert queue.take() is None
+
+
+def test_the_queue_starts_the_organization_with_fewest_running_first() -> None:
+    queue = FairQueue(per_org=2)
+    queue.put("A", "a1")
+    assert queue.next_job() == ("A", "a1")
+    queue.put("A", "a2")
+    queue.put("B", "b1")  # A queued first, but runs one already
+    assert queue.next_job() == ("B", "b1")
+    assert queue.next_job() == ("A", "a2")
 
 
 def _all(

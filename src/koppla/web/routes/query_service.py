@@ -3,16 +3,21 @@
 - `POST /queries` `{"sql"}` or `{"templateId"}`, with `queryParameters`, `name`, `description`:
   202 with the query, SUBMITTED. 400 at once for SQL that cannot run (not one SELECT, a missing
   or unknown parameter, a derived dataset: `CREATE TABLE AS` / `INSERT INTO` are not supported).
+  503 with `Retry-After` while the organization has 20 queries waiting or running, or its kept
+  results take four times `query_job_max_result_bytes` on disk. Organizations take turns for
+  the workers; a query whose values pass `query_job_max_result_bytes` ends FAILED naming it.
 - `GET /queries`: the organization's queries in the caller's sandbox, newest first
   (`orderby`, `limit`, `start`, `property` filters such as `userId==ann,state==SUCCESS`).
 - `GET /queries/{queryid}`: one query; `state` moves SUBMITTED → IN_PROGRESS → SUCCESS,
   FAILED, TIMEOUT or KILLED. A query of another organization or sandbox is 404.
 - `PATCH /queries/{queryid}` `{"op": "cancel"}` (409 when it already ended) or
-  `{"op": "soft_delete"}` (hidden from lists).
+  `{"op": "soft_delete"}` (hidden from lists, its results deleted).
 - Koppla's extension, which Adobe's API has not (there results go to a dataset or a PostgreSQL
   client): `GET /queries/{queryid}/results?start=0&limit=100` pages a SUCCESS query's rows
-  (`limit` up to 1000), as long as they are kept (`query_results_hours`); 409 before SUCCESS
-  or after they expired.
+  (`limit` up to 1000), as long as they are kept (`query_results_hours`); 409 before SUCCESS,
+  after they expired or were deleted. A page holds at most `query_max_result_bytes` of values:
+  wide rows make it shorter than `limit` (`_page.next` is the first row it left out), and a
+  row wider than that alone is a 409 naming the setting.
 """
 
 from __future__ import annotations
@@ -232,7 +237,7 @@ def get_query(queryid: str, caller: Caller, jobs: Jobs, request: Request) -> dic
 
 @router.patch("/queries/{queryid}", status_code=202)
 def patch_query(queryid: str, body: QueryPatch, caller: Caller, jobs: Jobs) -> dict[str, Any]:
-    """Cancel a query (409 when it already ended) or soft-delete it."""
+    """Cancel a query (409 when it already ended) or soft-delete it (its results go too)."""
     if body.op == "cancel":
         jobs.cancel(scope_of(caller), queryid)
         return {"message": "Query cancel request received", "statusCode": 202}
@@ -251,6 +256,7 @@ def query_results(
     start: int = Query(default=0, ge=0, description="The first row (0-based)."),
     limit: int = Query(default=100, ge=1, le=1000, description="Rows per page (1 to 1000)."),
 ) -> dict[str, Any]:
-    """Koppla's extension: a page of a SUCCESS query's rows."""
+    """Koppla's extension: a page of a SUCCESS query's rows, at most `limit` of them and at
+    most `query_max_result_bytes` of values."""
     page = jobs.results(scope_of(caller), queryid, start, limit)
     return page_json(page, request, queryid)

@@ -3,7 +3,9 @@
 Rows are written as the engine streams them, in record batches of exactly `BATCH_ROWS` rows (the
 last may be shorter), to `<id>.arrow.tmp`; the file is fsynced and renamed into place only when
 the query succeeded, so a file under its final name is always complete. A page reads only the
-batches it overlaps (the file is memory-mapped), so paging never loads a whole result.
+batches it overlaps (the file is memory-mapped), so paging never loads a whole result, and turns
+into Python values only the rows that fit its byte budget (`budget`): a page of wide rows holds
+fewer rows than asked, and a row wider than the budget alone is refused (`RowTooLarge`).
 
 Arrow IPC rather than Parquet: Parquet cannot hold some types a SELECT yields (INTERVAL, UNION)
 nor two columns of one name (`SELECT 1 AS a, 2 AS a`); Arrow IPC holds whatever the engine sends.
@@ -21,12 +23,21 @@ from typing import Any, Self
 import duckdb
 import pyarrow as pa
 
+from koppla.platform.query.jobs.budget import fitting_rows, rows_within
 from koppla.platform.query.result import json_value
 
 BATCH_ROWS = 1_000
 """Rows per record batch in a result file; a page of at most 1000 rows spans two batches."""
 _SUFFIX = ".arrow"
 _TEMP = ".arrow.tmp"
+
+
+class RowTooLarge(Exception):
+    """The first row a page asked for alone takes more than the page's byte budget."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__(f"row {row} alone is larger than the page's byte budget")
+        self.row = row
 
 
 class ResultWriter:
@@ -41,6 +52,10 @@ class ResultWriter:
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self.rows = 0
+        self.bytes = 0
+        """The Arrow bytes of the rows written so far (`RecordBatch.nbytes`)."""
+        self.file_bytes = 0
+        """The size of the committed file (0 before `commit`)."""
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Add rows; they are written in batches of `BATCH_ROWS`."""
@@ -49,6 +64,7 @@ class ResultWriter:
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
         self.rows += batch.num_rows
+        self.bytes += batch.nbytes
         while self._pending_rows >= BATCH_ROWS:
             table = pa.Table.from_batches(self._pending, schema=self._schema)
             self._emit(table.slice(0, BATCH_ROWS))
@@ -64,6 +80,7 @@ class ResultWriter:
         self._writer.close()
         with open(self._temp, "rb") as written:
             os.fsync(written.fileno())
+            self.file_bytes = os.fstat(written.fileno()).st_size
         os.replace(self._temp, self._final)
         _fsync_dir(self._final.parent)
 
@@ -107,8 +124,10 @@ class ResultFiles:
         """Where `job_id`'s rows are kept."""
         return self._dir / f"{job_id}{_SUFFIX}"
 
-    def page(self, job_id: str, start: int, limit: int) -> list[list[Any]]:
-        """Rows `start` to `start + limit` (fewer at the end) as JSON values, in order."""
+    def page(self, job_id: str, start: int, limit: int, max_bytes: int) -> list[list[Any]]:
+        """Rows `start` to `start + limit` as JSON values, in order: fewer at the end, and
+        fewer when more would take over `max_bytes`. `RowTooLarge` when row `start` alone
+        does; `FileNotFoundError` when the file is gone."""
         with pa.memory_map(str(self.path(job_id))) as source:
             reader = pa.ipc.open_file(source)
             first = start // BATCH_ROWS
@@ -118,12 +137,24 @@ class ResultFiles:
             batches = [reader.get_batch(i) for i in range(first, last + 1)]
             table = pa.Table.from_batches(batches, schema=reader.schema)
             table = table.slice(start - first * BATCH_ROWS, limit)
-            return [[json_value(value) for value in row] for row in self._values(table)]
+            if not table.num_rows:
+                return []
+            table = table.slice(0, fitting_rows(table, max_bytes))
+            rows = [[json_value(value) for value in row] for row in self._values(table)]
+        del rows[rows_within(rows, max_bytes) :]
+        if not rows:
+            raise RowTooLarge(start)
+        return rows
 
     def delete(self, job_id: str) -> None:
-        """Delete `job_id`'s rows, if any."""
-        self.path(job_id).unlink(missing_ok=True)
+        """Delete `job_id`'s rows, if any, written or half-written."""
+        self.delete_kept(job_id)
         self.path(job_id).with_suffix(_TEMP).unlink(missing_ok=True)
+
+    def delete_kept(self, job_id: str) -> None:
+        """Delete `job_id`'s committed rows, if any, leaving a file still being written alone
+        (its worker deletes that when it finds the job no longer wants it)."""
+        self.path(job_id).unlink(missing_ok=True)
 
     def sweep(self) -> None:
         """Delete files left half-written by a process that stopped mid-query."""

@@ -3,10 +3,15 @@
 A job moves SUBMITTED → IN_PROGRESS → SUCCESS, or ends FAILED, TIMEOUT or KILLED (cancelled).
 The job records (`jobs.sqlite`) and the result rows (`results/<id>.arrow`) live under
 `<home>/query`, so both outlive the process; a job the process was running or about to run
-when it stopped is marked FAILED when the next one starts. Each job streams its rows from the
-engine straight into its result file, up to `max_rows` (then `truncated`); cancelling a
-running job interrupts its query and frees its worker and engine slot. Result files are
-deleted `retention_hours` after their query ended (`cleanup`); the job then says so.
+when it stopped is marked FAILED when the next one starts. Workers take jobs fairly between
+organizations (`FairQueue`): one organization runs at most `workers - 1` jobs at once, so its
+endless queries never hold every worker. Each job streams its rows from the engine straight
+into its result file, up to `max_rows` (then `truncated`) and `max_result_bytes` (then FAILED);
+an organization whose kept results take `org_result_bytes` may submit no more until some
+expire or are soft-deleted. Cancelling a running job interrupts its query and frees its worker
+and engine slot. A page of results holds at most `page_bytes` of values. Result files are
+deleted `retention_hours` after their query ended (`cleanup`), or when their query is
+soft-deleted; the job then says so.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +33,7 @@ from koppla.core.settings import Settings
 from koppla.core.sqlite import SqliteFile
 from koppla.core.text import check_unicode
 from koppla.platform.query.errors import QueryBusy, QueryTimeout
+from koppla.platform.query.jobs import budget
 from koppla.platform.query.jobs import store as job_schema
 from koppla.platform.query.jobs import templates as template_schema
 from koppla.platform.query.jobs.admit import admitted
@@ -42,7 +47,8 @@ from koppla.platform.query.jobs.model import (
     Submission,
 )
 from koppla.platform.query.jobs.params import check_params, substitute
-from koppla.platform.query.jobs.results import ResultFiles
+from koppla.platform.query.jobs.queue import FairQueue
+from koppla.platform.query.jobs.results import ResultFiles, RowTooLarge
 from koppla.platform.query.jobs.store import JobStore
 from koppla.platform.query.jobs.templates import TemplateStore
 from koppla.platform.query.result import Column
@@ -52,12 +58,17 @@ log = logging.getLogger(__name__)
 Scope = tuple[str, str]
 """An organization id and a sandbox name."""
 
-DEFAULT_WORKERS = 2
+DEFAULT_WORKERS = 3
+"""Worker threads: one organization may use all but one of them (two by default)."""
 DEFAULT_MAX_ROWS = 1_000_000
 """The default of the `query_job_max_rows` setting."""
+DEFAULT_MAX_RESULT_BYTES = 256 * 2**20
+"""The default of the `query_job_max_result_bytes` setting."""
+DEFAULT_PAGE_BYTES = 64 * 2**20
+"""The default of the `query_max_result_bytes` setting, which bounds one page of results."""
 DEFAULT_RETENTION_HOURS = 24.0
 """The default of the `query_results_hours` setting."""
-MAX_ACTIVE_PER_ORG = 100
+MAX_ACTIVE_PER_ORG = 20
 """Most SUBMITTED or IN_PROGRESS jobs one organization may have; more are refused."""
 MAX_PAGE_ROWS = 1_000
 MAX_SQL_CHARS = 1_000_000
@@ -66,7 +77,9 @@ MAX_NAME_CHARS = 1_000
 MAX_DESCRIPTION_CHARS = 1_000
 BUSY_RETRIES = 20
 """Times a job waits for an engine slot (`slot_wait_s` each) before it fails."""
-BATCH_READ_ROWS = 10_000
+BATCH_READ_ROWS = 2_048
+"""Rows read from the engine at once: one DuckDB vector, so a batch of wide rows stays small."""
+QUOTA_RETRY_S = 60
 CLEANUP_EVERY_MS = 60_000
 REINTERRUPT_S = 0.1
 RESTARTED = JobError(
@@ -154,6 +167,7 @@ class _Outcome:
     truncated: bool = False
     columns: tuple[Column, ...] = ()
     error: JobError | None = None
+    file_bytes: int = 0
 
 
 class QueryJobs:
@@ -166,15 +180,21 @@ class QueryJobs:
         *,
         workers: int = DEFAULT_WORKERS,
         max_rows: int = DEFAULT_MAX_ROWS,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        page_bytes: int = DEFAULT_PAGE_BYTES,
+        org_result_bytes: int | None = None,
         retention_hours: float = DEFAULT_RETENTION_HOURS,
         timeout_s: float | None = None,
         max_active: int = MAX_ACTIVE_PER_ORG,
         now_ms: Callable[[], int] = clock.now_ms,
     ) -> None:
         """Open the job records under `directory`, mark jobs a stopped process left unfinished
-        FAILED, and start `workers` worker threads. `timeout_s` limits each query (default:
-        the engine's `stream_timeout_s`); one organization may have `max_active` queries
-        waiting or running at once."""
+        FAILED, and start `workers` worker threads, of which one organization may use at most
+        `max(1, workers - 1)`. `timeout_s` limits each query (default: the engine's
+        `stream_timeout_s`); one organization may have `max_active` queries waiting or
+        running at once, and kept results of `org_result_bytes` (default:
+        `budget.ORG_RESULT_FILES` times `max_result_bytes`). A job keeps at most `max_rows` rows
+        and `max_result_bytes` Arrow bytes; a page holds at most `page_bytes` of values."""
         self._engine = engine
         self._file = SqliteFile(
             directory / "jobs.sqlite", job_schema.SCHEMA + template_schema.SCHEMA
@@ -183,6 +203,13 @@ class QueryJobs:
         self.templates = TemplateStore(self._file)
         self._files = ResultFiles(directory / "results")
         self._max_rows = max_rows
+        self._max_bytes = max_result_bytes
+        self._page_bytes = page_bytes
+        self._org_bytes = (
+            budget.ORG_RESULT_FILES * max_result_bytes
+            if org_result_bytes is None
+            else org_result_bytes
+        )
         self._retention_ms = int(retention_hours * 3_600_000)
         self._timeout_s = timeout_s
         self._max_active = max_active
@@ -194,7 +221,13 @@ class QueryJobs:
         for job_id in self._jobs.fail_unfinished(now_ms(), RESTARTED):
             self._files.delete(job_id)
         self._files.sweep()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query-job")
+        self._queue = FairQueue(per_org=max(1, workers - 1))
+        self._workers = [
+            threading.Thread(target=self._serve, name=f"query-job-{number}", daemon=True)
+            for number in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def submit(
         self,
@@ -215,7 +248,8 @@ class QueryJobs:
         Raises `InvalidInput` (400) naming the field when the SQL is refused, a parameter is
         missing or unknown, or both or neither of `sql` and `template_id` are given;
         `NotFound` for a template `scope` has not; `QueryBusy` (503) when the organization
-        already has `max_active` queries waiting or running.
+        already has `max_active` queries waiting or running, or its kept results take
+        `org_result_bytes` or more.
         """
         text, merged, template_name = self._source(scope, sql, template_id, params or {})
         effective = admitted(substitute(text, merged))
@@ -240,11 +274,14 @@ class QueryJobs:
             )
             raise QueryBusy(message, retry_after_s=5)
         self.cleanup()
+        kept = self._jobs.kept_bytes(scope[0])
+        if kept >= self._org_bytes:
+            raise QueryBusy(budget.over_quota(kept, self._org_bytes), retry_after_s=QUOTA_RETRY_S)
         job = self._jobs.add(request, self._now_ms())
         with self._lock:
             if self._closed:
                 raise TransientError("the query service is shutting down")
-            self._pool.submit(self._work, job.id)
+            self._queue.put(scope[0], job.id)
         return job
 
     def get(self, scope: Scope, job_id: str) -> QueryJob:
@@ -274,16 +311,22 @@ class QueryJobs:
         raise Conflict(f"query {job_id} cannot be cancelled: it already ended {ended.state}")
 
     def soft_delete(self, scope: Scope, job_id: str) -> QueryJob:
-        """Hide a job from lists (Adobe's `soft_delete`); `NotFound` as `get`."""
+        """Hide a job from lists (Adobe's `soft_delete`) and delete its results (a job still
+        waiting or running keeps none when it ends); `NotFound` as `get`."""
         self.get(scope, job_id)
-        self._jobs.soft_delete(job_id, self._now_ms())
+        if self._jobs.soft_delete(job_id, self._now_ms()):
+            self._files.delete_kept(job_id)
         return self.get(scope, job_id)
 
     def results(self, scope: Scope, job_id: str, start: int = 0, limit: int = 100) -> ResultPage:
-        """Rows `start` to `start + limit` of a SUCCESS job's result.
+        """Rows `start` to `start + limit` of a SUCCESS job's result: fewer when more would
+        take over `page_bytes` as values (the page's `start` plus its row count is where the
+        next begins).
 
         Raises `InvalidInput` for a bad `start` or `limit` (1 to 1000), `NotFound` as `get`,
-        `Conflict` when the job has not succeeded (yet) or its results expired.
+        `Conflict` when the job has not succeeded (yet), was soft-deleted, its results
+        expired, or row `start` alone takes over `page_bytes` (naming
+        `query_max_result_bytes`).
         """
         if start < 0:
             raise InvalidInput(f"start must be 0 or more, got {start}", field="start")
@@ -292,6 +335,8 @@ class QueryJobs:
             raise InvalidInput(message, field="limit")
         self.cleanup()
         job = self.get(scope, job_id)
+        if job.deleted:
+            raise Conflict(f"query {job_id} was deleted (soft_delete) and its results with it")
         if job.state != "SUCCESS":
             message = f"query {job_id} is {job.state}; results exist once it is SUCCESS"
             raise Conflict(message)
@@ -303,9 +348,11 @@ class QueryJobs:
             )
             raise Conflict(message)
         try:
-            rows = self._files.page(job_id, start, limit)
-        except FileNotFoundError:  # expired by another call in between
+            rows = self._files.page(job_id, start, limit, self._page_bytes)
+        except FileNotFoundError:  # expired or deleted by another call in between
             raise Conflict(f"the results of query {job_id} expired; run it again") from None
+        except RowTooLarge as large:
+            raise Conflict(budget.row_too_large(job_id, large.row, self._page_bytes)) from None
         return ResultPage(job.columns, rows, start, limit, job.row_count, job.truncated)
 
     def cleanup(self, now_ms: int | None = None) -> int:
@@ -326,9 +373,11 @@ class QueryJobs:
         with self._lock:
             self._closed = True
             running = list(self._running.values())
+        self._queue.close()
         for job in running:
             job.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self._workers:
+            worker.join()
         self._files.close()
         self._file.close()
 
@@ -350,6 +399,15 @@ class QueryJobs:
         if template is None:
             raise NotFound(f"no query template {template_id!r} in this organization and sandbox")
         return template.sql, {**template.params, **params}, template.name
+
+    def _serve(self) -> None:
+        """A worker thread: run the jobs the queue hands it until it closes."""
+        while (taken := self._queue.take()) is not None:
+            org_id, job_id = taken
+            try:
+                self._work(job_id)
+            finally:
+                self._queue.done(org_id)
 
     def _work(self, job_id: str) -> None:
         """Run one job on a worker thread; never raises."""
@@ -383,6 +441,7 @@ class QueryJobs:
             columns=outcome.columns,
             errors=errors,
             results="kept" if kept else "none",
+            result_bytes=outcome.file_bytes,
         )
         if not finished or not kept:  # cancelled meanwhile: its rows are not wanted
             self._files.delete(job_id)
@@ -391,6 +450,11 @@ class QueryJobs:
         job = self._jobs.get(job_id)
         if job is None:
             return _Outcome("FAILED", error=RESTARTED)
+        kept = self._jobs.kept_bytes(job.request.org_id)
+        if kept >= self._org_bytes:  # results of its organization's earlier jobs filled it
+            return _Outcome(
+                "FAILED", error=JobError("53400", budget.over_quota(kept, self._org_bytes))
+            )
         for _ in range(BUSY_RETRIES):
             try:
                 return self._run(job, running)
@@ -421,20 +485,26 @@ class QueryJobs:
                 running.detach()
 
     def _write(self, job_id: str, rows: RowStream, running: _Running) -> _Outcome:
-        """Write the stream's rows to the job's result file, up to the row cap."""
+        """Write the stream's rows to the job's result file, up to the row cap; FAILED, and
+        the file dropped, once they pass the byte cap."""
         if running.cancelled:  # before it started: nothing to interrupt yet
             return _Outcome("KILLED", error=CANCELLED)
         with self._files.writer(job_id, rows.schema) as writer:
             truncated = False
             for batch in rows.batches(BATCH_READ_ROWS):
                 room = self._max_rows - writer.rows
-                if batch.num_rows > room:
-                    writer.write(batch.slice(0, room))
+                kept = batch.slice(0, room) if batch.num_rows > room else batch
+                if writer.bytes + kept.nbytes > self._max_bytes:
+                    message = budget.job_too_large(self._max_bytes, writer.rows + kept.num_rows)
+                    return _Outcome("FAILED", error=JobError("54000", message))
+                writer.write(kept)
+                if kept is not batch:
                     truncated = True
                     break
-                writer.write(batch)
             writer.commit()
-        return _Outcome("SUCCESS", writer.rows, truncated, rows.columns)
+        return _Outcome(
+            "SUCCESS", writer.rows, truncated, rows.columns, file_bytes=writer.file_bytes
+        )
 
 
 def _user(error: InvalidInput) -> JobError:
@@ -450,12 +520,15 @@ def _text(value: str, field_name: str, most: int) -> str:
 
 
 def open_query_jobs(settings: Settings, layout: Layout, engine: Engine) -> QueryJobs:
-    """The query jobs of a Koppla home (`<home>/query`), with the settings' row cap, result
-    retention and streaming time limit."""
+    """The query jobs of a Koppla home (`<home>/query`), with the settings' row and byte caps
+    (a page holds at most `query_max_result_bytes`), result retention and streaming time
+    limit."""
     return QueryJobs(
         engine,
         layout.home / "query",
         max_rows=settings.query_job_max_rows,
+        max_result_bytes=settings.query_job_max_result_bytes,
+        page_bytes=settings.query_max_result_bytes,
         retention_hours=settings.query_results_hours,
         timeout_s=settings.query_stream_timeout_s,
     )

@@ -2,6 +2,8 @@
 
 A state change names the state it leaves (`UPDATE ... WHERE state = ?`), so a cancel and the
 worker finishing the same job can race without either overwriting the other: the first wins.
+Each job records the size of its kept result file (`result_bytes`), so an organization's share
+of the disk is one sum; a soft-deleted job keeps no results.
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ CREATE TABLE IF NOT EXISTS query_jobs (
   created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, started_ms INTEGER, ended_ms INTEGER,
   row_count INTEGER NOT NULL DEFAULT 0, truncated INTEGER NOT NULL DEFAULT 0,
   columns TEXT NOT NULL DEFAULT '[]', errors TEXT NOT NULL DEFAULT '[]',
-  results TEXT NOT NULL DEFAULT 'none', deleted INTEGER NOT NULL DEFAULT 0);
+  results TEXT NOT NULL DEFAULT 'none', deleted INTEGER NOT NULL DEFAULT 0,
+  result_bytes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS query_jobs_by_scope ON query_jobs(org_id, sandbox, created_ms);
 CREATE INDEX IF NOT EXISTS query_jobs_by_state ON query_jobs(state);
 """
+MIGRATIONS = (("query_jobs", "result_bytes", "INTEGER NOT NULL DEFAULT 0"),)
+"""Columns a `jobs.sqlite` made by an older Koppla lacks."""
 
 JOB_RULES: dict[str, Rule] = {
     "created": Rule("created_ms", (">=", "<=", "==", "!=", ">", "<"), "time"),
@@ -63,7 +68,9 @@ class JobStore:
     """The job records; safe to share between threads."""
 
     def __init__(self, file: SqliteFile) -> None:
+        """The job records of `file`, whose columns are brought up to date."""
         self._file = file
+        file.add_columns(MIGRATIONS)
 
     def add(self, request: Submission, now_ms: int) -> QueryJob:
         """Record a new SUBMITTED job. Creation times are kept distinct (a later job gets at
@@ -122,30 +129,53 @@ class JobStore:
         columns: Iterable[Column] = (),
         errors: Iterable[JobError] = (),
         results: Results = "none",
+        result_bytes: int = 0,
     ) -> bool:
-        """IN_PROGRESS → `state`; False when the job had already ended (cancelled)."""
-        return self._move(
-            job_id,
-            ("IN_PROGRESS",),
-            state,
-            now_ms,
-            ended_ms=now_ms,
-            row_count=row_count,
-            truncated=int(truncated),
-            columns=codec.dumps([[c.name, c.type] for c in columns]).decode(),
-            errors=codec.dumps([e.to_json() for e in errors]).decode(),
-            results=results,
-        )
+        """IN_PROGRESS → `state` with `results` (of `result_bytes`); False when the job had
+        already ended (cancelled), or was soft-deleted meanwhile so its results are not kept."""
+        with self._file.transaction() as db:
+            row = db.execute(
+                "SELECT deleted FROM query_jobs WHERE id=? AND state='IN_PROGRESS'", (job_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            refused = results == "kept" and bool(row[0])
+            kept = results == "kept" and not refused
+            db.execute(
+                "UPDATE query_jobs SET state=?, updated_ms=?, ended_ms=?, row_count=?, "
+                "truncated=?, columns=?, errors=?, results=?, result_bytes=? WHERE id=?",
+                (
+                    state,
+                    now_ms,
+                    now_ms,
+                    row_count,
+                    int(truncated),
+                    codec.dumps([[c.name, c.type] for c in columns]).decode(),
+                    codec.dumps([e.to_json() for e in errors]).decode(),
+                    "none" if refused else results,
+                    result_bytes if kept else 0,
+                    job_id,
+                ),
+            )
+            return not refused
 
     def kill(self, job_id: str, now_ms: int, error: JobError) -> bool:
         """SUBMITTED or IN_PROGRESS → KILLED; False when the job had already ended."""
         errors = codec.dumps([error.to_json()]).decode()
         return self._move(job_id, tuple(ACTIVE), "KILLED", now_ms, ended_ms=now_ms, errors=errors)
 
-    def soft_delete(self, job_id: str, now_ms: int) -> None:
-        """Hide the job from lists (`excludeSoftDeleted`); it can still be read by id."""
+    def soft_delete(self, job_id: str, now_ms: int) -> bool:
+        """Hide the job from lists (`excludeSoftDeleted`; it can still be read by id) and drop
+        its results. True when it had ended, so its result file (if any) can go now; a job
+        still waiting or running keeps none when it ends (`finish`)."""
         with self._file.transaction() as db:
-            db.execute("UPDATE query_jobs SET deleted=1, updated_ms=? WHERE id=?", (now_ms, job_id))
+            db.execute(
+                "UPDATE query_jobs SET deleted=1, updated_ms=?, result_bytes=0, "
+                "results=CASE results WHEN 'kept' THEN 'none' ELSE results END WHERE id=?",
+                (now_ms, job_id),
+            )
+            row = db.execute("SELECT state FROM query_jobs WHERE id=?", (job_id,)).fetchone()
+        return row is not None and row[0] not in ACTIVE
 
     def fail_unfinished(self, now_ms: int, error: JobError) -> list[str]:
         """Mark every SUBMITTED or IN_PROGRESS job FAILED with `error` (after a restart)."""
@@ -169,7 +199,7 @@ class JobStore:
                 (ended_before_ms,),
             ).fetchall()
             db.execute(
-                "UPDATE query_jobs SET results='expired', updated_ms=? "
+                "UPDATE query_jobs SET results='expired', result_bytes=0, updated_ms=? "
                 "WHERE results='kept' AND ended_ms < ?",
                 (now_ms, ended_before_ms),
             )
@@ -180,6 +210,15 @@ class JobStore:
         row = self._file.one(
             "SELECT count(*) FROM query_jobs WHERE org_id=? AND state IN "
             "('SUBMITTED', 'IN_PROGRESS')",
+            (org_id,),
+        )
+        return 0 if row is None else int(row[0])
+
+    def kept_bytes(self, org_id: str) -> int:
+        """The bytes of `org_id`'s kept result files, in every sandbox."""
+        row = self._file.one(
+            "SELECT coalesce(sum(result_bytes), 0) FROM query_jobs "
+            "WHERE org_id=? AND results='kept'",
             (org_id,),
         )
         return 0 if row is None else int(row[0])
