@@ -11,6 +11,7 @@ from deltalake import DeltaTable, write_deltalake
 from koppla.core.layout import Layout
 from koppla.core.settings import Settings
 from koppla.platform.catalog.models import Datastream
+from koppla.platform.query.pgwire.server import PgServer
 from koppla.web.services import Services
 
 EVENTS = 30
@@ -25,14 +26,21 @@ class Pg:
     org_id: str
     token: str
     services: Services
+    server: PgServer
 
     def dsn(
-        self, *, password: str | None = None, user: str | None = None, db: str = "prod:all"
+        self,
+        *,
+        password: str | None = None,
+        user: str | None = None,
+        db: str = "prod:all",
+        host: str = "127.0.0.1",
+        sslmode: str = "require",
     ) -> str:
-        """A libpq connection string with `sslmode=require`."""
+        """A libpq connection string (`sslmode=require` unless told)."""
         return (
-            f"host=127.0.0.1 port={self.port} dbname={db} user={user or self.org_id} "
-            f"password={password if password is not None else self.token} sslmode=require "
+            f"host={host} port={self.port} dbname={db} user={user or self.org_id} "
+            f"password={password if password is not None else self.token} sslmode={sslmode} "
             "gssencmode=disable connect_timeout=10"
         )
 

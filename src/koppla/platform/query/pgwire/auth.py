@@ -9,6 +9,8 @@ query runs and carries PostgreSQL's SQLSTATE for it; the password is never logge
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +19,7 @@ from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import check_sandbox
 
 ORG_SUFFIX = "@AdobeOrg"
+_ORG_USER = re.compile(r"[A-Za-z0-9]{1,64}@AdobeOrg")
 
 
 class TokenCheck(Protocol):
@@ -93,3 +96,22 @@ def login(tokens: TokenCheck, user: str, database: str, password: str) -> Login:
             "connect with the token's organization id as user",
         )
     return Login(principal.org_id, sandbox, principal.name)
+
+
+def is_loopback(address: str) -> bool:
+    """True when `address` (a peer's IP) is this machine: 127.0.0.0/8, ::1 (or IPv4-mapped)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def shown_user(user: str) -> str:
+    """How a refused login's user may appear in the log: an organization id as it is, anything
+    else (it may be a token pasted into the wrong field) not at all."""
+    if _ORG_USER.fullmatch(user):
+        return f"user {user}"
+    return "an unknown user"

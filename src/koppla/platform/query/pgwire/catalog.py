@@ -8,6 +8,11 @@ rewritten before the query runs (`OPERATOR(pg_catalog.~)`, `COLLATE pg_catalog.d
 `::regclass`, `version()`), and missing functions and catalogues are defined as small macros and
 empty views. Each query still passes the guard (one read-only statement) and `Reach` (no file,
 setting or more-SQL functions).
+
+Client text is hostile: routing and rewriting look only at SQL outside string constants and
+comments (found by DuckDB's own tokenizer), every pattern runs in linear time, and a query runs
+under a time limit, can be interrupted from any thread (`CatalogQuery.interrupt`), and may answer
+at most `MAX_ROWS` rows and `MAX_BYTES` bytes.
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from koppla.platform.query.errors import QueryFailed
+from koppla.platform.query.errors import QueryFailed, QueryTimeout
 from koppla.platform.query.guard import check_sql
 from koppla.platform.query.reach import Reach
 from koppla.platform.query.result import Column, TableInfo
 from koppla.platform.query.sandbox import SandboxLimits, open_sandbox
+
+MAX_ROWS = 10_000
+"""Most rows a catalogue query may answer (psql's and drivers' answers are far smaller)."""
+MAX_BYTES = 64 * 2**20
+"""Most bytes (as Arrow holds them) a catalogue query may answer."""
+BATCH_ROWS = 64
+"""Rows read at a time, so the caps are checked before much more than they allow is held."""
 
 SERVER_VERSION = "15.0 (Koppla)"
 VERSION_TEXT = f"PostgreSQL {SERVER_VERSION} on x86_64-pc-linux-gnu, compiled by Koppla, 64-bit"
@@ -83,7 +95,7 @@ _MACROS = [
     "pg_get_function_identity_arguments(id) AS ''",
     "array_upper(a, d) AS len(a)",
     "array_lower(a, d) AS 1",
-    "pg_koppla_database() AS (SELECT datname FROM pg_shim.pg_database)",
+    "pg_koppla_database() AS (SELECT datname FROM main.pg_database)",
     "to_regtype(name) AS (SELECT min(oid) FROM pg_catalog.pg_type t WHERE t.typname = name)",
     "to_regclass(name) AS (SELECT min(oid) FROM pg_catalog.pg_class c WHERE c.relname = name)",
     "pg_koppla_regclass(name) AS coalesce(TRY_CAST(name AS BIGINT), "
@@ -137,7 +149,7 @@ _EMPTY_VIEWS = {
     "pg_sequence_data": "seqrelid BIGINT",
 }
 # Catalogues DuckDB has with too few columns: views over them adding what clients read.
-_HIDDEN = "('pg_shim', 'main')"
+_HIDDEN = "('main')"
 _WIDER_VIEWS = {
     "pg_class": "SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity "
     "FROM pg_catalog.pg_class WHERE relnamespace NOT IN "
@@ -175,26 +187,30 @@ _INFORMATION_VIEWS = {
     "views": "table_catalog",
     "schemata": "catalog_name",
 }
-_SHIM_SCHEMA = "pg_shim"
+_SHIM = "main."
+"""Where the stand-in views live (qualified only by `main`, as the query reach allows)."""
 
 _REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bpg_catalog\.(pg_\w+)\.(?=\w)", re.I), r"\1."),
     (re.compile(r"OPERATOR\s*\(\s*pg_catalog\.([~!<>=*]+)\s*\)", re.I), r"\1"),
-    (re.compile(r"\s+COLLATE\s+(?:pg_catalog\.)?\"?(?:default|C|POSIX)\"?", re.I), ""),
+    (re.compile(r"(?<!\s)\s+COLLATE\s+(?:pg_catalog\.)?\"?(?:default|C|POSIX)\"?", re.I), ""),
     (re.compile(r"(?:pg_catalog\.)?version\s*\(\s*\)", re.I), "'" + VERSION_TEXT + "'"),
     (re.compile(r"(?:pg_catalog\.)?current_database\s*\(\s*\)", re.I), "pg_koppla_database()"),
     (
-        re.compile(r"('(?:[^']|'')*')\s*::\s*(?:pg_catalog\.)?regclass\b", re.I),
+        re.compile(r"('\x00\d+')\s*::\s*(?:pg_catalog\.)?regclass\b", re.I),
         r"pg_koppla_regclass(\1)",
     ),
-    (re.compile(r"(\b[\w.]+)\s*::\s*(?:pg_catalog\.)?regclass\b", re.I), r"\1"),
-    (re.compile(r"(\b[\w.]+)\s*::\s*(?:pg_catalog\.)?regtype\b", re.I), r"pg_koppla_regtype(\1)"),
+    (re.compile(r"(?<![\w.])([\w.]+)\s*::\s*(?:pg_catalog\.)?regclass\b", re.I), r"\1"),
+    (
+        re.compile(r"(?<![\w.])([\w.]+)\s*::\s*(?:pg_catalog\.)?regtype\b", re.I),
+        r"pg_koppla_regtype(\1)",
+    ),
     (re.compile(r"::\s*(?:pg_catalog\.)?regproc\b", re.I), "::VARCHAR"),
     (re.compile(r"::\s*(?:pg_catalog\.)?(?:oid|regnamespace|regrole)\b", re.I), "::BIGINT"),
     (re.compile(r"::\s*pg_catalog\.(text|name|char|int2|int4|int8|bool)\b", re.I), r"::\1"),
     (re.compile(r"::\s*name\b", re.I), "::VARCHAR"),
     (
-        re.compile(r"\bCAST\s*\(([^()]+?)\s+AS\s+(?:pg_catalog\.)?regclass\s*\)", re.I),
+        re.compile(r"\bCAST\s*\(([^()]*?[^()\s])\s+AS\s+(?:pg_catalog\.)?regclass\s*\)", re.I),
         r"pg_koppla_regclass(CAST(\1 AS VARCHAR))",
     ),
     (
@@ -223,17 +239,55 @@ _INFORMATION = re.compile(
 )
 
 
+_PLACEHOLDER = re.compile(r"'\x00(\d+)'")
+_HIDDEN_TOKENS = frozenset({duckdb.token_type.string_const, duckdb.token_type.comment})
+
+
 def is_catalog_query(sql: str) -> bool:
-    """True when `sql` reads PostgreSQL's catalogues or server functions rather than datasets."""
-    return _CATALOG_WORDS.search(sql) is not None
+    """True when `sql` reads PostgreSQL's catalogues or server functions rather than datasets
+    (a catalogue word inside a string constant or a comment does not count)."""
+    if _CATALOG_WORDS.search(sql) is None:
+        return False
+    return _CATALOG_WORDS.search(_masked(sql)[0]) is not None
 
 
 def rewrite(sql: str) -> str:
-    """`sql` in words DuckDB's catalogue understands."""
+    """`sql` in words DuckDB's catalogue understands (string constants and comments untouched)."""
+    text, constants = _masked(sql)
     for pattern, replacement in _REWRITES:
-        sql = pattern.sub(replacement, sql)
-    sql = _INFORMATION.sub(lambda m: f"{_SHIM_SCHEMA}.information_{m.group(1).lower()}", sql)
-    return _SHIMMED.sub(lambda m: f"{_SHIM_SCHEMA}.{m.group(1).lower()}", sql)
+        text = pattern.sub(replacement, text)
+    text = _INFORMATION.sub(lambda m: f"{_SHIM}information_{m.group(1).lower()}", text)
+    text = _SHIMMED.sub(lambda m: f"{_SHIM}{m.group(1).lower()}", text)
+    return _PLACEHOLDER.sub(lambda m: constants[int(m.group(1))], text)
+
+
+def _masked(sql: str) -> tuple[str, list[str]]:
+    """`sql` with each string constant replaced by `'<NUL><n>'` (the n-th of the list returned)
+    and each comment by a space; NUL never occurs in a query's text, so the marks are unique."""
+    try:
+        tokens = duckdb.tokenize(sql)
+    except (duckdb.Error, RuntimeError, ValueError):
+        return sql, []
+    if not any(kind in _HIDDEN_TOKENS for _, kind in tokens):
+        return sql, []
+    raw = sql.encode("utf-8")  # token offsets count UTF-8 bytes
+    parts: list[bytes] = []
+    constants: list[str] = []
+    kept = 0
+    for index, (start, kind) in enumerate(tokens):
+        if kind not in _HIDDEN_TOKENS:
+            continue
+        end = tokens[index + 1][0] if index + 1 < len(tokens) else len(raw)
+        token = raw[start:end].rstrip()
+        parts.append(raw[kept:start])
+        if kind == duckdb.token_type.string_const:
+            parts.append(b"'\x00%d'" % len(constants))
+            constants.append(token.decode("utf-8"))
+        else:
+            parts.append(b" ")
+        kept = start + len(token)
+    parts.append(raw[kept:])
+    return b"".join(parts).decode("utf-8"), constants
 
 
 class CatalogDatabase:
@@ -256,19 +310,17 @@ class CatalogDatabase:
     def _build(self, tables: Sequence[TableInfo]) -> None:
         db = self._db
         db.execute("CREATE SCHEMA public")
-        db.execute(f"CREATE SCHEMA {_SHIM_SCHEMA}")
         db.execute("SET search_path = 'public,main'")
         for name, columns in _EMPTY_VIEWS.items():
             db.execute(
-                f"CREATE VIEW {_SHIM_SCHEMA}.{name} AS SELECT * FROM "
-                f"(SELECT {_nulls(columns)}) WHERE false"
+                f"CREATE VIEW {_SHIM}{name} AS SELECT * FROM (SELECT {_nulls(columns)}) WHERE false"
             )
         for name in _PASSED_VIEWS:
-            db.execute(f"CREATE VIEW {_SHIM_SCHEMA}.{name} AS SELECT * FROM pg_catalog.{name}")
+            db.execute(f"CREATE VIEW {_SHIM}{name} AS SELECT * FROM pg_catalog.{name}")
         for name, select in _WIDER_VIEWS.items():
-            db.execute(f"CREATE VIEW {_SHIM_SCHEMA}.{name} AS {select}")
+            db.execute(f"CREATE VIEW {_SHIM}{name} AS {select}")
         db.execute(
-            f"CREATE VIEW {_SHIM_SCHEMA}.pg_database AS SELECT 1::BIGINT AS oid, "
+            f"CREATE VIEW {_SHIM}pg_database AS SELECT 1::BIGINT AS oid, "
             f"{_literal(self.database)} AS datname, 10::BIGINT AS datdba, 6 AS encoding, "
             "'c' AS datlocprovider, "
             "false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, "
@@ -279,7 +331,7 @@ class CatalogDatabase:
         for name, catalog_column in _INFORMATION_VIEWS.items():
             schema_column = "schema_name" if name == "schemata" else "table_schema"
             db.execute(
-                f"CREATE VIEW {_SHIM_SCHEMA}.information_{name} AS SELECT * REPLACE "
+                f"CREATE VIEW {_SHIM}information_{name} AS SELECT * REPLACE "
                 f"({_literal(self.database)} AS {catalog_column}) FROM information_schema.{name} "
                 f"WHERE {schema_column} NOT IN {_HIDDEN}"
             )
@@ -289,27 +341,134 @@ class CatalogDatabase:
             db.execute(f"CREATE TABLE public.{_quoted(table.name)} ({_definition(table.columns)})")
 
     def run(
-        self, sql: str, params: Sequence[object] | None = None
+        self,
+        sql: str,
+        params: Sequence[object] | None = None,
+        *,
+        timeout_s: float = 60.0,
+        max_rows: int = MAX_ROWS,
+        max_bytes: int = MAX_BYTES,
     ) -> tuple[tuple[Column, ...], pa.Table]:
-        """Run one catalogue SELECT; `QueryRefused` / `QueryFailed` as the engine raises them."""
-        text = rewrite(check_sql(sql))
+        """Run one catalogue SELECT within the limits (see `CatalogQuery`)."""
+        return CatalogQuery(sql, params, timeout_s, max_rows, max_bytes).run(self)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor on the database, for one query."""
         with self._lock:
-            cursor = self._db.cursor()
-        with cursor:
-            cursor.execute("SET search_path = 'public,main'")
-            self._reach.check(cursor, text, [])
-            try:
-                relation = cursor.sql(text, params=list(params) if params else None)
-                table = relation.to_arrow_table()
-                names, kinds = relation.columns, relation.types
-            except duckdb.Error as exc:
-                raise QueryFailed(str(exc)) from exc
-        columns = tuple(Column(str(n), str(k)) for n, k in zip(names, kinds, strict=True))
-        return columns, table
+            return self._db.cursor()
+
+    def check(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
+        """`QueryRefused` unless `sql` (rewritten) reaches only what catalogue queries may."""
+        self._reach.check(cursor, sql, [])
 
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+class CatalogTooLarge(QueryFailed):
+    """A catalogue query's answer passed `MAX_ROWS` or `MAX_BYTES` (SQLSTATE 54000)."""
+
+
+class CatalogQuery:
+    """One catalogue query: `run` it once (in a worker thread); `interrupt` it from any thread.
+
+    It stops with `QueryTimeout` after `timeout_s`, with `QueryFailed` when interrupted, and
+    with `QueryFailed` (`too large`) past `max_rows` rows or `max_bytes` bytes.
+    """
+
+    def __init__(
+        self,
+        sql: str,
+        params: Sequence[object] | None,
+        timeout_s: float,
+        max_rows: int = MAX_ROWS,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        self.sql = sql
+        self._params = list(params) if params else None
+        self._timeout_s = timeout_s
+        self._max_rows = max_rows
+        self._max_bytes = max_bytes
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._finished = threading.Event()
+        self._expired = False
+
+    def interrupt(self) -> None:
+        """Stop the query (before, while or after it runs)."""
+        self._stop.set()
+        self._wake.set()
+
+    def run(self, database: CatalogDatabase) -> tuple[tuple[Column, ...], pa.Table]:
+        """The query's columns and rows; `QueryRefused` / `QueryFailed` / `QueryTimeout`."""
+        text = rewrite(check_sql(self.sql))
+        cursor = database.cursor()
+        watcher = threading.Thread(target=self._watch, args=(cursor,), daemon=True)
+        watcher.start()
+        try:
+            with cursor:
+                cursor.execute("SET search_path = 'public,main'")
+                database.check(cursor, text)
+                return self._read(cursor, text)
+        except duckdb.Error as exc:
+            raise self._stopped() or QueryFailed(str(exc)) from exc
+        finally:
+            self._finished.set()
+            self._wake.set()
+            watcher.join()
+
+    def _read(
+        self, cursor: duckdb.DuckDBPyConnection, text: str
+    ) -> tuple[tuple[Column, ...], pa.Table]:
+        relation = cursor.sql(text, params=self._params)
+        names, kinds = relation.columns, relation.types
+        reader = relation.to_arrow_reader(BATCH_ROWS)
+        batches: list[pa.RecordBatch] = []
+        rows = size = 0
+        for batch in reader:
+            stopped = self._stopped()
+            if stopped is not None:
+                raise stopped
+            rows += batch.num_rows
+            size += batch.nbytes
+            if rows > self._max_rows or size > self._max_bytes:
+                raise CatalogTooLarge(_too_large(self._max_rows, self._max_bytes))
+            batches.append(batch)
+        stopped = self._stopped()
+        if stopped is not None:
+            raise stopped
+        columns = tuple(Column(str(n), str(k)) for n, k in zip(names, kinds, strict=True))
+        return columns, pa.Table.from_batches(batches, schema=reader.schema)
+
+    def _watch(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Interrupt the cursor once stopped or out of time, again until the run is over (an
+        interrupt that comes before DuckDB starts executing is otherwise lost)."""
+        if not self._wake.wait(self._timeout_s):
+            self._expired = True
+        while not self._finished.is_set():
+            try:
+                cursor.interrupt()
+            except duckdb.Error:  # closed: the run is ending
+                return
+            self._finished.wait(0.05)
+
+    def _stopped(self) -> Exception | None:
+        if self._expired:
+            return QueryTimeout(
+                f"query stopped: it ran longer than the {self._timeout_s:g} s time limit "
+                "(statement_timeout, query_stream_timeout_s)"
+            )
+        if self._stop.is_set():
+            return QueryFailed("query was cancelled")
+        return None
+
+
+def _too_large(max_rows: int, max_bytes: int) -> str:
+    return (
+        f"the catalogue answer is too large: at most {max_rows} rows and "
+        f"{max_bytes // 2**20} MiB; select fewer rows or columns"
+    )
 
 
 def _definition(columns: tuple[Column, ...]) -> str:

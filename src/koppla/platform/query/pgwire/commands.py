@@ -97,7 +97,7 @@ class CommandResult:
 _WORD = re.compile(r"^\s*([A-Za-z_]+)")
 _SET = re.compile(
     r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>TIME\s+ZONE|[A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+|\s)"
-    r"\s*(?P<value>.*?)\s*$",
+    r"\s*(?P<value>.*)$",
     re.IGNORECASE | re.DOTALL,
 )
 _TRANSACTION_SET = re.compile(
@@ -200,12 +200,12 @@ def _set(text: str, state: SessionState) -> CommandResult:
     if match is None:
         raise CommandRefused("42601", f"cannot read the SET statement: {text[:200]}")
     name = re.sub(r"\s+", " ", match.group("name")).lower()
-    raw = match.group("value")
+    raw = match.group("value").strip()
     if name not in _SETTABLE:
         raise CommandRefused(
             "42501", f"SET {name} is not allowed: settings are fixed by the server"
         )
-    if not _SIMPLE_VALUE.match(raw) or len(raw) > 200:
+    if len(raw) > 200 or not _SIMPLE_VALUE.match(raw):
         raise CommandRefused("22023", f"invalid value for parameter {name}: {raw[:200]}")
     value = raw if name == "search_path" else _unquoted(raw)
     _check_value(name, value)
@@ -269,26 +269,32 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*", "", sql, flags=re.DOTALL)
 
 
+_SPECIAL = re.compile(r"['\";$]|--|/\*")
+_DOLLAR_TAG = re.compile(r"\$(\w*)\$")
+
+
 def split_statements(sql: str) -> list[str]:
-    """The non-empty statements in `sql`, split at semicolons outside quotes and comments."""
+    """The non-empty statements in `sql`, split at semicolons outside quotes and comments
+    (in time linear in the text's length)."""
     statements: list[str] = []
     start = index = 0
     length = len(sql)
-    while index < length:
-        char = sql[index]
-        if char in "'\"":
+    while (special := _SPECIAL.search(sql, index)) is not None:
+        index = special.start()
+        char = special.group()
+        if char in ("'", '"'):
             end = sql.find(char, index + 1)
             while end != -1 and end + 1 < length and sql[end + 1] == char:
                 end = sql.find(char, end + 2)
             index = length if end == -1 else end + 1
-        elif sql.startswith("--", index):
+        elif char == "--":
             end = sql.find("\n", index)
             index = length if end == -1 else end + 1
-        elif sql.startswith("/*", index):
+        elif char == "/*":
             end = sql.find("*/", index + 2)
             index = length if end == -1 else end + 2
-        elif char == "$" and (tag := re.match(r"\$(\w*)\$", sql[index:])):
-            end = sql.find(tag.group(0), index + len(tag.group(0)))
+        elif char == "$" and (tag := _DOLLAR_TAG.match(sql, index)):
+            end = sql.find(tag.group(0), tag.end())
             index = length if end == -1 else end + len(tag.group(0))
         elif char == ";":
             statements.append(sql[start:index])

@@ -1,9 +1,11 @@
 """The asyncio server: accepts PostgreSQL clients, one `Session` each, up to a connection limit.
 
 Queries and logins run in the server's own thread pool (sized for every connection to have a
-query running and one batch being read ahead), never on the event loop. A connection past
-`max_connections` gets 53300 and is closed; any failure in one connection is logged and ends
-that connection only.
+query running and one batch being read ahead), never on the event loop. At most
+`max_connections` sessions may be logged in at once: one more gets 53300 at login. Connections
+not yet logged in are counted apart (at most `max_pending`, `max_pending_per_address` from one
+address, each for at most `startup_timeout_s`), so idle sockets cannot lock clients out. Any
+failure in one connection is logged and ends that connection only.
 """
 
 from __future__ import annotations
@@ -38,19 +40,33 @@ class PgServer:
         max_connections: int = 32,
         stream_timeout_s: float = 600.0,
         startup_timeout_s: float = 10.0,
+        idle_in_transaction_timeout_s: float = 60.0,
+        max_pending: int = 64,
+        max_pending_per_address: int = 8,
     ) -> None:
         """Serve `engine` on `host:port` (0: any free port), logging clients in with `tokens`.
 
-        With `tls`, clients may (and with `sslmode=require` do) switch to TLS. Streamed
-        queries stop after `stream_timeout_s` (a client's `statement_timeout` may lower it).
+        With `tls`, clients may (and with `sslmode=require` do) switch to TLS; clients from
+        other machines must. Queries stop after `stream_timeout_s` (a client's
+        `statement_timeout` may lower it), and a client that reads nothing for that long is
+        disconnected, as is one idle for `idle_in_transaction_timeout_s` in a transaction
+        holding an open portal.
         """
         self._host, self._port = host, port
-        self._max_connections = max_connections
         self._executor = ThreadPoolExecutor(
             max_workers=2 * max_connections + 4, thread_name_prefix="pgwire"
         )
         self._shared = Shared(
-            engine, tokens, self._executor, tls, stream_timeout_s, startup_timeout_s
+            engine,
+            tokens,
+            self._executor,
+            tls,
+            stream_timeout_s,
+            startup_timeout_s,
+            idle_in_transaction_timeout_s,
+            max_connections,
+            max_pending,
+            max_pending_per_address,
         )
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -62,6 +78,11 @@ class PgServer:
         )
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1]) if sockets else self._port
+
+    @property
+    def sessions(self) -> int:
+        """How many clients are logged in now."""
+        return len(self._shared.sessions)
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
@@ -107,16 +128,9 @@ class PgServer:
         writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
         peer = writer.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        if len(self._connections) > self._max_connections:
-            writer.write(
-                m.error_response(
-                    "53300",
-                    f"sorry, too many clients already (query_pg_max_connections is "
-                    f"{self._max_connections})",
-                    severity="FATAL",
-                )
-            )
-            await writer.drain()
+        refusal = self._shared.admit(address)
+        if refusal is not None:
+            writer.write(m.error_response("53300", refusal, severity="FATAL"))
             writer.close()
             return
-        await Session(self._shared, reader, writer, address).run()
+        await Session(self._shared, reader, writer, address).run(admitted=True)
