@@ -185,20 +185,23 @@ def create_query(body: QueryDef, caller: Caller, jobs: Jobs, request: Request) -
     return query_json(job, request, clock.now_ms())
 
 
+OrderBy = Annotated[
+    str | None,
+    Query(pattern=r"^[+-]?(created|updated)$", description="`-created` (default), `+updated`."),
+]
+PageSize = Annotated[int | None, Query(ge=1, le=1000, description="Per page (1 to 1000; 50).")]
+StartKey = Annotated[str | None, Query(description="The order key the page starts at.")]
+"""The list parameters Adobe's query and template listings share."""
+
+
 @router.get("/queries")
 def list_queries(
     caller: Caller,
     jobs: Jobs,
     request: Request,
-    orderby: str | None = Query(
-        default=None,
-        pattern=r"^[+-]?(created|updated)$",
-        description="`-created` (default), `+updated`.",
-    ),
-    limit: int | None = Query(
-        default=None, ge=1, le=1000, description="Queries per page (1 to 1000; 50)."
-    ),
-    start: str | None = Query(default=None, description="The order key the page starts at."),
+    orderby: OrderBy = None,
+    limit: PageSize = None,
+    start: StartKey = None,
     filters: str | None = Query(
         default=None, alias="property", description="Filters: `userId==ann,state==SUCCESS`."
     ),

@@ -23,7 +23,15 @@ from koppla.platform.query.jobs.listing import listing
 from koppla.platform.query.jobs.model import Template
 from koppla.platform.query.jobs.templates import TEMPLATE_ORDERS, TEMPLATE_RULES
 from koppla.web.auth import Caller
-from koppla.web.routes.query_service import PREFIX, Jobs, list_links, scope_of
+from koppla.web.routes.query_service import (
+    PREFIX,
+    Jobs,
+    OrderBy,
+    PageSize,
+    StartKey,
+    list_links,
+    scope_of,
+)
 
 router = APIRouter(prefix=PREFIX, tags=["query service"])
 
@@ -67,15 +75,9 @@ def list_templates(
     caller: Caller,
     jobs: Jobs,
     request: Request,
-    orderby: str | None = Query(
-        default=None,
-        pattern=r"^[+-]?(created|updated)$",
-        description="`-created` (default), `+updated`.",
-    ),
-    limit: int | None = Query(
-        default=None, ge=1, le=1000, description="Templates per page (1 to 1000; 50)."
-    ),
-    start: str | None = Query(default=None, description="The order key the page starts at."),
+    orderby: OrderBy = None,
+    limit: PageSize = None,
+    start: StartKey = None,
     filters: str | None = Query(
         default=None, alias="property", description="Filters: `name~daily,userId==ann`."
     ),
