@@ -36,6 +36,7 @@ _REFUSED_SCALARS: dict[str, str] = {
 }
 _PATH_CHARACTERS = frozenset("./\\:")
 _TABLE_KEYS = ("catalog_name", "schema_name", "table_name")
+_TABLE_TYPES = ("BASE_TABLE", "SHOW_REF")
 _CATALOGS = frozenset({"", "memory", "temp", "system"})
 _SCHEMAS = frozenset({"", "main", "information_schema", "pg_catalog"})
 
@@ -99,44 +100,38 @@ def _parse(cursor: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return tree
 
 
-def _references(tree: Any) -> Iterator[tuple[str, str]]:
-    """Every `(kind, name)` the parse tree refers to: table functions, functions, tables.
-
-    Walked with a stack, so a query nested as deep as the parser allows is checked too.
-    """
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every object node of the parse tree, walked with a stack, so a query nested as deep as
+    the parser allows is checked too."""
     pending = [tree]
     while pending:
         node = pending.pop()
         if isinstance(node, list):
             pending.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
+        elif isinstance(node, dict):
+            yield node
+            pending.extend(node.values())
+
+
+def _references(tree: Any) -> Iterator[tuple[str, str]]:
+    """Every `(kind, name)` the parse tree refers to: table functions, functions, tables."""
+    for node in _nodes(tree):
         if node.get("type") == "TABLE_FUNCTION":
             function = node.get("function") or {}
             yield "table_function", str(function.get("function_name", ""))
         elif node.get("class") == "FUNCTION":
             yield "function", str(node.get("function_name", ""))
-        elif node.get("type") in ("BASE_TABLE", "SHOW_REF"):
-            for key in ("catalog_name", "schema_name", "table_name"):
+        elif node.get("type") in _TABLE_TYPES:
+            for key in _TABLE_KEYS:
                 yield "table", str(node.get(key) or "")
-        pending.extend(node.values())
 
 
 def _tables(tree: Any) -> Iterator[tuple[str, str, str]]:
     """Every table reference's `(catalog, schema, table)` (empty strings where not given)."""
-    pending = [tree]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            pending.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
-        if node.get("type") in ("BASE_TABLE", "SHOW_REF"):
+    for node in _nodes(tree):
+        if node.get("type") in _TABLE_TYPES:
             catalog, schema, table = (str(node.get(k) or "") for k in _TABLE_KEYS)
             yield catalog, schema, table
-        pending.extend(node.values())
 
 
 def _qualified(catalog: str, schema: str, table: str) -> str | None:

@@ -9,12 +9,13 @@ request ever becomes SQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from koppla.core.errors import InvalidInput
+from koppla.core.sqlite import SqliteFile
 
 Kind = Literal["time", "text"]
 ALL_OPS = (">=", "<=", "==", "!=", ">", "<", "~")
@@ -55,6 +56,34 @@ class Listing:
     limit: int
     orderby: str
     property: str
+
+
+T = TypeVar("T")
+
+
+def keyset_page(
+    file: SqliteFile,
+    select: str,
+    args: Sequence[object],
+    asked: Listing,
+    convert: Callable[[tuple[Any, ...]], T],
+    key: Callable[[T], int],
+) -> tuple[list[T], int | None]:
+    """One page of `select` (a `SELECT ... WHERE ...` with `args`) in the listing's order from
+    its start key, and the order key of the first item of the next page (None at the end)."""
+    column, where = asked.order_column, asked.where
+    direction, compare = ("DESC", "<=") if asked.descending else ("ASC", ">=")
+    sql = f"{select} AND ({where.sql})"
+    values: list[Any] = [*args, *where.args]
+    if asked.start_ms is not None:
+        sql += f" AND {column} {compare} ?"
+        values.append(asked.start_ms)
+    sql += f" ORDER BY {column} {direction}, id {direction} LIMIT ?"
+    values.append(asked.limit + 1)
+    found = [convert(row) for row in file.all(sql, values)]
+    if len(found) <= asked.limit:
+        return found, None
+    return found[: asked.limit], key(found[asked.limit])
 
 
 def listing(

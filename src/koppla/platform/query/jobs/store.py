@@ -13,7 +13,7 @@ from typing import Any
 
 from koppla.core import codec, ids
 from koppla.core.sqlite import SqliteFile
-from koppla.platform.query.jobs.listing import Listing, Rule
+from koppla.platform.query.jobs.listing import Listing, Rule, keyset_page
 from koppla.platform.query.jobs.model import (
     ACTIVE,
     JobError,
@@ -227,23 +227,15 @@ class JobStore:
         self, org_id: str, sandbox: str, listing: Listing, *, include_deleted: bool = False
     ) -> tuple[list[QueryJob], int | None]:
         """One page of `org_id`'s `sandbox` jobs, and the order key that starts the next."""
-        column, where = listing.order_column, listing.where
-        direction, compare = ("DESC", "<=") if listing.descending else ("ASC", ">=")
-        sql = f"SELECT {_COLUMNS} FROM query_jobs WHERE org_id=? AND sandbox=? AND ({where.sql})"
-        args: list[Any] = [org_id, sandbox, *where.args]
+        select = f"SELECT {_COLUMNS} FROM query_jobs WHERE org_id=? AND sandbox=?"
         if not include_deleted:
-            sql += " AND deleted=0"
-        if listing.start_ms is not None:
-            sql += f" AND {column} {compare} ?"
-            args.append(listing.start_ms)
-        sql += f" ORDER BY {column} {direction}, id {direction} LIMIT ?"
-        args.append(listing.limit + 1)
-        jobs = [_job(row) for row in self._file.all(sql, args)]
-        if len(jobs) <= listing.limit:
-            return jobs, None
-        following = jobs[listing.limit]
-        key = following.created_ms if column == "created_ms" else following.updated_ms
-        return jobs[: listing.limit], key
+            select += " AND deleted=0"
+        by_created = listing.order_column == "created_ms"
+
+        def key(job: QueryJob) -> int:
+            return job.created_ms if by_created else job.updated_ms
+
+        return keyset_page(self._file, select, (org_id, sandbox), listing, _job, key)
 
     def _move(
         self, job_id: str, sources: tuple[str, ...], target: State, now_ms: int, **values: object

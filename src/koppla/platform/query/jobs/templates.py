@@ -14,7 +14,7 @@ from koppla.core.errors import InvalidInput
 from koppla.core.sqlite import SqliteFile
 from koppla.core.text import check_unicode
 from koppla.platform.query.jobs.admit import admitted
-from koppla.platform.query.jobs.listing import Listing, Rule
+from koppla.platform.query.jobs.listing import Listing, Rule, keyset_page
 from koppla.platform.query.jobs.model import Template
 from koppla.platform.query.jobs.params import check_params, placeholders, substitute
 
@@ -124,23 +124,13 @@ class TemplateStore:
 
     def page(self, scope: tuple[str, str], listing: Listing) -> tuple[list[Template], int | None]:
         """One page of `scope`'s templates, and the order key that starts the next."""
-        column, where = listing.order_column, listing.where
-        direction, compare = ("DESC", "<=") if listing.descending else ("ASC", ">=")
-        sql = (
-            f"SELECT {_COLUMNS} FROM query_templates WHERE org_id=? AND sandbox=? AND ({where.sql})"
-        )
-        args: list[Any] = [*scope, *where.args]
-        if listing.start_ms is not None:
-            sql += f" AND {column} {compare} ?"
-            args.append(listing.start_ms)
-        sql += f" ORDER BY {column} {direction}, id {direction} LIMIT ?"
-        args.append(listing.limit + 1)
-        found = [_template(row) for row in self._file.all(sql, args)]
-        if len(found) <= listing.limit:
-            return found, None
-        following = found[listing.limit]
-        key = following.created_ms if column == "created_ms" else following.updated_ms
-        return found[: listing.limit], key
+        select = f"SELECT {_COLUMNS} FROM query_templates WHERE org_id=? AND sandbox=?"
+        by_created = listing.order_column == "created_ms"
+
+        def key(template: Template) -> int:
+            return template.created_ms if by_created else template.updated_ms
+
+        return keyset_page(self._file, select, scope, listing, _template, key)
 
 
 def _checked(name: str, sql: str, params: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
