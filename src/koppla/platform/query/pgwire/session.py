@@ -352,9 +352,11 @@ class Session:
                 lambda: login(self._shared.tokens, user, database, password)
             )
         except LoginRefused as refused:
+            # Logged before the client hears of it, so whoever reads the log after the
+            # refusal finds the line.
+            log.info("PostgreSQL login refused for %s from %s", shown_user(user), self._address)
             await asyncio.sleep(self._shared.login_delay_s(self._address))
             self._fatal(refused.code, refused.message)
-            log.info("PostgreSQL login refused for %s from %s", shown_user(user), self._address)
             return False
         self._shared.failures.pop(self._address, None)
         self._leave_pending()
