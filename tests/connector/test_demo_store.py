@@ -198,3 +198,56 @@ def test_generated_orders_carry_their_trail(tmp_path: Path) -> None:
     assert with_trail == orders == 60
     assert latest == last  # each order's last trail entry is its current status
     engine.dispose()
+
+
+def test_generated_orders_carry_custom_attributes_on_some_orders_and_items(
+    tmp_path: Path,
+) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    create_demo_schema(engine)
+    DemoShop(engine, seed=3).generate(200)
+    source = StoreSource(engine)
+    ids = [i for page in source.order_ids(["base"]) for i in page]
+    rows = source.read(ids)
+    engine.dispose()
+    orders = [r.order_attributes for r in rows.values()]
+    assert all(
+        o["method_title"]
+        in ("Check / Money order", "Bank Transfer Payment", "Credit Card (Braintree)")
+        for o in orders
+    )
+    wrapped = [o for o in orders if "giftWrap" in o]
+    dated = [o for o in orders if "deliveryDate" in o]
+    assert 0 < len(wrapped) < len(orders) and 0 < len(dated) < len(orders)
+    assert all(isinstance(o["giftWrap"], bool) for o in wrapped)
+    assert all(len(str(o["deliveryDate"])) == 10 for o in dated)  # YYYY-MM-DD
+    engraved = [a for r in rows.values() for a in r.item_attributes.values()]
+    assert engraved and all(isinstance(a["engraving"], str) for a in engraved)
+    items = sum(len(r.items) for r in rows.values())
+    assert len(engraved) < items
+
+
+def test_a_demo_store_made_by_an_older_koppla_gets_the_custom_attribute_columns(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import inspect, text
+
+    engine = connect(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    create_demo_schema(engine)
+    old = DemoShop(engine, seed=4)
+    first = old.place()
+    with engine.begin() as conn:  # as an older Koppla made it: without the JSON columns
+        conn.execute(text("ALTER TABLE sales_order_item DROP COLUMN additional_data"))
+        conn.execute(text("ALTER TABLE sales_order_payment DROP COLUMN additional_information"))
+    create_demo_schema(engine)
+    with engine.connect() as conn:
+        item_columns = {c["name"] for c in inspect(conn).get_columns("sales_order_item")}
+        pay_columns = {c["name"] for c in inspect(conn).get_columns("sales_order_payment")}
+    assert "additional_data" in item_columns and "additional_information" in pay_columns
+    second = DemoShop(engine, seed=5).place()
+    DemoShop(engine, seed=6).act(first, "invoice")
+    found = StoreSource(engine).read([first, second])
+    engine.dispose()
+    assert found[first].order_attributes == {}  # written before: no attributes
+    assert found[first].invoices
+    assert "method_title" in found[second].order_attributes

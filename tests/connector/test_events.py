@@ -228,3 +228,68 @@ def test_keyed_events_builds_only_what_was_not_emitted() -> None:
 def test_prune_drops_nones_and_empty_containers_but_keeps_list_lengths() -> None:
     raw = {"a": None, "b": {}, "c": [], "d": {"e": None}, "f": [{"g": None}, 1, [None]], "h": 0}
     assert prune(raw) == {"f": [{}, 1, [None]], "h": 0}
+
+
+def with_attributes(order: Order) -> tuple[Any, int, int]:
+    """The order's rows with custom attributes on the order and its first visible item; the
+    rows, that item's id and another visible item's id (or 0)."""
+    from dataclasses import replace
+
+    rows = order.order_rows()
+    visible = [i["item_id"] for i in rows.items if i["parent_item_id"] is None]
+    first = visible[0]
+    rows = replace(
+        rows,
+        order_attributes={"giftWrap": True, "deliveryDate": "2026-12-24", "rushPriority": 2},
+        item_attributes={first: {"engraving": "For Ana", "layers": 3}},
+    )
+    return rows, first, visible[1] if len(visible) > 1 else 0
+
+
+def test_custom_attributes_travel_in_the_tenant_namespace_of_every_event() -> None:
+    from dataclasses import replace
+
+    from koppla.connector.snapshot import build_snapshot
+
+    order = Order(seed=5).invoice().ship().refund()
+    rows, first, _other = with_attributes(order)
+    events = history(build_snapshot(rows), replace(CTX, tenant="acme"))
+    assert {e["eventType"] for e in events} >= {PLACED, INVOICED, ITEMS_SHIPPED, CREDIT_MEMO_ISSUED}
+    for event in events:
+        assert event["commerce"]["order"]["_acme"] == {
+            "giftWrap": True,
+            "deliveryDate": "2026-12-24",
+            "rushPriority": 2,
+        }
+        lines = event.get("productListItems", [])
+        tagged = [line for line in lines if "_acme" in line]
+        assert all(line["_acme"] == {"engraving": "For Ana", "layers": 3} for line in tagged)
+        if event["eventType"] in (PLACED, INVOICED):
+            assert [line["lineItemId"] for line in tagged] == [str(first)]
+        issues = validate(commerce_experience_event(), event).issues
+        assert issues == (), issues
+
+
+def test_without_attributes_or_without_a_tenant_the_events_are_as_before() -> None:
+    from dataclasses import replace
+
+    from koppla.connector.snapshot import build_snapshot
+
+    order = Order(seed=6).invoice().ship()
+    plain = history(order.snapshot(), CTX)
+    assert history(order.snapshot(), replace(CTX, tenant="acme")) == plain
+    assert "additionalInformation" not in order.snapshot()
+    rows, _first, _other = with_attributes(order)
+    assert history(build_snapshot(rows), CTX) == plain  # no tenant: nowhere to put them
+    assert all("_acme" not in str(e) for e in plain)
+
+
+def test_redaction_keeps_the_custom_attributes() -> None:
+    from dataclasses import replace
+
+    from koppla.connector.snapshot import build_snapshot
+
+    rows, _first, _other = with_attributes(Order(seed=7))
+    placed = history(build_snapshot(rows), replace(CTX, tenant="acme", redact=True))[0]
+    assert "billing" not in placed["commerce"]
+    assert placed["commerce"]["order"]["_acme"]["giftWrap"] is True

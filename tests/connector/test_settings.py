@@ -198,7 +198,8 @@ def test_customer_profiles_are_off_by_default_and_stream_through_the_same_datast
 def test_every_website_setting_is_documented() -> None:
     from koppla.connector.settings import ConnectorSettings, WebsiteSettings
 
-    text = (Path(__file__).resolve().parents[2] / "docs" / "connector.md").read_text()
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    text = (docs / "connector.md").read_text()
     missing = [f"websites[].{name}" for name in WebsiteSettings.model_fields]
     missing += [
         name
@@ -384,3 +385,84 @@ def test_a_reload_refuses_platform_settings_that_break_a_rule(tmp_path: Path) ->
     with pytest.raises(SettingsInvalid) as caught:
         reload_settings(first)
     assert caught.value.problems[0].field == "websites[0].datastream_id"
+
+
+def test_custom_columns_and_the_tenant_id_are_checked_with_the_other_global_settings() -> None:
+    with pytest.raises(SettingsInvalid) as caught:
+        parse_document(
+            {
+                "org_id": ORG,
+                "tenant_id": "Acme-Corp",
+                "custom_order_columns": ["gift_note", "1st_choice"],
+                "custom_item_columns": ["engraving", "x; DROP TABLE sales_order"],
+                "websites": [site()],
+            }
+        )
+    problems = {p.field: p.message for p in caught.value.problems}
+    assert set(problems) == {"tenant_id", "custom_order_columns", "custom_item_columns"}
+    assert "lower-case letters or digits" in problems["tenant_id"]
+    assert "'1st_choice' is not a column name" in problems["custom_order_columns"]
+    assert "is not a column name" in problems["custom_item_columns"]
+    with pytest.raises(SettingsInvalid) as twice:
+        parse_document({"custom_order_columns": ["gift_note", "GIFT_NOTE"]})
+    assert twice.value.problems[0].field == "custom_order_columns"
+    assert "named twice" in twice.value.problems[0].message
+    with pytest.raises(SettingsInvalid):
+        parse_document({"tenant_id": "a" * 33})
+
+
+def test_custom_columns_may_be_given_as_one_text_and_round_trip_the_stored_form() -> None:
+    given = parse_document(
+        {
+            "org_id": ORG,
+            "tenant_id": "acme",
+            "custom_order_columns": "gift_note, delivery_date",
+            "custom_item_columns": "engraving",
+            "websites": [site()],
+        }
+    )
+    assert given.custom_order_columns == ("gift_note", "delivery_date")
+    assert given.custom_item_columns == ("engraving",)
+    stored = document_json(given)
+    assert stored["custom_order_columns"] == ["gift_note", "delivery_date"]
+    assert parse_document(stored) == given
+    assert parse_document({}).custom_order_columns == () and parse_document({}).tenant_id == ""
+
+
+def test_the_tenant_is_derived_from_the_organization_unless_set(tmp_path: Path) -> None:
+    demo = "KOPPLADEMO00000000000000@AdobeOrg"
+    derived = load_settings(tmp_path, org_id=demo, settings_from_platform=False)
+    assert derived.tenant_id == "" and derived.tenant == "kopplademo"
+    named = load_settings(tmp_path, org_id=demo, tenant_id="acme", settings_from_platform=False)
+    assert named.tenant == "acme"
+    assert load_settings(tmp_path, settings_from_platform=False).tenant == ""
+
+
+def test_custom_attribute_settings_come_from_the_file_the_environment_or_the_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache(
+        tmp_path,
+        {
+            "org_id": ORG,
+            "web_sdk_name": "",
+            "tenant_id": "fromplatform",
+            "custom_order_columns": ["gift_note"],
+            "custom_item_columns": ["engraving"],
+            "websites": [site()],
+        },
+    )
+    from_platform = load_settings(tmp_path)
+    assert from_platform.tenant == "fromplatform"
+    assert from_platform.custom_columns.order == ("gift_note",)
+    assert from_platform.custom_columns.item == ("engraving",)
+    (tmp_path / "connector.toml").write_text('custom_order_columns = ["delivery_date"]\n')
+    monkeypatch.setenv("KOPPLA_CONNECTOR_TENANT_ID", "fromenv")
+    local = load_settings(tmp_path)
+    assert local.tenant == "fromenv"
+    assert local.custom_columns.order == ("delivery_date",)
+    assert local.custom_columns.item == ("engraving",)  # not set locally: the platform's
+    monkeypatch.setenv("KOPPLA_CONNECTOR_CUSTOM_ITEM_COLUMNS", '["bad name"]')
+    with pytest.raises(SettingsInvalid) as caught:
+        load_settings(tmp_path)
+    assert caught.value.problems[0].field == "custom_item_columns"

@@ -11,6 +11,14 @@ pytestmark = pytest.mark.anyio
 
 
 PUBLIC_PATHS = {
+    "/api/v1/connector/custom-attributes",
+    "/data/foundation/schemaregistry/stats",
+    "/data/foundation/schemaregistry/tenant/fieldgroups",
+    "/data/foundation/schemaregistry/tenant/fieldgroups/{key}",
+    "/data/foundation/schemaregistry/tenant/schemas",
+    "/data/foundation/schemaregistry/tenant/schemas/{key}",
+    "/data/foundation/schemaregistry/global/schemas",
+    "/data/foundation/schemaregistry/global/schemas/{key}",
     "/api/v1/reports",
     "/api/v1/reports/{name}",
     "/data/foundation/query/queries",

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from koppla.cli.common import HomeOption, OrgOption, catalog, console, run, settings
+from koppla.cli.common import HomeOption, OrgOption, catalog, console, fail, run, settings
 from koppla.core.layout import Layout
 from koppla.platform.datasets.tables import provision
-from koppla.xdm.registry import builtin_registry
+from koppla.platform.schemas.registry import home_registry
 
 
 def group() -> typer.Typer:
@@ -38,27 +38,43 @@ def create(
         bool, typer.Option("--enable-profile", help="Feed real-time customer profiles.")
     ] = False,
     org: OrgOption = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            help="A tenant schema id (see GET /data/foundation/schemaregistry/tenant/schemas) "
+            "of the organization, prod sandbox.",
+            show_default="the built-in ExperienceEvent (or profile) schema",
+        ),
+    ] = None,
 ) -> None:
-    """Create a dataset of commerce ExperienceEvents (--profile-records: of profiles)."""
+    """Create a dataset of commerce ExperienceEvents (--profile-records: of profiles; --schema:
+    of a tenant schema)."""
     from koppla.xdm.experience_event import commerce_experience_event
     from koppla.xdm.profile import commerce_profile
 
     loaded = settings(home)
     opened = catalog(loaded)
-    schema = commerce_profile() if profile_records else commerce_experience_event()
+    registry = home_registry(Layout(loaded.home))
+    builtin = commerce_profile() if profile_records else commerce_experience_event()
+    schema_id = builtin.id if schema is None else schema
     try:
+        owner = org or opened.default_org()
+        if not registry.usable(schema_id, owner, "prod"):
+            fail(f"unknown schema {schema_id!r}: not a schema of {owner} (prod sandbox)", 2)
         dataset = run(
             lambda: opened.create_dataset(
                 name,
-                schema_id=schema.id,
+                schema_id=schema_id,
                 description=description,
                 profile_enabled=enable_profile,
                 org_id=org,
             )
         )
+        provision(Layout(loaded.home), registry, dataset)
     finally:
         opened.close()
-    provision(Layout(loaded.home), builtin_registry(), dataset)
+        registry.close()
     console.print(f"dataset {dataset.name} created with id {dataset.id}")
 
 

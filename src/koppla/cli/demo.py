@@ -9,8 +9,9 @@ from koppla.platform.catalog.demo import ensure_demo
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets.tables import provision
+from koppla.platform.schemas.demo import ensure_demo_schema
+from koppla.platform.schemas.registry import home_registry
 from koppla.web.listening import local_url
-from koppla.xdm.registry import builtin_registry
 
 
 def demo(home: HomeOption = None) -> None:
@@ -26,9 +27,15 @@ def demo(home: HomeOption = None) -> None:
 def ensure_demo_stream(loaded: Settings, opened: Catalog) -> Datastream:
     """The demo datastream, with its datasets' tables ready to query."""
     stream = ensure_demo(opened)
-    for dataset_id in (stream.event_dataset_id, stream.profile_dataset_id):
-        if dataset_id is not None:
-            provision(Layout(loaded.home), builtin_registry(), opened.dataset(dataset_id))
+    layout = Layout(loaded.home)
+    registry = home_registry(layout)
+    try:
+        ensure_demo_schema(opened, registry, opened.dataset(stream.event_dataset_id))
+        for dataset_id in (stream.event_dataset_id, stream.profile_dataset_id):
+            if dataset_id is not None:
+                provision(layout, registry, opened.dataset(dataset_id))
+    finally:
+        registry.close()
     return stream
 
 

@@ -16,7 +16,7 @@ from koppla.core.errors import KopplaError, NotFound
 from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.datasets import export as exporting
-from koppla.xdm.registry import builtin_registry
+from koppla.platform.schemas.registry import home_registry
 from koppla.xdm.types import Schema
 
 Writer: TypeAlias = Callable[[BinaryIO], int]
@@ -124,8 +124,15 @@ def _dataset(home: Path | None, key: str, batch: str | None) -> tuple[Dataset, S
                 fail(f"--batch: no batch {batch!r} in dataset {found.name}", 2)
     finally:
         opened.close()
-    schema = builtin_registry().get(found.schema_id)
-    return found, schema, Layout(loaded.home).dataset(found.id)
+    layout = Layout(loaded.home)
+    registry = home_registry(layout)
+    try:
+        schema = registry.get(found.schema_id)
+    except NotFound:
+        fail(f"DATASET: {found.name}'s schema {found.schema_id} is not in the registry", 1)
+    finally:
+        registry.close()
+    return found, schema, layout.dataset(found.id)
 
 
 def _write(output: Path | None, write: Writer) -> int:

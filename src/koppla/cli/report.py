@@ -62,7 +62,9 @@ def report(
 
     services = build_services(settings(home))
     try:
-        datasets = [(d.name, d.schema_id) for d in services.catalog.datasets()]
+        datasets = [
+            (d.name, services.registry.base_of(d.schema_id)) for d in services.catalog.datasets()
+        ]
         schema = commerce_experience_event().id
         tables = run(lambda: commerce.default_tables(datasets, schema, events, orders))
         text = run(lambda: chosen.sql(tables, params))

@@ -13,6 +13,12 @@ Magento's stock statuses in
 customers 1..`CUSTOMERS` are the ones orders name: a registered shopper's order carries its
 customer's email (`demo_customer`). It works on any engine whose tables have at least the columns of
 `koppla.connector.schema` (the SQLite demo store, or a real Magento schema in tests).
+
+Orders carry custom attributes as Magento keeps them: the payment's `additional_information`
+JSON has the method's title and, on some orders, gift wrap, a delivery date, a gift message or a
+rush priority (`order_information`); some watches and bags carry an engraving in the item's
+`additional_data` (`item_information`). A demo store made by an older Koppla gets those columns
+added (`add_missing_columns`).
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Table, delete, func, select, update
+from sqlalchemy import Engine, Integer, Table, delete, func, inspect, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from koppla.connector import schema as t
 from koppla.core import clock, codec
@@ -141,6 +148,15 @@ CUSTOMER_GROUP_ID = 1
 TAX_RATE = 0.08
 SHIPPING = 5.0
 CUSTOMERS = 499
+PAYMENT_TITLES = {
+    "checkmo": "Check / Money order",
+    "banktransfer": "Bank Transfer Payment",
+    "braintree": "Credit Card (Braintree)",
+}
+"""Magento's titles of the demo payment methods (`additional_information.method_title`)."""
+ENGRAVINGS = ("For Ana, with love", "Happy birthday!", "Team Koppla 2026", "Forever yours")
+"""Texts shoppers have engraved (an item-level custom attribute of watches and bags)."""
+ENGRAVABLE = frozenset({"24-MB01", "24-WG02", "24-MG04", "24-WB04"})
 """Demo customers 1..CUSTOMERS exist from the start; registered shoppers' orders name them."""
 
 
@@ -165,6 +181,7 @@ def create_demo_schema(engine: Engine) -> None:
     attribute)."""
     create_all(t.metadata, engine)
     create_all(t.eav_metadata, engine)
+    add_missing_columns(engine)
     for table in t.metadata.sorted_tables:  # a shop made by an older Koppla lacks some
         for index in table.indexes:
             index.create(engine, checkfirst=True)
@@ -175,6 +192,30 @@ def create_demo_schema(engine: Engine) -> None:
         _create_stores(conn)
         _create_statuses(conn)
         _create_categories(conn)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add the columns of `schema.ADDED_COLUMNS` a shop made by an older Koppla lacks (the
+    custom attributes' JSON columns); the `table.column` names added."""
+    added: list[str] = []
+    quote = engine.dialect.identifier_preparer.quote_identifier
+    for table_name, column_name in t.ADDED_COLUMNS:
+        with engine.begin() as conn:
+            present = {str(c["name"]) for c in inspect(conn).get_columns(table_name)}
+            if column_name in present:
+                continue
+            column = t.metadata.tables[table_name].c[column_name]
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(table_name)} ADD COLUMN {quote(column_name)} {kind}"
+                )
+            except DBAPIError as error:  # another process added it first
+                if "duplicate" not in str(error.orig).lower():
+                    raise
+                continue
+        added.append(f"{table_name}.{column_name}")
+    return added
 
 
 def _create_statuses(conn: Connection) -> None:
@@ -461,17 +502,18 @@ def new_order(rng: random.Random, ids: Ids, when: datetime, store_id: int = 1) -
         "created_at": when,
         "updated_at": when,
     }
+    method = rng.choice(("checkmo", "banktransfer", "braintree"))
     payment: Row = {
         "entity_id": ids.take(t.sales_order_payment),
         "parent_id": oid,
-        "method": rng.choice(("checkmo", "banktransfer", "braintree")),
+        "method": method,
         "po_number": f"PO-{oid}" if rng.random() < 0.1 else None,
         "last_trans_id": None,
         "base_amount_ordered": grand,
         "base_amount_paid": None,
         "base_amount_refunded": None,
         "base_shipping_amount": SHIPPING,
-        "additional_information": '{"method_title":"Payment"}',
+        "additional_information": order_information(oid, method, when),
     }
     draft = Draft(order, items, payment, ids=ids)
     draft.add(t.sales_order, order)
@@ -500,6 +542,37 @@ def new_order(rng: random.Random, ids: Ids, when: datetime, store_id: int = 1) -
             },
         )
     return draft
+
+
+def order_information(order_id: int, method: str, when: datetime) -> str:
+    """The payment's `additional_information` JSON: the method's title, and on some orders the
+    shopper's custom choices (gift wrap, a delivery date, a gift message, a rush flag).
+
+    Drawn from the order id, not the shop's generator, so orders of a seed stay as they were.
+    """
+    pick = random.Random(order_id * 7919 + 1)
+    info: dict[str, Any] = {"method_title": PAYMENT_TITLES.get(method, method)}
+    if pick.random() < 0.3:
+        info["giftWrap"] = pick.random() < 0.8
+    if pick.random() < 0.25:
+        info["deliveryDate"] = (when + timedelta(days=pick.randint(3, 30))).date().isoformat()
+    if pick.random() < 0.1:
+        info["giftMessage"] = pick.choice(("Enjoy!", "Happy holidays", "Congratulations"))
+    if pick.random() < 0.1:
+        info["rushPriority"] = pick.randint(1, 3)
+    return codec.dumps(info).decode()
+
+
+def item_information(item_id: int, sku: str) -> str | None:
+    """An order item's `additional_data` JSON: an engraving on some engravable items (watches
+    and bags); None otherwise. Drawn from the item id (see `order_information`)."""
+    pick = random.Random(item_id * 104729 + 7)
+    if sku not in ENGRAVABLE or pick.random() >= 0.4:
+        return None
+    info: dict[str, Any] = {"engraving": pick.choice(ENGRAVINGS)}
+    if pick.random() < 0.5:
+        info["engravingFont"] = pick.choice(("serif", "script"))
+    return codec.dumps(info).decode()
 
 
 def _lines(
@@ -555,6 +628,7 @@ def _lines(
                 "base_row_total": row_total,
                 "base_tax_amount": round((row_total - discount) * TAX_RATE, 2),
                 "base_discount_amount": discount,
+                "additional_data": item_information(item_id, sku),
             }
         )
         if configurable:
@@ -572,6 +646,7 @@ def _lines(
                     "base_row_total": 0.0,
                     "base_tax_amount": 0.0,
                     "base_discount_amount": 0.0,
+                    "additional_data": None,
                 }
             )
     return items, round(subtotal, 2), round(subtotal * discount_rate, 2)

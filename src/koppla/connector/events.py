@@ -13,6 +13,11 @@ Each event has a short key (`event_keys`): `P`, `I<invoice id>`, `S<shipment id>
 were not emitted yet, so a state passed between two looks is still sent, once; only those events
 are built. Event `_id`s are derived from the environment, the website, the order, the event type
 and the sub-entity, so a resync names events as before.
+
+Custom attributes (domain.md §8.1; the snapshot's `additionalInformation`) travel in every event
+in the tenant namespace (`EventContext.tenant`): the order's at `commerce.order._<tenantId>`, an
+order item's at `productListItems[i]._<tenantId>` of the entry built from that item. Without
+attributes (or without a tenant) there is no `_<tenantId>` object.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 from koppla.connector.redaction import drop_addresses, identity
 from koppla.core.ids import derived_uuid_under
+from koppla.xdm.tenant import namespace as tenant_namespace
 
 Snapshot = Mapping[str, Any]
 Event = dict[str, Any]
@@ -44,12 +50,27 @@ class EventContext:
     """What an event needs beyond the snapshot: the website's settings that shape it.
 
     `environment_id` (the data space) is part of every event id, so two shops whose order ids
-    overlap never collide in one dataset.
+    overlap never collide in one dataset. `tenant` is the organization's tenant id, whose
+    namespace (`_<tenant>`) carries the custom attributes; empty: they are left out.
     """
 
     website_code: str
     environment_id: str
     redact: bool = False
+    tenant: str = ""
+
+
+def custom_fields(attributes: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """A snapshot's `additionalInformation` (`[{"name", "value"}]`) as `{name: value}`."""
+    return {a["name"]: a["value"] for a in attributes or ()}
+
+
+def _tenant_part(ctx: EventContext, source: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"_<tenant>": {name: value}}` of `source`'s custom attributes; `{}` when none."""
+    attributes = source.get("additionalInformation")
+    if not attributes or not ctx.tenant:
+        return {}
+    return {tenant_namespace(ctx.tenant): custom_fields(attributes)}
 
 
 def event_id(
@@ -292,7 +313,11 @@ def _base(
         "identityMap": {namespace: [{"id": shopper, "primary": True}]},
         "personalEmail": {"address": shopper},
         "commerce": {
-            "order": {"purchaseID": snap["commerceOrderNumber"], **order},
+            "order": {
+                "purchaseID": snap["commerceOrderNumber"],
+                **order,
+                **_tenant_part(ctx, snap),
+            },
             "commerceScope": _nn(commerce_scope(snap, ctx)),
         },
     }
@@ -414,8 +439,10 @@ def _payment(snap: Snapshot, amount: object, *, with_txn: bool) -> dict[str, Any
     )
 
 
-def _line(item: Mapping[str, Any], snap: Snapshot, line_id: str | None = None) -> dict[str, Any]:
-    return _nn(
+def _line(
+    item: Mapping[str, Any], snap: Snapshot, ctx: EventContext, line_id: str | None = None
+) -> dict[str, Any]:
+    line = _nn(
         {
             "SKU": item.get("sku"),
             "name": item.get("name"),
@@ -428,6 +455,8 @@ def _line(item: Mapping[str, Any], snap: Snapshot, line_id: str | None = None) -
             "lineItemId": line_id,
         }
     )
+    line.update(_tenant_part(ctx, item))
+    return line
 
 
 def _options(item: Mapping[str, Any]) -> list[Any] | None:
@@ -455,7 +484,9 @@ def _visible_items(snap: Snapshot) -> list[Mapping[str, Any]]:
     return [i for i in snap["items"] if i.get("parentEntityId") is None]
 
 
-def _doc_lines(snap: Snapshot, lines: list[Mapping[str, Any]], qty: str) -> list[dict[str, Any]]:
+def _doc_lines(
+    snap: Snapshot, ctx: EventContext, lines: list[Mapping[str, Any]], qty: str
+) -> list[dict[str, Any]]:
     by_id = {str(i["entityId"]): i for i in snap["items"]}
     out = []
     for line in lines:
@@ -477,6 +508,7 @@ def _doc_lines(snap: Snapshot, lines: list[Mapping[str, Any]], qty: str) -> list
                 }
             )
         )
+        out[-1].update(_tenant_part(ctx, item))
     return out
 
 
@@ -498,7 +530,7 @@ def placed(snap: Snapshot, ctx: EventContext) -> Event:
         ctx,
         shipping=_shipping(snap, currency=True),
         billing=_address(snap["payment"].get("billingAddress")),
-        lines=[_line(i, snap, str(i["entityId"])) for i in _visible_items(snap)],
+        lines=[_line(i, snap, ctx, str(i["entityId"])) for i in _visible_items(snap)],
     )
 
 
@@ -529,7 +561,7 @@ def invoiced(snap: Snapshot, invoice: Mapping[str, Any], ctx: EventContext) -> E
         event,
         ctx,
         shipping=_shipping(snap),
-        lines=_doc_lines(snap, invoice["invoiceItems"], "qtyInvoiced"),
+        lines=_doc_lines(snap, ctx, invoice["invoiceItems"], "qtyInvoiced"),
     )
 
 
@@ -559,7 +591,7 @@ def items_shipped(snap: Snapshot, shipment: Mapping[str, Any], ctx: EventContext
         ctx,
         shipping=shipping,
         billing=_address(snap["payment"].get("billingAddress")),
-        lines=_doc_lines(snap, shipment["items"], "qtyShipped"),
+        lines=_doc_lines(snap, ctx, shipment["items"], "qtyShipped"),
     )
 
 
@@ -584,7 +616,7 @@ def shipment_completed(snap: Snapshot, ctx: EventContext, *, when: str | None = 
         ctx,
         shipping=shipping,
         billing=_address(snap["payment"].get("billingAddress")),
-        lines=[_line(i, snap) for i in _visible_items(snap)],
+        lines=[_line(i, snap, ctx) for i in _visible_items(snap)],
     )
 
 
@@ -620,4 +652,4 @@ def credit_memo_issued(snap: Snapshot, memo: Mapping[str, Any], ctx: EventContex
         }
     )
     event = _base(snap, ctx, CREDIT_MEMO_ISSUED, memo["entityId"], memo["createdAt"], order)
-    return _finish(event, ctx, lines=_doc_lines(snap, memo["refundItems"], "qtyRefunded"))
+    return _finish(event, ctx, lines=_doc_lines(snap, ctx, memo["refundItems"], "qtyRefunded"))

@@ -50,7 +50,9 @@ class OrdersFeed:
         site = self._settings.website(website_code)
         if site is None or not site.back_office_events:
             return None
-        return EventContext(site.website_code, site.environment_id, self._settings.redact)
+        return EventContext(
+            site.website_code, site.environment_id, self._settings.redact, self._settings.tenant
+        )
 
     def sync(
         self,

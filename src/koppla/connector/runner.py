@@ -96,7 +96,7 @@ class Connector:
         self.remote = remote
         self._client = client
         self.engine = connect(settings.dsn)
-        self.source = StoreSource(self.engine)
+        self.source = StoreSource(self.engine, settings.custom_columns)
         self.state = State(settings.state_path)
         self.feed = OrdersFeed(settings, self.source, self.state)
         self.sender = Sender(settings, self.state, client)
@@ -144,8 +144,7 @@ class Connector:
         except InvalidInput as error:
             log.error("the platform's connector settings are not applied: %s", error)
             return False
-        before = (self.settings.org_id, self.settings.web_sdk_name, self.settings.websites)
-        if (fresh.org_id, fresh.web_sdk_name, fresh.websites) == before:
+        if fresh.admin == self.settings.admin:
             return False
         self.apply(fresh)
         log.info(
@@ -158,6 +157,7 @@ class Connector:
         """Use `settings` from the next step on (its admin part: organization and websites;
         the shop database, change tracking and platform address stay as they were)."""
         self.settings = settings
+        self.source.use_custom_columns(settings.custom_columns)
         self.feed = OrdersFeed(settings, self.source, self.state)
         self.customers = CustomersFeed(settings, self.customer_source, self.state)
         backoff = self.sender.backoff

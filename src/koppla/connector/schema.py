@@ -11,6 +11,10 @@ The status tables: `sales_order_status_history` (the order's status trail and co
 with the order; `sales_order_status_change_history` (newer Magento only) and
 `sales_order_status_state` (status → state) are optional, probed once per source.
 
+Custom order attributes: the JSON objects in `sales_order_payment.additional_information` and
+`sales_order_item.additional_data` (`ADDED_COLUMNS`: a demo store made by an older Koppla gets
+them added). Merchant-named extra columns are not declared here; the store source looks them up.
+
 `eav_metadata` holds the two tables of Magento's `Eav` module Koppla reads to find the category
 `name` attribute. They are not in the reference schema, so their minimal columns are written from
 Magento's well-known shape; reading them is optional (see `source.StoreSource`).
@@ -135,6 +139,7 @@ sales_order_item = Table(
     _money("base_discount_amount"),
     _stamp("created_at"),
     _stamp("updated_at"),
+    Column("additional_data", Text),
 )
 
 sales_order_address = Table(
@@ -392,6 +397,13 @@ customer_address_entity = Table(
     _stamp("created_at"),
     _stamp("updated_at"),
 )
+
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sales_order_payment", "additional_information"),
+    ("sales_order_item", "additional_data"),
+)
+"""`(table, column)` added after the first demo stores were made; `create_demo_schema` adds them
+where missing."""
 
 eav_metadata = MetaData()
 

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -46,9 +48,12 @@ from pydantic_settings import (
 )
 
 from koppla.bus.queue import check_name
+from koppla.connector.custom_attributes import COLUMN_NAME, CustomColumns
 from koppla.core import codec
 from koppla.core.errors import InvalidInput
 from koppla.core.settings import sources_with_home_file
+from koppla.xdm.tenant import TENANT_ID
+from koppla.xdm.tenant import tenant_id as derived_tenant_id
 
 log = logging.getLogger("koppla.connector.settings")
 
@@ -65,7 +70,14 @@ DATASTREAM_ID = r"^[A-Za-z0-9_-]{0,128}$"
 """A datastream id (AEP's are UUIDs); it goes into URLs."""
 ORG_ID = r"^[A-Za-z0-9]{24}@AdobeOrg$"
 WEBSITE_CODE = re.compile(r"[a-z0-9_]{1,32}")
-DOCUMENT_KEYS = ("org_id", "web_sdk_name", "websites")
+DOCUMENT_KEYS = (
+    "org_id",
+    "web_sdk_name",
+    "tenant_id",
+    "custom_order_columns",
+    "custom_item_columns",
+    "websites",
+)
 """The keys of `AdminSettings`: what the platform stores per organization."""
 
 PATTERN_RULES = {
@@ -79,6 +91,7 @@ PATTERN_RULES = {
     "datastream_id": "must be letters, digits, _ and - only",
     "profile_datastream_id": "must be letters, digits, _ and - only",
     "environment_id": "must be letters, digits, _ and - only",
+    "tenant_id": "must be 1 to 32 lower-case letters or digits, starting with a letter",
 }
 """Pattern failures said in words, by field name."""
 
@@ -109,6 +122,71 @@ WebSdkName = Annotated[
         "pages (`window[<name>]`, usually `alloy`); required while a website has "
         "own_web_sdk on.",
         json_schema_extra=_shown("AEP Web SDK Name", "data_collection"),
+    ),
+]
+
+
+TenantId = Annotated[
+    str,
+    Field(
+        default="",
+        pattern=f"^({TENANT_ID.pattern})?$",
+        description="Tenant ID: the organization's tenant id, whose namespace (`_<tenant id>`) "
+        "holds the custom order attributes in the events (`commerce.order._<tenant id>`, "
+        "`productListItems[]._<tenant id>`); empty: derived from the organization id "
+        "(`KOPPLADEMO…@AdobeOrg` → `kopplademo`). Set it to Adobe's tenant id when sending to "
+        "Adobe Experience Platform.",
+    ),
+]
+
+
+def _column_names(value: object) -> object:
+    """Column names given as one text (`"gift_note, delivery_date"`, as a form sends them)
+    become a list; anything else is left to the field's type."""
+    if isinstance(value, str):
+        return [part for part in re.split(r"[\s,]+", value) if part]
+    return value
+
+
+def _checked_columns(names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names`, each an SQL column name (letters, digits and `_`, not starting with a digit,
+    at most 64), none twice."""
+    seen: set[str] = set()
+    for name in names:
+        if not COLUMN_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a column name: letters, digits and _ only, not starting with "
+                "a digit, at most 64 characters"
+            )
+        if name.lower() in seen:
+            raise ValueError(f"column {name!r} is named twice")
+        seen.add(name.lower())
+    return names
+
+
+ColumnNames = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_column_names),
+    AfterValidator(_checked_columns),
+]
+CustomOrderColumns = Annotated[
+    ColumnNames,
+    Field(
+        default=(),
+        description="Custom order columns: columns of the shop's `sales_order` whose values "
+        "travel as order-level custom attributes (named as the column), besides the JSON "
+        "object in `sales_order_payment.additional_information`; a column wins over a JSON key "
+        "of the same name. A column the table lacks is reported and left out.",
+    ),
+]
+CustomItemColumns = Annotated[
+    ColumnNames,
+    Field(
+        default=(),
+        description="Custom item columns: columns of the shop's `sales_order_item` whose values "
+        "travel as item-level custom attributes, besides the JSON object in "
+        "`sales_order_item.additional_data`. A column the table lacks is reported and left "
+        "out.",
     ),
 ]
 
@@ -431,6 +509,13 @@ class AdminSettings(BaseModel):
 
     org_id: OrgId
     web_sdk_name: WebSdkName
+    tenant_id: TenantId = Field(json_schema_extra=_shown("Tenant ID", "general"))
+    custom_order_columns: CustomOrderColumns = Field(
+        json_schema_extra=_shown("Custom order columns", "general")
+    )
+    custom_item_columns: CustomItemColumns = Field(
+        json_schema_extra=_shown("Custom item columns", "general")
+    )
     websites: tuple[WebsiteSettings, ...] = Field(
         default=(), description="The websites whose data is collected, each with its settings."
     )
@@ -448,6 +533,13 @@ class AdminSettings(BaseModel):
     def website(self, code: str) -> WebsiteSettings | None:
         """The settings of website `code`, or None."""
         return next((w for w in self.websites if w.website_code == code), None)
+
+
+def effective_tenant(tenant_id: str, org_id: str) -> str:
+    """`tenant_id` when set, else the tenant id derived from `org_id`; empty without both."""
+    if tenant_id:
+        return tenant_id
+    return derived_tenant_id(org_id) if org_id else ""
 
 
 def parse_document(data: Any) -> AdminSettings:
@@ -640,6 +732,9 @@ class ConnectorSettings(BaseSettings):
     )
     org_id: OrgId
     web_sdk_name: WebSdkName
+    tenant_id: TenantId
+    custom_order_columns: CustomOrderColumns
+    custom_item_columns: CustomItemColumns
     websites: tuple[WebsiteSettings, ...] = Field(
         default=(), description="The websites whose orders are sent."
     )
@@ -688,8 +783,24 @@ class ConnectorSettings(BaseSettings):
     def admin(self) -> AdminSettings:
         """The admin part: organization, Web SDK name, websites."""
         return AdminSettings(
-            org_id=self.org_id, web_sdk_name=self.web_sdk_name, websites=self.websites
+            org_id=self.org_id,
+            web_sdk_name=self.web_sdk_name,
+            tenant_id=self.tenant_id,
+            custom_order_columns=self.custom_order_columns,
+            custom_item_columns=self.custom_item_columns,
+            websites=self.websites,
         )
+
+    @property
+    def tenant(self) -> str:
+        """The tenant id the events' custom attributes are namespaced with: `tenant_id`, else
+        the one derived from `org_id` (`koppla.xdm.tenant.tenant_id`); empty without either."""
+        return effective_tenant(self.tenant_id, self.org_id)
+
+    @property
+    def custom_columns(self) -> CustomColumns:
+        """The merchant-named columns the store source reads as custom attributes."""
+        return CustomColumns(self.custom_order_columns, self.custom_item_columns)
 
     def website(self, code: str) -> WebsiteSettings | None:
         """The settings of a configured website, or None."""

@@ -10,6 +10,11 @@ Beyond OrderV2 the snapshot carries `statusHistory`: the order's status trail fr
 `sales_order_status_state` or, for a status that table does not name, by `DEFAULT_STATUS_STATES`
 (a status named like a state maps to that state). The events take the times an order became
 complete or canceled from it.
+
+Custom attributes (domain.md §8.1, read and typed by the store source, see
+`koppla.connector.custom_attributes`) are the order's and each item's `additionalInformation`,
+`[{"name", "value"}]` as in OrderV2 but with typed values; the key is there only when there are
+attributes, so an order without any has the snapshot (and hash) it had before Koppla read them.
 """
 
 from __future__ import annotations
@@ -102,6 +107,10 @@ class OrderRows:
     """`sales_order_status_change_history` rows (`entity_id`, `status`, `created_at`)."""
     status_states: Mapping[str, str] = field(default_factory=dict)
     """The shop's status → state map (`resolve_status_states`); empty: the defaults only."""
+    order_attributes: Mapping[str, Any] = field(default_factory=dict)
+    """The order's custom attributes, typed (`koppla.connector.custom_attributes`)."""
+    item_attributes: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    """Each order item's custom attributes by `item_id` (items without any left out)."""
 
 
 def order_uuid(entity_id: int) -> str:
@@ -203,7 +212,7 @@ def build_snapshot(rows: OrderRows) -> dict[str, Any]:
     state = _required(order, oid, "state")
     if state not in ORDER_STATES:
         raise MalformedOrder(oid, "sales_order.state", f"has unknown value {state!r}")
-    return {
+    snapshot: dict[str, Any] = {
         "orderId": {"id": order_uuid(int(oid))},
         "commerceOrderId": int(oid),
         "commerceOrderNumber": _required(order, oid, "increment_id"),
@@ -233,7 +242,7 @@ def build_snapshot(rows: OrderRows) -> dict[str, Any]:
         "payment": _payment(rows),
         "shipping": _shipping(rows),
         "items": [
-            _item(_checked(item, oid, "sales_order_item", "sku"), rows.categories)
+            _item(_checked(item, oid, "sales_order_item", "sku"), rows.categories, rows)
             for item in rows.items
         ],
         "invoices": _invoices(rows),
@@ -242,6 +251,18 @@ def build_snapshot(rows: OrderRows) -> dict[str, Any]:
         "transactions": [_transaction(txn) for txn in rows.transactions],
         "statusHistory": status_timeline(rows),
     }
+    if rows.order_attributes:
+        snapshot["additionalInformation"] = custom_attributes(rows.order_attributes)
+    return snapshot
+
+
+def custom_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Custom attributes as the feed lists them: `[{"name", "value"}]`, in the order given.
+
+    Unlike Adobe's feed, whose values are strings, each value keeps its type (string,
+    boolean, number; dates are `YYYY-MM-DD` strings), as the events carry it.
+    """
+    return [{"name": name, "value": value} for name, value in attributes.items()]
 
 
 def status_timeline(rows: OrderRows) -> list[dict[str, Any]]:
@@ -328,9 +349,9 @@ def _shipping(rows: OrderRows) -> dict[str, Any]:
     }
 
 
-def _item(item: Row, categories: Mapping[int, Sequence[Row]]) -> dict[str, Any]:
+def _item(item: Row, categories: Mapping[int, Sequence[Row]], rows: OrderRows) -> dict[str, Any]:
     product = item.get("product_id")
-    return {
+    built: dict[str, Any] = {
         "itemId": {"id": str(item.get("item_id"))},
         "entityId": item.get("item_id"),
         "parentEntityId": item.get("parent_item_id"),
@@ -354,6 +375,10 @@ def _item(item: Row, categories: Mapping[int, Sequence[Row]]) -> dict[str, Any]:
             for c in (categories.get(int(product), ()) if product is not None else ())
         ],
     }
+    attributes = rows.item_attributes.get(item["item_id"]) if rows.item_attributes else None
+    if attributes:
+        built["additionalInformation"] = custom_attributes(attributes)
+    return built
 
 
 def _options(raw: object) -> list[dict[str, str]]:

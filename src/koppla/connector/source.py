@@ -18,6 +18,12 @@ their names from the EAV table `catalog_category_entity_varchar` (admin store 0 
 `name` attribute of the `catalog_category` entity type (`eav_attribute`/`eav_entity_type`). The
 name lookup is optional: without those tables or that attribute, categories carry no name and
 their path is Magento's id path. Without the catalog tables, items carry no categories.
+
+Custom attributes (`koppla.connector.custom_attributes`) come with the rows: the JSON objects in
+`sales_order_payment.additional_information` and `sales_order_item.additional_data`, and the
+extra `sales_order` / `sales_order_item` columns the merchant names (`CustomColumns`), read in
+the same queries only when named. Named columns are looked up once per source; one the shop's
+table lacks is logged, reported by `missing_custom_columns`, and left out (the rest is read).
 """
 
 from __future__ import annotations
@@ -48,6 +54,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from koppla.connector import schema as t
+from koppla.connector.custom_attributes import (
+    ITEM_JSON,
+    ORDER_JSON,
+    Attributes,
+    CustomColumns,
+    ProblemLog,
+    TypedColumn,
+    column_kind,
+    from_columns,
+    from_json,
+    merged,
+)
 from koppla.connector.snapshot import OrderRows, Row, Scope, resolve_status_states
 from koppla.core import clock, codec
 
@@ -107,6 +125,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "base_tax_amount",
         "base_discount_amount",
         "updated_at",
+        "additional_data",
     ),
     "sales_order_address": (
         "entity_id",
@@ -128,6 +147,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "po_number",
         "last_trans_id",
         "base_amount_paid",
+        "additional_information",
     ),
     "sales_invoice": (
         "entity_id",
@@ -461,17 +481,88 @@ def read_categories(
     return product_categories(links, names)
 
 
+@dataclass(frozen=True, slots=True)
+class CustomAccess:
+    """The merchant-named columns found in the shop's tables, typed, and the ones not found
+    (`sales_order.gift_note`)."""
+
+    order: tuple[TypedColumn, ...] = ()
+    item: tuple[TypedColumn, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+def probe_custom(conn: Connection, custom: CustomColumns) -> CustomAccess:
+    """Look the merchant-named columns up in the shop's `sales_order` and `sales_order_item`
+    (names match regardless of case, as in MySQL); each one missing is logged."""
+    if not custom:
+        return CustomAccess()
+    found: dict[str, tuple[TypedColumn, ...]] = {}
+    missing: list[str] = []
+    for table, names, setting in (
+        (t.sales_order, custom.order, "custom_order_columns"),
+        (t.sales_order_item, custom.item, "custom_item_columns"),
+    ):
+        if not names:
+            found[table.name] = ()
+            continue
+        present = {str(c["name"]).lower(): c for c in inspect(conn).get_columns(table.name)}
+        kept: list[TypedColumn] = []
+        for name in names:
+            column = present.get(name.lower())
+            if column is None:
+                missing.append(f"{table.name}.{name}")
+                log.warning(
+                    "custom attributes: the shop's %s has no column %r (named in %s); it is "
+                    "left out",
+                    table.name,
+                    name,
+                    setting,
+                )
+                continue
+            kept.append(TypedColumn(name, column_kind(column["type"]), str(column["name"])))
+        found[table.name] = tuple(kept)
+    return CustomAccess(found[t.sales_order.name], found[t.sales_order_item.name], tuple(missing))
+
+
+def custom_selects(conn: Connection, table: Table, columns: Sequence[TypedColumn]) -> list[Any]:
+    """The select expressions of merchant-named `columns` of `table`, each labelled with its
+    row key (`custom_attributes.row_key`) and read untyped (the value is typed afterwards)."""
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    return [literal_column(f"{quote(table.name)}.{quote(c.column)}").label(c.key) for c in columns]
+
+
 class StoreSource:
     """Reads orders and store scopes from one shop database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, custom: CustomColumns | None = None) -> None:
         self.engine = engine
+        self._custom = custom or CustomColumns()
+        self._custom_access: CustomAccess | None = None
+        self._problems = ProblemLog()
         self._scopes: dict[int, Scope] | None = None
         self._catalog: CatalogAccess | None = None
         self._status: StatusAccess | None = None
         self._states: dict[str, str] | None = None
         self._states_read = 0.0
         self._json: bool | None = None
+
+    def use_custom_columns(self, custom: CustomColumns) -> None:
+        """Read these merchant-named columns from the next read on (settings changed)."""
+        if custom != self._custom:
+            self._custom = custom
+            self._custom_access = None
+
+    def custom_access(self, conn: Connection) -> CustomAccess:
+        """The merchant-named columns found and missing (probed on first use, then cached)."""
+        if self._custom_access is None:
+            self._custom_access = probe_custom(conn, self._custom)
+        return self._custom_access
+
+    def missing_custom_columns(self) -> list[str]:
+        """The merchant-named columns the shop's tables lack (`sales_order.gift_note`), for a
+        connection check or a status report."""
+        with self.engine.connect() as conn:
+            return list(self.custom_access(conn).missing)
 
     def catalog(self, conn: Connection) -> CatalogAccess:
         """What the database offers for categories (probed on first use, then cached)."""
@@ -554,13 +645,13 @@ class StoreSource:
         if self._json is None:
             self._json = json_rows(conn)
         as_json = self._json
+        custom = self.custom_access(conn)
         wanted = set(ids)
         order = t.sales_order
+        order_columns = [*_columns(order), *custom_selects(conn, order, custom.order)]
         orders = [
             o
-            for o in fetch(
-                conn, _columns(order), id_filter(order.c.entity_id, ids), as_json=as_json
-            )
+            for o in fetch(conn, order_columns, id_filter(order.c.entity_id, ids), as_json=as_json)
             if o["entity_id"] in wanted
         ]
         if any(o["store_id"] not in scopes for o in orders if o["store_id"] is not None):
@@ -570,9 +661,12 @@ class StoreSource:
             return {}
         wanted = set(ids)
 
-        def of_orders(table: Table, column: str) -> dict[int, list[Row]]:
+        def of_orders(
+            table: Table, column: str, extra: Sequence[TypedColumn] = ()
+        ) -> dict[int, list[Row]]:
             where = id_filter(table.c[column], ids)
-            return group_by(fetch(conn, _columns(table), where, as_json=as_json), column, wanted)
+            columns = [*_columns(table), *custom_selects(conn, table, extra)]
+            return group_by(fetch(conn, columns, where, as_json=as_json), column, wanted)
 
         def lines_of(table: Table, parent: Table) -> dict[int, list[Row]]:
             columns = [*_columns(table), parent.c.order_id.label("_order")]
@@ -581,7 +675,7 @@ class StoreSource:
             rows = fetch(conn, columns, where, join=join, as_json=as_json)
             return group_by(rows, "_order", wanted)
 
-        items = of_orders(t.sales_order_item, "order_id")
+        items = of_orders(t.sales_order_item, "order_id", custom.item)
         products = sorted(
             {
                 i["product_id"]
@@ -642,8 +736,39 @@ class StoreSource:
                 status_history=trail.get(oid, none),
                 status_changes=changes.get(oid, none),
                 status_states=states,
+                order_attributes=self._order_attributes(order_row, pays, custom),
+                item_attributes=self._item_attributes(order_items or none, custom),
             )
         return out
+
+    def _order_attributes(
+        self, order: Row, payments: list[Row] | None, custom: CustomAccess
+    ) -> Attributes:
+        """The order's custom attributes: its payment's JSON object, then its named columns."""
+        raw = payments[0].get(ORDER_JSON[1]) if payments else None
+        attributes = self._parsed(raw, ORDER_JSON, order.get("entity_id"))
+        return merged(attributes, from_columns(order, custom.order))
+
+    def _item_attributes(self, items: Sequence[Row], custom: CustomAccess) -> dict[int, Attributes]:
+        """Each item's custom attributes by item id (items without any left out)."""
+        out: dict[int, Attributes] = {}
+        for item in items:
+            raw = item.get(ITEM_JSON[1])
+            found = merged(
+                self._parsed(raw, ITEM_JSON, item.get("order_id")),
+                from_columns(item, custom.item),
+            )
+            if found:
+                out[item["item_id"]] = found
+        return out
+
+    def _parsed(self, raw: object, where: tuple[str, str], order_id: object) -> Attributes:
+        if raw is None:
+            return {}
+        attributes, problem = from_json(raw)
+        if problem is not None:
+            self._problems.note(where, problem, order_id)
+        return attributes
 
 
 def _item_id(row: Row) -> Any:

@@ -18,6 +18,16 @@ class Layout:
         return self.home / "catalog.sqlite"
 
     @property
+    def schemas(self) -> Path:
+        """The schema registry's tenant part: field groups and tenant schemas."""
+        return self.home / "schemas.sqlite"
+
+    @property
+    def attributes(self) -> Path:
+        """The custom order attributes seen in each dataset's records."""
+        return self.home / "attributes.sqlite"
+
+    @property
     def spool(self) -> Path:
         """The edge's write-ahead spool."""
         return self.home / "spool"

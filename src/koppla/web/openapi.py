@@ -130,7 +130,10 @@ def _add_catalog_rules(schemas: dict[str, Any], schema_ids: list[str]) -> None:
     """Spell out the catalog's rules on names and ids, which the routes check themselves."""
     dataset = schemas["DatasetCreate"]["properties"]
     dataset["name"]["pattern"] = DATASET_NAME.pattern
-    dataset["schemaId"]["anyOf"][0]["enum"] = schema_ids
+    dataset["schemaId"]["description"] = (
+        "A built-in schema (" + ", ".join(schema_ids) + ") or a tenant schema of the caller's "
+        "organization (`POST /data/foundation/schemaregistry/tenant/schemas`)."
+    )
     stream = schemas["DatastreamCreate"]["properties"]
     stream["orgId"]["pattern"] = ORG_ID.pattern
     stream["id"]["anyOf"][0]["pattern"] = DATASTREAM_ID.pattern

@@ -32,7 +32,8 @@ from koppla.platform.query.catalog_tables import (
 )
 from koppla.platform.query.engine import QueryEngine, Scope, ScopedTables
 from koppla.platform.query.live import LiveTable
-from koppla.xdm.registry import SchemaRegistry, builtin_registry
+from koppla.platform.schemas.observed import ObservedAttributes
+from koppla.platform.schemas.registry import HomeRegistry, home_registry
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,19 @@ class Services:
     settings: Settings
     layout: Layout
     catalog: Catalog
-    registry: SchemaRegistry
+    registry: HomeRegistry
     query: QueryEngine
     profiles: ProfileStore
     users: UserStore
     saved_queries: SavedQueries
     connector_settings: ConnectorSettingsStore
+    observed: ObservedAttributes
+    """The custom order attributes seen in each dataset's records."""
 
     def close(self) -> None:
         """Close the query engine, the catalog, the people store and the profile store."""
+        self.observed.close()
+        self.registry.close()
         self.query.close()
         self.catalog.close()
         self.users.close()
@@ -139,5 +144,14 @@ def build_services(settings: Settings) -> Services:
     saved = SavedQueries(layout.catalog)
     connector = ConnectorSettingsStore(layout.catalog, key_file=layout.home / KEY_FILE)
     return Services(
-        settings, layout, catalog, builtin_registry(), engine, profiles, users, saved, connector
+        settings,
+        layout,
+        catalog,
+        home_registry(layout),
+        engine,
+        profiles,
+        users,
+        saved,
+        connector,
+        ObservedAttributes(layout.attributes),
     )

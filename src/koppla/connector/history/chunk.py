@@ -140,7 +140,10 @@ class ChunkWorker:
         datasets = request.plan.datasets
         contexts = {
             site.website_code: EventContext(
-                site.website_code, site.environment_id, self._settings.redact
+                site.website_code,
+                site.environment_id,
+                self._settings.redact,
+                self._settings.tenant,
             )
             for site in self._websites()
             if site.website_code in datasets

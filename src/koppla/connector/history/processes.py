@@ -36,7 +36,9 @@ async def run_worker(settings: ConnectorSettings, stopped: Callable[[], bool]) -
     engine = connect(settings.dsn)
     platform = PlatformBatches(settings)
     try:
-        worker = ChunkWorker(settings, ledger, StoreSource(engine), platform)
+        worker = ChunkWorker(
+            settings, ledger, StoreSource(engine, settings.custom_columns), platform
+        )
         return await consume(
             queue, worker, ledger, stopped=stopped, max_attempts=settings.history_max_attempts
         )

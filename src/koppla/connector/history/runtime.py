@@ -47,7 +47,9 @@ async def _serve(settings: ConnectorSettings, stop: threading.Event) -> None:
         await asyncio.to_thread(sync.refresh_unfinished)
 
     try:
-        worker = ChunkWorker(settings, sync.ledger, StoreSource(engine), platform)
+        worker = ChunkWorker(
+            settings, sync.ledger, StoreSource(engine, settings.custom_columns), platform
+        )
         await consume(
             queue,
             worker,

@@ -117,7 +117,7 @@ class HistorySync:
             try:
                 await produce(
                     self.ledger,
-                    StoreSource(engine),
+                    StoreSource(engine, self.settings.custom_columns),
                     queue,
                     current,
                     self.settings.history_chunk_orders,

@@ -24,6 +24,12 @@ After a restart, `recover` records a commit the crash left unrecorded before str
 anything. A batch that stops the pipeline `MAX_ATTEMPTS` times in a row without moving on is
 given up: failed if none of it is stored yet, else set aside (left `processing`, skipped).
 What finished batches keep, and for how long, is `retention`'s business.
+
+The dataset and its schema are looked up again at every step, so a schema that grows while a
+batch is processed takes effect from the next slice: its table gets the new fields before the
+next commit (`DeltaStore.ensure_dataset`), and parts staged under the older shape are committed
+with those fields null. The custom attributes of every row validated are counted per slice and
+recorded (`AttributeLog`, best effort) once the slice's outcome is durable.
 """
 
 from __future__ import annotations
@@ -61,9 +67,11 @@ from koppla.platform.batches.reader import (
 from koppla.platform.batches.retention import Retention, drop_work
 from koppla.platform.catalog.models import Batch, BatchError, Dataset
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.datasets.attribute_log import AttributeLog
 from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex, id_key
 from koppla.platform.datasets.storage import DeltaStore
-from koppla.platform.datasets.tables import dataset_arrow_schema, rows_table, stored_row
+from koppla.platform.datasets.tables import rows_table, stored_row
+from koppla.platform.schemas.observed import Tally
 from koppla.xdm.event_types import validate_event
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
@@ -105,6 +113,7 @@ class _Checked:
     errors: list[RowError] = field(default_factory=list)
     skipped: int = 0
     codes: dict[str, tuple[int, str]] = field(default_factory=dict)
+    tally: Tally = field(default_factory=lambda: Tally(""))
 
     def refuse(self, error: RowError) -> None:
         self.errors.append(error)
@@ -127,8 +136,11 @@ class BatchIngestor:
         store: DeltaStore,
         dedupe: DedupeFor,
         options: BatchOptions | None = None,
+        attributes: AttributeLog | None = None,
     ) -> None:
         self._layout, self._catalog, self._registry = layout, catalog, registry
+        self._own_attributes = attributes is None
+        self._attributes = attributes or AttributeLog(layout.attributes)
         self._store, self._dedupe = store, dedupe
         self._options = options or BatchOptions()
         self._files = BatchFiles(layout)
@@ -212,11 +224,13 @@ class BatchIngestor:
         return spent
 
     def close(self) -> None:
-        """Close the open journals."""
+        """Close the open journals (and the record of attributes, unless it was given)."""
         for journal in self._journals.values():
             journal.close()
         self._journals.clear()
         self._prepared.clear()
+        if self._own_attributes:
+            self._attributes.close()
 
     def _advance_one(self, batch: Batch, budget: int) -> int:
         try:
@@ -245,6 +259,7 @@ class BatchIngestor:
         self, batch: Batch, dataset: Dataset, schema: Schema, journal: Journal, budget: int
     ) -> int:
         self._prepare(batch, dataset, schema, journal)
+        self._store.ensure_dataset(self._layout.dataset(dataset.id), schema)
         progress = journal.progress()
         if progress.phase == "committing":
             return self._commit(batch, dataset, journal, progress)
@@ -253,7 +268,7 @@ class BatchIngestor:
             self._fail(batch, journal, *verdict)
             return 1
         try:
-            return self._stage(batch, schema, journal, progress, budget)
+            return self._stage(batch, dataset, schema, journal, progress, budget)
         except (OSError, sqlite3.Error):
             raise
         except Exception as error:  # something about this batch no one foresaw: it fails alone
@@ -276,7 +291,7 @@ class BatchIngestor:
             return
         directory = self._files.directory(batch.id)
         table = self._layout.dataset(dataset.id)
-        self._store.ensure(table, dataset_arrow_schema(schema))
+        self._store.ensure_dataset(table, schema)
         if not journal.begin(self._files.inputs(batch.id), self._store.version(table)):
             progress = journal.progress()
             if progress.phase == "staging":  # drop what a slice left behind before a crash
@@ -308,7 +323,13 @@ class BatchIngestor:
         log.error("batch %s set aside, partly stored: %s", batch.id, description)
 
     def _stage(
-        self, batch: Batch, schema: Schema, journal: Journal, progress: Progress, budget: int
+        self,
+        batch: Batch,
+        dataset: Dataset,
+        schema: Schema,
+        journal: Journal,
+        progress: Progress,
+        budget: int,
     ) -> int:
         files = journal.files()
         if progress.file >= len(files):
@@ -326,7 +347,8 @@ class BatchIngestor:
                 self._reader.forget(path)
                 journal.file_failed(report.index, f"{report.name}: {error}")
                 return 1
-            checked = self._check(batch, schema, report, read.rows, journal)
+            checked = _Checked(tally=self._attributes.tally(dataset))
+            self._check(batch, schema, report, read.rows, journal, checked)
         directory = self._files.directory(batch.id)
         if checked.table is not None:
             parts.write(directory, progress.parts, checked.table)
@@ -346,19 +368,26 @@ class BatchIngestor:
                 codes=checked.codes,
             )
         )
+        self._attributes.record(dataset.id, checked.tally)
         if read.done:
             self._reader.forget(path)
         return max(1, len(read.rows))
 
     def _check(
-        self, batch: Batch, schema: Schema, report: FileReport, rows: list[RawRow], journal: Journal
-    ) -> _Checked:
-        """Name, dedupe and validate the rows of one slice.
+        self,
+        batch: Batch,
+        schema: Schema,
+        report: FileReport,
+        rows: list[RawRow],
+        journal: Journal,
+        checked: _Checked,
+    ) -> None:
+        """Name, dedupe and validate the rows of one slice, into `checked`.
 
         Ids are compared by `id_key`, so two spellings of one UUID (upper and lower case) are
-        one id: the second is skipped as a duplicate.
+        one id: the second is skipped as a duplicate. The custom attributes of each row
+        validated are counted into `checked.tally`.
         """
-        checked = _Checked()
         candidates: list[tuple[RawRow, dict[str, Any], str | None]] = []
         for raw in rows:
             if raw.value is None or raw.problem is not None:
@@ -398,7 +427,6 @@ class BatchIngestor:
         checked.table = table
         checked.staged_ids = [accepted[index][2] for index in good]
         checked.errors.sort(key=lambda error: error.row)
-        return checked
 
     @staticmethod
     def _validated(
@@ -411,6 +439,7 @@ class BatchIngestor:
     ) -> dict[str, Any] | None:
         """The row to store, or None when it is refused (then recorded in `checked`)."""
         try:
+            checked.tally.add(value)
             outcome = validate_event(schema, value)
             if outcome.issues:
                 problems = tuple((i.path, i.code, i.message) for i in outcome.issues)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from koppla.platform.batches.durable import write_durably
+from koppla.platform.datasets.conform import conform_table
 
 PARTS = "parts"
 
@@ -32,9 +33,19 @@ def write(batch_directory: Path, number: int, table: pa.Table) -> None:
 
 
 def read(batch_directory: Path, numbers: Sequence[int]) -> pa.Table:
-    """Staged parts `numbers`, in order, as one table."""
+    """Staged parts `numbers`, in order, as one table.
+
+    Parts staged before the dataset's schema grew lack its new fields; read together with
+    later parts, they read those fields as null.
+    """
     tables = [pq.read_table(part_path(batch_directory, n)) for n in numbers]
-    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if len(tables) == 1:
+        return tables[0]
+    shapes = [table.schema for table in tables]
+    if any(not shape.equals(shapes[0]) for shape in shapes[1:]):
+        unified = pa.unify_schemas(shapes)
+        tables = [conform_table(table, unified) for table in tables]
+    return pa.concat_tables(tables)
 
 
 def ids(batch_directory: Path, numbers: Sequence[int]) -> list[str]:

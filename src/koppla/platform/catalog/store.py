@@ -217,6 +217,19 @@ class Catalog:
             )
         return self.dataset(dataset.id)
 
+    def set_dataset_schema(self, key: str, schema_id: str) -> Dataset:
+        """Move a dataset onto the schema `schema_id`; `NotFound` for an unknown dataset.
+
+        The catalog does not know schemas: the caller checks that the new schema keeps every
+        field of the old one (`koppla.platform.schemas.rules.check_dataset_move`); the pipeline,
+        the writer of the dataset's table, adds the new schema's fields within a step. Every
+        process reads a dataset's schema id from here.
+        """
+        dataset = self.dataset(key)
+        with self._write() as db:
+            db.execute("UPDATE datasets SET schema_id = ? WHERE id = ?", (schema_id, dataset.id))
+        return self.dataset(dataset.id)
+
     # datastreams
     def create_datastream(
         self,

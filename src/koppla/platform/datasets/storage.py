@@ -3,6 +3,11 @@
 Every append carries a Delta *app transaction* `(app_id, version)` in the same atomic commit as the
 rows. The pipeline uses the spool position as the version, so after a crash it asks the table how
 far it got (`committed_version`) and never writes the same records twice.
+
+A dataset's table follows its schema: when the registry hands out a new `Schema` object for it
+(the schema grew, or the dataset moved onto another schema), `ensure_dataset` adds the fields
+the table lacks before the next append. Only the process that appends (the pipeline) changes a
+table's columns. Rows of an older shape are brought to the table's shape on append.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
-from koppla.platform.datasets.tables import add_missing_columns
+from koppla.platform.datasets.conform import conform_table
+from koppla.platform.datasets.tables import add_missing_columns, dataset_arrow_schema
+from koppla.xdm.types import Schema
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +37,52 @@ class DeltaStore:
 
     def __init__(self, *, compact_every: int = 200) -> None:
         self._tables: dict[Path, DeltaTable] = {}
+        self._wanted: dict[Path, pa.Schema] = {}
+        """The Arrow schema each table was last ensured with."""
+        self._shapes: dict[Path, pa.Schema] = {}
+        """Each table's own Arrow schema, as of its last `ensure`."""
+        self._schemas: dict[Path, Schema] = {}
+        """The XDM schema object each dataset's table was last ensured with."""
         self._commits_since_upkeep: dict[Path, int] = {}
         self._compact_every = compact_every
 
-    def ensure(self, path: Path, schema: pa.Schema) -> None:
+    def ensure(self, path: Path, schema: pa.Schema) -> list[str]:
         """Create an empty table with `schema` at `path` unless one exists; add fields it lacks.
 
         A table written before a field joined `schema` gets it (nullable), so its old rows read
-        it as null and appends of the current shape succeed.
+        it as null and appends of the current shape succeed. The table is checked again only
+        when `schema` differs from the one it was last ensured with. Returns the paths of the
+        fields added (empty for a new table).
         """
-        if path in self._tables:
-            return
-        if not DeltaTable.is_deltatable(str(path)):
-            path.mkdir(parents=True, exist_ok=True)
-            DeltaTable.create(str(path), schema=schema, mode="ignore")
-        table = DeltaTable(str(path))
-        add_missing_columns(table, schema)
+        known = self._wanted.get(path)
+        if known is not None and (known is schema or known.equals(schema)):
+            return []
+        table = self._tables.get(path)
+        if table is None:
+            if not DeltaTable.is_deltatable(str(path)):
+                path.mkdir(parents=True, exist_ok=True)
+                DeltaTable.create(str(path), schema=schema, mode="ignore")
+            table = DeltaTable(str(path))
+        else:  # another process (`provision`) may have added the fields already
+            table.update_incremental()
+        added = add_missing_columns(table, schema)
         self._tables[path] = table
+        self._wanted[path] = schema
+        self._shapes[path] = pa.schema(table.schema().to_arrow())
+        return added
+
+    def ensure_dataset(self, path: Path, schema: Schema) -> list[str]:
+        """`ensure` the dataset table at `path` has the columns of `schema` (an XDM schema).
+
+        Costs a dictionary lookup while `schema` is the object the table was last ensured
+        with; a new object (the registry's answer after the schema changed) is checked
+        against the table and its new fields added. Returns the paths of the fields added.
+        """
+        if self._schemas.get(path) is schema:
+            return []
+        added = self.ensure(path, dataset_arrow_schema(schema))
+        self._schemas[path] = schema
+        return added
 
     def committed_version(self, path: Path, app_id: str) -> int:
         """The last version `app_id` committed to the table, or -1."""
@@ -81,11 +117,15 @@ class DeltaStore:
     def append(
         self, path: Path, rows: pa.Table, *, app_id: str, version: int, metadata: dict[str, Any]
     ) -> None:
-        """Append `rows` and record `(app_id, version)` in the same commit."""
+        """Append `rows` and record `(app_id, version)` in the same commit.
+
+        Rows of another shape than the table's (made under an older version of its schema)
+        are conformed to it first: fields they lack are null.
+        """
         table = self._tables[path]
         write_deltalake(
             table,
-            rows,
+            conform_table(rows, self._shapes[path]),
             mode="append",
             commit_properties=CommitProperties(
                 app_transactions=[Transaction(app_id=app_id, version=version)],

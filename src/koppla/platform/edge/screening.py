@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from koppla.core import clock
 from koppla.core.errors import NotFound
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.catalog.routing import dataset_override
@@ -19,6 +20,10 @@ from koppla.xdm.types import Schema
 
 OVERRIDE_PATH = "meta.configOverrides.com_adobe_experience_platform.datasets.event.datasetId"
 CACHE_MAX = 1_000
+CACHE_S = 1.0
+"""How long a dataset's schema id is trusted before the catalog is read again (a dataset may
+move onto another schema); the schema itself comes from the registry on every use, so a schema
+that grew is seen at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +41,7 @@ class EventScreen:
     def __init__(self, catalog: Catalog, registry: SchemaRegistry) -> None:
         self._catalog = catalog
         self._registry = registry
-        self._schemas: dict[str, tuple[str, Schema] | None] = {}
+        self._schemas: dict[str, tuple[float, tuple[str, str] | None]] = {}
 
     def first_rejection(
         self, stream: Datastream, body: dict[str, Any], events: list[dict[str, Any]]
@@ -60,18 +65,24 @@ class EventScreen:
     def _dataset(self, stream: Datastream, override: str | None) -> Schema | None:
         """The schema of the dataset an event goes to, as the pipeline routes it."""
         key = override or stream.event_dataset_id
-        if key not in self._schemas:
+        cached = self._schemas.get(key)
+        if cached is None or clock.monotonic() - cached[0] > CACHE_S:
             if len(self._schemas) >= CACHE_MAX:  # override names come from anonymous requests
                 self._schemas.clear()
             try:
                 dataset = self._catalog.dataset(key)
-                self._schemas[key] = (dataset.id, self._registry.get(dataset.schema_id))
+                cached = (clock.monotonic(), (dataset.id, dataset.schema_id))
             except NotFound:
-                self._schemas[key] = None
-        found = self._schemas[key]
+                cached = (clock.monotonic(), None)
+            self._schemas[key] = cached
+        found = cached[1]
         if found is None:
             return None
-        dataset_id, schema = found
+        dataset_id, schema_id = found
+        try:
+            schema = self._registry.get(schema_id)
+        except NotFound:
+            return None
         if override and dataset_id not in (stream.event_dataset_id, stream.profile_dataset_id):
             return self._dataset(stream, None)  # the edge may not name a foreign dataset
         return schema

@@ -23,7 +23,7 @@ from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets.dedupe import DAY_MS
 from koppla.platform.pipeline.heartbeat import Heartbeat
 from koppla.platform.pipeline.runner import Pipeline
-from koppla.xdm.registry import builtin_registry
+from koppla.platform.schemas.registry import home_registry
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,12 @@ def run(settings: Settings, stop: threading.Event) -> None:
 def _pipeline(settings: Settings, layout: Layout, stop: threading.Event, beat: Heartbeat) -> None:
     """Build the pipeline and run it until `stop` is set, reporting progress to `beat`."""
     catalog = Catalog(layout.catalog)
+    registry = home_registry(layout)
     try:
         pipeline = Pipeline(
             layout,
             catalog,
-            builtin_registry(),
+            registry,
             max_events=settings.pipeline_max_events,
             flush_ms=settings.pipeline_flush_ms,
             compact_every=settings.compact_every_commits,
@@ -76,6 +77,7 @@ def _pipeline(settings: Settings, layout: Layout, stop: threading.Event, beat: H
         finally:
             pipeline.close()
     finally:
+        registry.close()
         catalog.close()
 
 

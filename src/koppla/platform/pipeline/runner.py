@@ -10,11 +10,21 @@ the same Delta store and the same dedupe index of each dataset, so the pipeline 
 writer of every dataset and streaming and batches never race on an `_id`.
 
 No record can stop the stream: whatever goes wrong with one record (unreadable, wrong shape, too
-deep to serialize, invalid, unconvertible, or an exception nobody foresaw, code `internal`) sends
-that record to the quarantine with the reason, and the rest of the chunk lands. Only a failure of
-the stream itself (the spool, a Delta commit, the catalog) raises out of `step`; the pipeline
-process then records it in its heartbeat and exits non-zero, and its supervisor restarts it with
-backoff. A restart replays the chunk exactly once.
+deep to serialize, invalid, unconvertible, its dataset's schema gone, code `schema`, or an
+exception nobody foresaw, code `internal`) sends that record to the quarantine with the reason,
+and the rest of the chunk lands. Only a failure of the stream itself (the spool, a Delta commit,
+the catalog) raises out of `step`; the pipeline process then records it in its heartbeat and
+exits non-zero, and its supervisor restarts it with backoff. A restart replays the chunk exactly
+once.
+
+Schemas are looked up in the registry for every chunk, and the datasets in the catalog at every
+step, so a schema that grows (or a dataset moved onto another schema) takes effect within a
+step: the pipeline, the one writer of every dataset, adds the new fields to the dataset's table
+(`DeltaStore.ensure_dataset`) before it appends, even when no record is waiting, so SQL shows
+the new columns at once. Older rows read them as null.
+
+The custom attributes of each record that reaches validation are counted and, after the
+commits that store or quarantine the record, recorded (`AttributeLog`), best effort.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import dataclasses
 import logging
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +46,13 @@ from koppla.platform.batches.ingest import BatchIngestor, BatchOptions
 from koppla.platform.catalog.models import Batch, BatchStatus, Dataset, Datastream
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets import quarantine
+from koppla.platform.datasets.attribute_log import AttributeLog
 from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex
 from koppla.platform.datasets.storage import DeltaStore
-from koppla.platform.datasets.tables import dataset_arrow_schema, rows_table, stored_row
+from koppla.platform.datasets.tables import rows_table, stored_row
 from koppla.platform.pipeline.cursor import Cursors
 from koppla.platform.pipeline.incoming import Incoming, Problem, unpack, unreadable
+from koppla.platform.schemas.observed import Tally
 from koppla.platform.spool.ports import LocalSpoolSource, SpoolSource
 from koppla.platform.spool.position import Position
 from koppla.xdm.event_types import validate_event
@@ -48,6 +60,19 @@ from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """How far a dataset's share of a chunk is already committed, and its tally of attributes.
+
+    `done` is the last version the dataset's table holds of the chunk's stream, `q_done` the
+    quarantine's: a replayed record at or below them was counted before.
+    """
+
+    done: int
+    q_done: int
+    tally: Tally
 
 
 @dataclass
@@ -86,6 +111,9 @@ class Pipeline:
         self._dedupe_window_ms = round(dedupe_window_days * DAY_MS)
         self._store.ensure(layout.quarantine, quarantine.SCHEMA)
         self._recovered = False
+        self._attributes = AttributeLog(layout.attributes)
+        self._unfollowed: dict[str, Schema] = {}
+        """Datasets whose table could not take their schema's new fields: the schema tried."""
         self._batches = BatchIngestor(
             layout,
             catalog,
@@ -93,6 +121,7 @@ class Pipeline:
             store=self._store,
             dedupe=self._dedupe_index,
             options=batch_options,
+            attributes=self._attributes,
         )
 
     @property
@@ -125,10 +154,34 @@ class Pipeline:
             self._recovered = True
         datastreams = {s.id: s for s in self._catalog.datastreams()}
         datasets = {d.id: d for d in self._catalog.datasets()}
+        self._follow_schemas(datasets.values())
         total = 0
         for stream in self._source.streams():
             total += self._drain(stream, datastreams, datasets)
         return total + self._batches.advance()
+
+    def _follow_schemas(self, datasets: Iterable[Dataset]) -> None:
+        """Give each dataset's table the fields its schema gained (a dictionary lookup per
+        dataset while nothing changed).
+
+        A table that cannot take them is logged once per schema version and left as it is;
+        its records then meet the same problem when they are stored.
+        """
+        for dataset in datasets:
+            try:
+                schema = self._registry.get(dataset.schema_id)
+            except NotFound:
+                continue  # its records are quarantined (`_store_group`)
+            if self._unfollowed.get(dataset.id) is schema:
+                continue
+            try:
+                added = self._store.ensure_dataset(self._layout.dataset(dataset.id), schema)
+            except Exception:  # this dataset's trouble; the others go on
+                log.exception("dataset %s: its table could not follow its schema", dataset.id)
+                self._unfollowed[dataset.id] = schema
+                continue
+            if added:
+                log.info("dataset %s: columns %s added", dataset.name, ", ".join(added))
 
     def _drain(
         self, stream: str, datastreams: dict[str, Datastream], datasets: dict[str, Dataset]
@@ -169,11 +222,16 @@ class Pipeline:
         app_id = f"koppla-pipeline/{stream}"
         version = chunk[-1][0].pack()
         routed = self._route(chunk, datastreams, datasets)
-        quarantined: list[tuple[int, quarantine.QuarantinedRecord]] = []
-        for dataset_id, group in routed.items():
-            quarantined.extend(self._store_group(dataset_id, group, app_id, version, stream))
         q_path = self._layout.quarantine
         q_done = self._store.committed_version(q_path, app_id)
+        quarantined: list[tuple[int, quarantine.QuarantinedRecord]] = []
+        tallies: list[tuple[str, Tally]] = []
+        for dataset_id, group in routed.items():
+            tally = None if group.dataset is None else self._attributes.tally(group.dataset)
+            held = self._store_group(dataset_id, group, app_id, version, stream, q_done, tally)
+            quarantined.extend(held)
+            if tally:
+                tallies.append((dataset_id, tally))
         fresh = [record for position, record in quarantined if position > q_done]
         if fresh:
             self._store.append(
@@ -184,6 +242,8 @@ class Pipeline:
                 metadata={"koppla.source": stream},
             )
             self._count_quarantined(fresh)
+        for dataset_id, tally in tallies:
+            self._attributes.record(dataset_id, tally)
 
     def _count_quarantined(self, records: list[quarantine.QuarantinedRecord]) -> None:
         """Add newly quarantined records to their datastreams' `quarantined` counters.
@@ -217,9 +277,20 @@ class Pipeline:
         return routed
 
     def _store_group(
-        self, dataset_id: str, group: _Routed, app_id: str, version: int, source: str
+        self,
+        dataset_id: str,
+        group: _Routed,
+        app_id: str,
+        version: int,
+        source: str,
+        q_done: int,
+        tally: Tally | None,
     ) -> list[tuple[int, quarantine.QuarantinedRecord]]:
-        """Store one dataset's share of a chunk; returns what goes to the quarantine."""
+        """Store one dataset's share of a chunk; returns what goes to the quarantine.
+
+        The custom attributes of the records this commit (or the quarantine commit after it,
+        whose last version was `q_done`) adds are counted into `tally`.
+        """
         batch_id = ids.derived_uuid("batch", dataset_id, app_id, str(version)).replace("-", "")
         dataset = group.dataset
         if dataset is None:
@@ -227,16 +298,24 @@ class Pipeline:
             return [
                 (p, _quarantined(e, "", batch_id, list(e.problems) or gone)) for p, e in group.items
             ]
-        schema = self._registry.get(dataset.schema_id)
+        try:
+            schema = self._registry.get(dataset.schema_id)
+        except NotFound:
+            lost = [("", "schema", f"the dataset's schema {dataset.schema_id} does not exist")]
+            return [
+                (p, _quarantined(e, dataset.id, batch_id, list(e.problems) or lost))
+                for p, e in group.items
+            ]
         path = self._layout.dataset(dataset.id)
-        self._store.ensure(path, dataset_arrow_schema(schema))
+        self._store.ensure_dataset(path, schema)
         dedupe = self._dedupe_index(dataset.id)
         done = self._store.committed_version(path, app_id)
         replayed = [event.event_id for position, event in group.items if position <= done]
         if replayed:  # a crash came between the Delta commit and what follows it
             dedupe.add(replayed)
             self._finish_batch(batch_id)
-        accepted, rejected = self._check(schema, dataset, group, batch_id, done, dedupe)
+        marks = _Marks(done, q_done, Tally("") if tally is None else tally)
+        accepted, rejected = self._check(schema, dataset, group, batch_id, marks, dedupe)
         table, rows, unstorable = _to_table(schema, accepted)
         for position, event, reason in unstorable:
             problem = [("", "storage", f"the record could not be stored: {reason}")]
@@ -268,14 +347,19 @@ class Pipeline:
         dataset: Dataset,
         group: _Routed,
         batch_id: str,
-        done: int,
+        marks: _Marks,
         dedupe: DedupeIndex,
     ) -> tuple[
         list[tuple[int, Incoming, dict[str, Any]]], list[tuple[int, quarantine.QuarantinedRecord]]
     ]:
-        """Validate every event: the new, unseen valid ones as rows, the invalid ones held."""
+        """Validate every event: the new, unseen valid ones as rows, the invalid ones held.
+
+        The custom attributes of each event validated are counted into `marks.tally` when its
+        commit is still to come (not a replay, not a duplicate).
+        """
         accepted: list[tuple[int, Incoming, dict[str, Any]]] = []
         rejected: list[tuple[int, quarantine.QuarantinedRecord]] = []
+        done, tally = marks.done, marks.tally
         seen = dedupe.seen(e.event_id for p, e in group.items if p > done)
         for position, event in group.items:
             if event.problems:
@@ -289,9 +373,12 @@ class Pipeline:
                     event_type = outcome.record.get("eventType", event.xdm.get("eventType"))
                     held = _quarantined(event, dataset.id, batch_id, problems, event_type)
                     rejected.append((position, held))
+                    if position > marks.q_done:
+                        tally.add(event.xdm)
                     continue
                 if position <= done or event.event_id in seen:
                     continue
+                tally.add(event.xdm)
                 row = stored_row(outcome, batch_id)
             except Exception as error:  # one record must never stop the stream
                 rejected.append((position, _internal(event, dataset.id, batch_id, error)))
@@ -327,8 +414,9 @@ class Pipeline:
         return index
 
     def close(self) -> None:
-        """Close the batch journals and the dedupe indexes."""
+        """Close the batch journals, the dedupe indexes and the record of attributes."""
         self._batches.close()
+        self._attributes.close()
         for index in self._dedupe.values():
             index.close()
 

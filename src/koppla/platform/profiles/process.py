@@ -19,7 +19,7 @@ from koppla.platform.catalog.store import Catalog
 from koppla.platform.profiles.graph import Limits
 from koppla.platform.profiles.runner import ProfileRunner
 from koppla.platform.profiles.store import ProfileStore, store_url
-from koppla.xdm.registry import builtin_registry
+from koppla.platform.schemas.registry import home_registry
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,12 @@ def run(settings: Settings, stop: threading.Event) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX)
     catalog = Catalog(layout.catalog)
     store = open_store(settings)
+    registry = home_registry(layout)
     try:
         runner = ProfileRunner(
             layout,
             catalog,
-            builtin_registry(),
+            registry,
             store,
             limits=limits(settings),
             events_kept=settings.profile_events_kept,
@@ -59,6 +60,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         log.exception("the profile stage stopped; it will be restarted")
         raise
     finally:
+        registry.close()
         store.close()
         catalog.close()
         os.close(fd)

@@ -36,6 +36,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from koppla.platform.datasets.conform import Nulls, conform
 from koppla.platform.datasets.tables import dataset_arrow_schema
 from koppla.xdm.experience_event import commerce_experience_event
 from koppla.xdm.registry import builtin_registry
@@ -403,7 +404,7 @@ BATCH_ROWS = 65_536
 
 def _rows(db: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema) -> pa.RecordBatchReader:
     """The rows of `sql` in `schema`, one record batch at a time (`conform`)."""
-    nulls = _Nulls(BATCH_ROWS)
+    nulls = Nulls(BATCH_ROWS)
     reader = db.sql(sql).to_arrow_reader(BATCH_ROWS)
     batches = (conform(_with_identity_map(batch), schema, nulls) for batch in reader)
     return pa.RecordBatchReader.from_batches(schema, batches)
@@ -419,69 +420,6 @@ def _with_identity_map(batch: pa.RecordBatch) -> pa.RecordBatch:
     rest = [n for n in batch.schema.names if n not in ("identity_keys", "identity_values")]
     arrays = [batch.column(n) for n in rest] + [identity]
     return pa.RecordBatch.from_arrays(arrays, names=[*rest, "identityMap"])
-
-
-class _Nulls:
-    """All-null arrays by type, made once at `size` rows and sliced (zero copy) after, so the
-    fields a generated row leaves empty cost memory once, not once per row batch."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._made: dict[pa.DataType, pa.Array] = {}
-
-    def of(self, kind: pa.DataType, length: int) -> pa.Array:
-        """`length` nulls of type `kind`."""
-        made = self._made.get(kind)
-        if made is None or len(made) < length:
-            made = self._made[kind] = pa.nulls(max(self._size, 2 * length), kind)
-        return made.slice(0, length)
-
-
-def conform(
-    batch: pa.RecordBatch, schema: pa.Schema, nulls: _Nulls | None = None
-) -> pa.RecordBatch:
-    """`batch` in `schema`: columns cast by name, nested fields (and columns) it lacks null."""
-    nulls = nulls or _Nulls(batch.num_rows)
-    columns = [
-        _conform(batch.column(field.name), field.type, nulls)
-        if field.name in batch.schema.names
-        else nulls.of(field.type, batch.num_rows)
-        for field in schema
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def _conform(array: pa.Array, kind: pa.DataType, nulls: _Nulls) -> pa.Array:
-    if pa.types.is_null(array.type):
-        return nulls.of(kind, len(array))
-    if pa.types.is_struct(kind) and pa.types.is_struct(array.type):
-        children = {array.type.field(i).name: array.field(i) for i in range(array.type.num_fields)}
-        parts = [
-            _conform(children[f.name], f.type, nulls)
-            if f.name in children
-            else nulls.of(f.type, len(array))
-            for f in kind
-        ]
-        return pa.StructArray.from_arrays(parts, fields=list(kind), mask=array.is_null())
-    if pa.types.is_list(kind) and pa.types.is_list(array.type):
-        return _conform_list(array, kind, nulls)
-    if pa.types.is_map(kind) and pa.types.is_map(array.type):
-        items = _conform(array.items, kind.item_type, nulls)
-        return pa.MapArray.from_arrays(_offsets(array), array.keys, items, type=kind)
-    return array.cast(kind)
-
-
-def _conform_list(array: pa.Array, kind: pa.DataType, nulls: _Nulls) -> pa.Array:
-    values = _conform(array.flatten(), kind.value_type, nulls)
-    return pa.ListArray.from_arrays(_offsets(array), values, type=kind, mask=array.is_null())
-
-
-def _offsets(array: pa.Array) -> pa.Array:
-    """The offsets of a list or map array, rebased to start at 0 (as `flatten` does)."""
-    offsets = array.offsets
-    if len(array) and offsets[0].as_py() != 0:
-        offsets = pc.subtract(offsets, offsets[0])
-    return offsets
 
 
 def _expected(db: duckdb.DuckDBPyConnection, start: datetime, days: int, gap: datetime) -> Expected:

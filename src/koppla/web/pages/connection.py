@@ -69,7 +69,9 @@ from koppla.web.routes.connector_settings import (
     save_settings,
     version_number,
 )
+from koppla.web.routes.custom_attributes import attribute_rows
 from koppla.web.services import Services
+from koppla.xdm.tenant import tenant_id
 
 router = APIRouter(include_in_schema=False)
 
@@ -266,12 +268,19 @@ def settings_fields(scope: Scope) -> list[FormField]:
 def _values(document: dict[str, Any], scope: Scope) -> dict[str, Any]:
     """The form's values: what is saved, else each field's default."""
     if not scope.is_website:
-        return dict(document)
+        return {name: _shown_value(value) for name, value in document.items()}
     site: dict[str, Any] = next(
         (w for w in document.get("websites", []) if w.get("website_code") == scope.code), {}
     )
     defaults = {name: f.default for name, f in WebsiteSettings.model_fields.items()}
     return {**defaults, **site}
+
+
+def _shown_value(value: Any) -> Any:
+    """A saved value as its form field shows it: a list of names as `a, b`."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    return value
 
 
 def _from_form(
@@ -680,14 +689,20 @@ def history_syncs_part(request: Request, svc: Svc, session: SignedIn, store: Sto
 
 
 @router.get(f"{BASE}/customization", response_class=HTMLResponse)
-def customization_page(request: Request, session: SignedIn, refreshed: int = 0) -> HTMLResponse:
-    """The Data Customization tab: the Custom Order Attributes table (empty until the
-    connector reports the attributes it sees)."""
+async def customization_page(
+    request: Request, session: SignedIn, svc: Svc, refreshed: int = 0
+) -> HTMLResponse:
+    """The Data Customization tab: the Custom Order Attributes table (JSON twin:
+    `GET /api/v1/connector/custom-attributes`). Refresh reads both sides again."""
+    uses, rows = await run_in_threadpool(attribute_rows, svc, principal_of(session))
     return page(
         request,
         "connection_customization.html",
         tabs=TABS,
         tab="customization",
-        attributes=[],
+        attributes=rows,
+        datasets=uses,
+        shown={row.dataset_id for row in rows},
+        tenant=tenant_id(session.org_id),
         refreshed_ms=clock.now_ms() if refreshed else None,
     )

@@ -10,9 +10,12 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from koppla.core import codec
+from koppla.core.errors import InvalidInput
 from koppla.platform.batches.errors import first_errors
-from koppla.platform.catalog.models import Batch
+from koppla.platform.catalog.access import Principal
+from koppla.platform.catalog.models import Batch, Dataset
 from koppla.platform.datasets.tables import provision
+from koppla.platform.schemas.rules import check_dataset_move
 from koppla.web.auth import Caller, Svc
 from koppla.web.routes.batch_view import batch_errors, batch_metrics
 from koppla.web.services import Services
@@ -32,10 +35,19 @@ class DatasetCreate(BaseModel):
     profile_enabled: bool = Field(default=False, alias="profileEnabled", strict=True)
 
 
-class DatasetChange(BaseModel):
-    """A change to a dataset: whether it is enabled for Profile."""
+class SchemaRef(BaseModel):
+    """AEP's reference to a schema."""
 
-    profile_enabled: bool = Field(alias="profileEnabled", strict=True)
+    id: str
+
+
+class DatasetChange(BaseModel):
+    """A change to a dataset: whether it is enabled for Profile, and the schema it follows
+    (`schemaId`, or AEP's `schemaRef: {"id": ...}`)."""
+
+    profile_enabled: bool | None = Field(default=None, alias="profileEnabled", strict=True)
+    schema_id: str | None = Field(default=None, alias="schemaId")
+    schema_ref: SchemaRef | None = Field(default=None, alias="schemaRef")
 
 
 @router.get("/datasets")
@@ -46,9 +58,10 @@ def list_datasets(svc: Svc, caller: Caller) -> list[dict[str, Any]]:
 
 @router.post("/datasets", status_code=201)
 def create_dataset(body: DatasetCreate, svc: Svc, caller: Caller) -> dict[str, Any]:
-    """Create a dataset (default schema: Koppla's commerce ExperienceEvent)."""
+    """Create a dataset (default schema: Koppla's commerce ExperienceEvent; or a built-in
+    schema, or a tenant schema of the caller's organization and sandbox)."""
     schema_id = commerce_experience_event().id if body.schema_id is None else body.schema_id
-    if schema_id not in svc.registry.ids():
+    if not _usable(svc, schema_id, caller):
         raise HTTPException(400, detail=f"unknown schema {schema_id!r}")
     dataset = svc.catalog.create_dataset(
         body.name,
@@ -72,9 +85,38 @@ def get_dataset(key: str, svc: Svc, caller: Caller) -> dict[str, Any]:
 
 @router.patch("/datasets/{key}")
 def change_dataset(key: str, body: DatasetChange, svc: Svc, caller: Caller) -> dict[str, Any]:
-    """Enable or disable a dataset for Profile."""
+    """Enable or disable a dataset for Profile; move it onto another schema that keeps every
+    field of its current one with its type (a tenant schema built on it, say)."""
     dataset = svc.catalog.dataset(key, caller.org_id, caller.sandbox)
-    return asdict(svc.catalog.set_profile_enabled(dataset.id, body.profile_enabled))
+    target = _target_schema(body)
+    if target is None and body.profile_enabled is None:
+        raise InvalidInput("nothing to change: give profileEnabled or schemaId", field="body")
+    if target is not None and target != dataset.schema_id:
+        dataset = _move(svc, caller, dataset, target)
+    if body.profile_enabled is not None:
+        dataset = svc.catalog.set_profile_enabled(dataset.id, body.profile_enabled)
+    return asdict(dataset)
+
+
+def _target_schema(body: DatasetChange) -> str | None:
+    by_ref = body.schema_ref.id if body.schema_ref is not None else None
+    if body.schema_id is not None and by_ref is not None and by_ref != body.schema_id:
+        raise InvalidInput("schemaId and schemaRef.id name different schemas", field="schemaId")
+    return body.schema_id if body.schema_id is not None else by_ref
+
+
+def _usable(svc: Services, schema_id: str, caller: Principal) -> bool:
+    """True when the caller may put a dataset on `schema_id`."""
+    return svc.registry.usable(schema_id, caller.org_id, caller.sandbox)
+
+
+def _move(svc: Services, caller: Principal, dataset: Dataset, schema_id: str) -> Dataset:
+    """Move `dataset` onto `schema_id` once checked; the pipeline adds the new fields to its
+    table within a step."""
+    if not _usable(svc, schema_id, caller):
+        raise InvalidInput(f"unknown schema {schema_id!r}", field="schemaId")
+    check_dataset_move(svc.registry.get(dataset.schema_id), svc.registry.get(schema_id))
+    return svc.catalog.set_dataset_schema(dataset.id, schema_id)
 
 
 @router.get("/batches")

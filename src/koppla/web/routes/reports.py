@@ -43,7 +43,7 @@ async def run_report(name: str, request: Request, svc: Svc, caller: Caller) -> d
     commerce.resolve(chosen, params)  # a bad parameter is named before datasets are looked up
     owned = svc.catalog.datasets(caller.org_id, caller.sandbox)
     tables = commerce.default_tables(
-        [(d.name, d.schema_id) for d in owned],
+        [(d.name, svc.registry.base_of(d.schema_id)) for d in owned],
         commerce_experience_event().id,
         query.get("events"),
         query.get("orders"),
