@@ -1,5 +1,5 @@
 """Custom attribute rename benchmark: a renamed attribute in a shop order → the Custom Order
-Attributes table showing the new name.
+Attributes table showing the new name; and a field added to the schema → the match showing.
 
 For each of `--renames` trials it gives the next order of the demo shop a custom order attribute
 with a new name (`note<n>` in `sales_order_payment.additional_information`, as a merchant's
@@ -7,7 +7,12 @@ rename would), commits the order, and polls the table's JSON twin
 (`GET /api/v1/connector/custom-attributes`) every 20 ms until the new name shows. The connector
 runs at its default settings (triggers, `poll_interval_s` = 1 s) against its own
 `koppla up --demo`; the shop is the SQLite demo store, then MariaDB when it is there. Adobe's
-figure for the same is about 60 minutes. Prints p50/p90/max; asserts nothing.
+figure for the same is about 60 minutes.
+
+(b) then adds each of those names to the demo schema's field group through the registry API and
+polls until the table marks it as a match.
+
+Prints p50/p90/max; asserts nothing.
 
 Run:  python bench/custom_attributes.py [--renames 20]
 """
@@ -21,10 +26,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from connector_latency import (
+    DEMO_ORG,
     Platform,
     describe,
     mariadb_database,
@@ -37,6 +44,8 @@ from koppla.connector.runner import run_connector
 from koppla.connector.settings import ConnectorSettings
 from koppla.connector.source import connect
 from koppla.core import clock, codec
+from koppla.platform.schemas.demo import FIELD_GROUP_TITLE
+from koppla.xdm.tenant import namespace, tenant_id
 
 
 def shows(platform: Platform, name: str) -> bool:
@@ -86,6 +95,38 @@ def measure(platform: Platform, settings: ConnectorSettings, renames: int) -> li
     return took
 
 
+def matches(platform: Platform, name: str) -> bool:
+    answer = platform.http.get("/api/v1/connector/custom-attributes")
+    return answer.status_code == 200 and any(
+        row["commerce"] == name and row["match"] for row in answer.json()["attributes"]
+    )
+
+
+def measure_platform_side(platform: Platform, names: list[str]) -> list[float]:
+    """(b): each name the store sent is added to the demo schema's field group through the
+    registry API (a JSON Patch `add`); seconds from the PATCH's answer to the match showing."""
+    registry = "/data/foundation/schemaregistry/tenant/fieldgroups"
+    listed = platform.http.get(registry, headers={"accept": "application/vnd.adobe.xed+json"})
+    group = next(g for g in listed.json()["results"] if g["title"] == FIELD_GROUP_TITLE)
+    tenant = namespace(tenant_id(DEMO_ORG))
+    path = (
+        "/definitions/customOrderAttributes/properties/commerce/properties/order/properties/"
+        f"{tenant}/properties"
+    )
+    took: list[float] = []
+    for name in names:
+        patch = [{"op": "add", "path": f"{path}/{name}", "value": {"type": "string"}}]
+        answer = platform.http.patch(f"{registry}/{quote(group['$id'], safe='')}", json=patch)
+        answer.raise_for_status()
+        began = time.monotonic()
+        while not matches(platform, name):
+            if time.monotonic() - began > 60:
+                raise RuntimeError(f"{name} does not match after 60 s")
+            time.sleep(0.02)
+        took.append(time.monotonic() - began)
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renames", type=int, default=20)
@@ -111,6 +152,9 @@ def main() -> None:
                     prepare_shop(url)
                     lat = measure(platform, settings_for(root / "c2", url, platform), args.renames)
                     print("    " + describe("MariaDB", lat))
+            names = [f"note{n}_c1" for n in range(args.renames)]
+            print("(b) a field added to the schema -> the match shown in the table")
+            print("    " + describe("registry PATCH", measure_platform_side(platform, names)))
         finally:
             platform.stop()
 
