@@ -241,3 +241,23 @@ def test_run_follows_the_settings_saved_on_the_platform(
         code = proc.wait(timeout=60)
         log.close()
     assert code == 0, (tmp_path / "connector.log").read_text()
+
+
+def test_status_names_the_custom_columns_the_shop_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KOPPLA_CONNECTOR_TOKEN", raising=False)
+    (tmp_path / "connector.toml").write_text(
+        'org_id = "KOPPLADEMO00000000000000@AdobeOrg"\n'
+        'custom_order_columns = ["coupon_code", "gift_note"]\n'
+    )
+    runner = CliRunner()
+    home = ["--home", str(tmp_path)]
+    made = runner.invoke(connector_app, ["demo-store", "--orders", "1", "--seed", "1", *home])
+    assert made.exit_code == 0, made.output
+    status = runner.invoke(connector_app, ["status", "--json", *home])
+    assert status.exit_code == 0, status.output
+    custom = codec.loads(status.stdout)["customAttributes"]
+    assert custom["tenant"] == "kopplademo"
+    assert custom["orderColumns"] == ["coupon_code", "gift_note"]
+    assert custom["missingColumns"] == ["sales_order.gift_note"]

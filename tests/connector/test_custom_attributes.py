@@ -365,3 +365,18 @@ def test_a_renamed_key_shows_with_its_new_name_in_the_next_event_built(magento: 
     assert placed["commerce"]["order"][NS] == {"giftWrap": True}
     assert invoiced["eventType"] == "commerce.backofficeOrderInvoiced"
     assert invoiced["commerce"]["order"][NS] == {"gift_wrap": True}
+
+
+def test_numbers_json_cannot_hold_exactly_travel_as_their_text() -> None:
+    raw = '{"ref": 123456789012345678901234567890, "score": NaN, "n": 1e400, "ok": 7}'
+    assert from_json(raw) == (
+        {"ref": "123456789012345678901234567890", "score": "NaN", "n": "1e400", "ok": 7},
+        None,
+    )
+    assert typed(Decimal("1" + "0" * 30), "decimal") == "1" + "0" * 30
+    assert typed(2**64 - 1, "integer") == str(2**64 - 1)
+    assert typed(2**63 - 1, "integer") == 2**63 - 1
+
+
+def test_deeply_nested_json_gives_no_attributes() -> None:
+    assert from_json('{"a": ' * 100_000 + "1" + "}" * 100_000) == ({}, "not_json")

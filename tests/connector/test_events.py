@@ -293,3 +293,20 @@ def test_redaction_keeps_the_custom_attributes() -> None:
     placed = history(build_snapshot(rows), replace(CTX, tenant="acme", redact=True))[0]
     assert "billing" not in placed["commerce"]
     assert placed["commerce"]["order"]["_acme"]["giftWrap"] is True
+
+
+def test_redaction_hashes_emails_in_custom_attributes() -> None:
+    from dataclasses import replace
+
+    from koppla.connector.redaction import hash_email
+    from koppla.connector.snapshot import build_snapshot
+
+    rows, _first, _other = with_attributes(Order(seed=7))
+    payer = {"paypal_payer_email": "Payer@Example.com", "method_title": "PayPal Express"}
+    rows = replace(rows, order_attributes={**rows.order_attributes, **payer})
+    plain = history(build_snapshot(rows), replace(CTX, tenant="acme"))[0]
+    hidden = history(build_snapshot(rows), replace(CTX, tenant="acme", redact=True))[0]
+    assert plain["commerce"]["order"]["_acme"]["paypal_payer_email"] == "Payer@Example.com"
+    own = hidden["commerce"]["order"]["_acme"]
+    assert own["paypal_payer_email"] == hash_email("payer@example.com")
+    assert own["method_title"] == "PayPal Express" and own["giftWrap"] is True

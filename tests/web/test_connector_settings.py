@@ -714,3 +714,16 @@ def test_the_key_file_is_made_once_and_kept(tmp_path: Path) -> None:
     sealed = box.seal("p8e-secret")
     again = SecretBox(tmp_path / "keys" / "settings.key")
     assert again.open(sealed) == "p8e-secret" and b"p8e-secret" not in sealed
+
+
+async def test_the_tenant_id_is_this_platforms_or_empty(
+    settings: Settings, demo: Datastream
+) -> None:
+    async with platform(settings) as (http, catalog):
+        auth = bearer(catalog)
+        found = errors(await put(http, auth, document(demo.org_id, site(), tenant_id="acme")))
+        same = await put(http, auth, document(demo.org_id, site(), tenant_id="kopplademo"))
+        empty = await put(http, auth, document(demo.org_id, site(), tenant_id=""))
+    assert "tenant id for" in found["tenant_id"] and "kopplademo" in found["tenant_id"]
+    assert same.status_code == 200, same.text
+    assert empty.status_code == 200, empty.text

@@ -246,6 +246,12 @@ async def test_a_dataset_is_made_on_a_tenant_schema_or_moved_onto_one(
         "/api/v1/datasets", headers=auth, json={"name": "custom_orders", "schemaId": schema_id}
     )
     assert made.status_code == 201 and made.json()["schema_id"] == schema_id
+    by_ref = await client.post(
+        "/api/v1/datasets",
+        headers=auth,
+        json={"name": "ref_orders", "schemaRef": {"id": schema_id}},
+    )
+    assert by_ref.status_code == 201 and by_ref.json()["schema_id"] == schema_id
     plain = await client.post("/api/v1/datasets", json={"name": "plain_orders"}, headers=auth)
     assert plain.status_code == 201
     moved = await client.patch(
@@ -263,3 +269,22 @@ async def test_a_dataset_is_made_on_a_tenant_schema_or_moved_onto_one(
     )
     assert other_class.status_code == 400
     assert services.catalog.dataset("custom_orders").schema_id == schema_id
+
+
+async def test_a_patch_of_something_koppla_does_not_keep_is_refused(
+    client: httpx.AsyncClient, demo: Datastream, auth: dict[str, str]
+) -> None:
+    group_id, schema_id = await make_schema(client, auth)
+    tags = [{"op": "add", "path": "/meta:immutableTags", "value": ["union"]}]
+    refused = await client.patch(
+        f"{BASE}/tenant/schemas/{quote(schema_id, safe='')}", json=tags, headers=auth
+    )
+    assert refused.status_code == 400 and "meta:immutableTags" in refused.text
+    shown = await client.get(f"{BASE}/tenant/schemas/{quote(schema_id, safe='')}", headers=auth)
+    assert shown.json()["version"] == "1.1"  # made, then joined by its field group: no more
+    retitled = await client.patch(
+        f"{BASE}/tenant/fieldgroups/{quote(group_id, safe='')}",
+        json=[{"op": "replace", "path": "/title", "value": "Gift options"}],
+        headers=auth,
+    )
+    assert retitled.status_code == 200 and retitled.json()["title"] == "Gift options"

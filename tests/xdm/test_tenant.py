@@ -13,3 +13,8 @@ def test_every_organization_gets_a_valid_tenant_id() -> None:
 def test_digits_inside_are_kept() -> None:
     assert tenant_id("A1B2C3000@AdobeOrg") == "a1b2c"
     assert namespace("acme") == "_acme"
+
+
+def test_a_tenant_id_never_names_a_system_column() -> None:
+    assert tenant_id("UNKNOWN00000000000000000@AdobeOrg") == "unknownorg"
+    assert tenant_id("KOPPLA000000000000000000@AdobeOrg") == "kopplaorg"

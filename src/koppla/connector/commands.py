@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -241,6 +241,7 @@ def status(
                 "lastChangeMs": _int(state.cursor(LAST_CUSTOMER_CHANGE_MS)),
                 **state.customer_counts(),
             },
+            "customAttributes": _custom_attributes(settings),
         }
     finally:
         state.close()
@@ -249,6 +250,29 @@ def status(
         return
     for key, value in report.items():
         console.print(f"[bold]{key}[/]: {value}")
+
+
+def _custom_attributes(settings: ConnectorSettings) -> dict[str, Any]:
+    """The custom attribute settings in effect, and the named columns the shop lacks (the shop
+    is asked only when columns are named)."""
+    found: dict[str, Any] = {
+        "tenant": settings.tenant,
+        "orderColumns": list(settings.custom_order_columns),
+        "itemColumns": list(settings.custom_item_columns),
+    }
+    if settings.custom_order_columns or settings.custom_item_columns:
+        from koppla.connector.source import StoreSource
+
+        engine = connect(settings.dsn)
+        try:
+            found["missingColumns"] = StoreSource(
+                engine, settings.custom_columns
+            ).missing_custom_columns()
+        except Exception as error:  # the shop is down: say so, the rest of the status stands
+            found["missingColumns"] = f"the shop database cannot be read: {type(error).__name__}"
+        finally:
+            engine.dispose()
+    return found
 
 
 def _int(value: str | None) -> int | None:

@@ -102,8 +102,8 @@ def from_json(raw: object) -> tuple[Attributes, Problem | None]:
     if not text.startswith("{") and _PHP_SERIALIZED.match(text):
         return {}, "php_serialized"
     try:
-        parsed = codec.loads(text)
-    except codec.JSONDecodeError:
+        parsed = codec.loads_exact(text)
+    except (codec.JSONDecodeError, RecursionError):
         return {}, "not_json"
     if not isinstance(parsed, dict):
         return {}, "not_object"
@@ -171,17 +171,25 @@ def _boolean(value: object) -> bool:
     return bool(value)
 
 
-def _integer(value: object) -> int:
+def _integer(value: object) -> int | str:
     if isinstance(value, bool | int):
-        return int(value)
-    return int(Decimal(str(value)))
+        return _whole(int(value))
+    return _whole(int(Decimal(str(value))))
 
 
-def _decimal(value: object) -> int | float:
+def _decimal(value: object) -> int | float | str:
     number = Decimal(str(value))
     if not number.is_finite():
         raise ValueError("not a finite number")
-    return int(number) if number == number.to_integral_value() else float(number)
+    if number == number.to_integral_value():
+        return _whole(int(number))
+    return float(number)
+
+
+def _whole(number: int) -> int | str:
+    """`number`, or its digits where JSON's 64-bit integers cannot hold it (an unsigned
+    BIGINT or a wide DECIMAL), so it travels exactly."""
+    return number if number in codec.INT64 else str(number)
 
 
 def _float(value: object) -> float:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from koppla.connector.redaction import drop_addresses, identity
+from koppla.connector.redaction import drop_addresses, identity, redact_value
 from koppla.core.ids import derived_uuid_under
 from koppla.xdm.tenant import namespace as tenant_namespace
 
@@ -70,7 +70,10 @@ def _tenant_part(ctx: EventContext, source: Mapping[str, Any]) -> dict[str, Any]
     attributes = source.get("additionalInformation")
     if not attributes or not ctx.tenant:
         return {}
-    return {tenant_namespace(ctx.tenant): custom_fields(attributes)}
+    fields = custom_fields(attributes)
+    if ctx.redact:  # payment data carries payers' emails (PayPal's `paypal_payer_email`, say)
+        fields = {name: redact_value(value) for name, value in fields.items()}
+    return {tenant_namespace(ctx.tenant): fields}
 
 
 def event_id(

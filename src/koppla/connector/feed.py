@@ -83,23 +83,24 @@ class OrdersFeed:
             ctx = contexts[website]
             if ctx is None:
                 continue
+            old = known.get(oid)
+            emitted = old.emitted if old is not None else frozenset()
             try:
                 snap = build_snapshot(order_rows)
+                digest = snapshot_digest(snap)
+                if old is not None and old.digest == digest and not resend:
+                    change.resolved.append(oid)
+                    continue
+                new = keyed_events(snap, ctx, () if resend else emitted)
             except MalformedOrder as error:
                 log.error("orders feed: skipped %s", error)
                 change.errors.append((oid, error.field, str(error)))
                 continue
-            except (TypeError, ValueError) as error:
+            except (TypeError, ValueError) as error:  # one order's data; the others go on
                 log.error("orders feed: skipped order %s: unreadable row: %s", oid, error)
                 change.errors.append((oid, None, f"order {oid}: unreadable row: {error}"))
                 continue
             change.resolved.append(oid)
-            digest = snapshot_digest(snap)
-            old = known.get(oid)
-            if old is not None and old.digest == digest and not resend:
-                continue
-            emitted = old.emitted if old is not None else frozenset()
-            new = keyed_events(snap, ctx, () if resend else emitted)
             changed += 1
             keys = emitted.union(key for key, _event in new)
             change.orders.append(OrderMark(oid, ctx.website_code, digest, keys))

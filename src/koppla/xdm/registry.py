@@ -39,6 +39,10 @@ class SchemaRegistry:
     def __contains__(self, schema_id: object) -> bool:
         return schema_id in self._schemas
 
+    def refresh(self) -> None:
+        """Take up schema changes made outside this process now (a registry that keeps its
+        schemas elsewhere overrides this; built-ins never change)."""
+
 
 def builtin_registry() -> SchemaRegistry:
     """A registry holding Koppla's built-in schemas."""

@@ -13,6 +13,9 @@ import re
 TENANT_ID = re.compile(r"[a-z][a-z0-9]{0,31}")
 """What a tenant id looks like: lower-case letters and digits, starting with a letter."""
 FALLBACK = "tenant"
+RESERVED = frozenset({"koppla", "unknown", "datetimes", "id", "experience", "repo", "dc", "acp"})
+"""Ids whose namespace would clash with a system column or an Adobe namespace (`_koppla`,
+`_unknown`, `_id`, `_experience`, ...); such an organization's tenant id gets `org` appended."""
 
 
 def tenant_id(org_id: str) -> str:
@@ -22,8 +25,10 @@ def tenant_id(org_id: str) -> str:
     local = org_id.split("@", 1)[0].lower()
     kept = "".join(ch for ch in local if ch.isascii() and ch.isalnum())
     trimmed = kept.rstrip("0123456789") or kept
-    trimmed = trimmed.lstrip("0123456789")
-    return trimmed[:32] if trimmed else FALLBACK
+    trimmed = trimmed.lstrip("0123456789")[:32]
+    if not trimmed:
+        return FALLBACK
+    return trimmed + "org" if trimmed in RESERVED else trimmed
 
 
 def namespace(tenant: str) -> str:

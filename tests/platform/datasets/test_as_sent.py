@@ -184,3 +184,55 @@ def test_every_valid_document_comes_back_as_sent(
 ) -> None:
     document = _with_unknown(SCHEMA.root, pair[0], data)
     assert round_trip(document) == _typed(SCHEMA.root, document)
+
+
+def test_a_row_stored_before_its_schema_gained_a_field_comes_back_as_sent() -> None:
+    from koppla.platform.schemas.compose import compose, parse_field_group
+
+    own = {"_acme": {"type": "object", "properties": {"giftWrap": {"type": "boolean"}}}}
+    grown = compose(
+        SCHEMA,
+        SCHEMA.id,
+        "grown",
+        [
+            (
+                "custom",
+                parse_field_group(
+                    {
+                        "properties": {
+                            "commerce": {
+                                "type": "object",
+                                "properties": {"order": {"type": "object", "properties": own}},
+                            },
+                            "productListItems": {
+                                "type": "array",
+                                "items": {"type": "object", "properties": own},
+                            },
+                            "_acme": {
+                                "type": "object",
+                                "properties": {
+                                    "loyalty": {
+                                        "type": "object",
+                                        "properties": {"tier": {"type": "string"}},
+                                    }
+                                },
+                            },
+                        }
+                    }
+                ),
+            )
+        ],
+        "_acme",
+    )
+    sent = page_view(
+        commerce={"order": {"purchaseID": "1", "_acme": {"giftWrap": True, "rush": 2}}},
+        productListItems=[{"SKU": "s-1", "_acme": {"giftWrap": False}}],
+        _acme={"loyalty": {"tier": "gold"}},
+    )
+    outcome = validate(SCHEMA, sent)  # stored under the schema as it was then
+    table, _, _ = rows_table(SCHEMA, [stored_row(outcome, "batch-1")])
+    assert table is not None
+    [row] = table.to_pylist()
+    # read under the grown schema: the row holds its new fields as null
+    grown_row = {**row, "_acme": None}
+    assert sent_record(grown_row, grown) == sent

@@ -240,3 +240,36 @@ def test_a_dataset_moved_onto_a_tenant_schema_and_its_growth_are_followed_within
         ("order", "giftWrap", "boolean", 3),
         ("order", "note", "string", 3),
     ]
+
+
+def test_a_table_that_cannot_take_its_schema_holds_up_only_its_own_records(
+    settings: Settings,
+    catalog: Catalog,
+    demo: Datastream,
+    pipeline: Pipeline,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from koppla.platform.datasets.storage import DeltaStore
+
+    stuck = catalog.create_dataset("stuck_events", schema_id=EVENTS, org_id=demo.org_id)
+    other = catalog.create_datastream(org_id=demo.org_id, event_dataset=stuck.id)
+    stuck_path = Layout(settings.home).dataset(stuck.id)
+    ensure = DeltaStore.ensure_dataset
+
+    def refuse(self: DeltaStore, path: Any, schema: Any) -> list[str]:
+        if path == stuck_path:
+            raise ValueError("Duplicate field name (case-insensitive)")
+        return ensure(self, path, schema)
+
+    monkeypatch.setattr(DeltaStore, "ensure_dataset", refuse)
+    spool(settings, other, [page("stuck")])
+    spool(settings, demo, [page("here")])
+    pipeline.step()
+    assert services.query.run("SELECT web.webPageDetails.name FROM demo_events").rows == [("here",)]
+    held = services.query.run(
+        "SELECT dataset_id, errors[1].code, errors[1].message FROM quarantine"
+    )
+    [(dataset_id, code, message)] = held.rows
+    assert (dataset_id, code) == (stuck.id, "storage")
+    assert "Duplicate field name" in message

@@ -300,3 +300,60 @@ def test_an_object_without_fields_adds_nothing_and_the_schema_can_be_stored(
     schema = compose(base, "s", "t", [("empty", parse_field_group(empty_items))], NS)
     assert schema.root == base.root
     DeltaTable.create(str(tmp_path / "t"), schema=dataset_arrow_schema(schema))
+
+
+def test_a_field_may_not_be_narrowed() -> None:
+    def field(**rules: Any) -> Object:
+        return parse_field_group(
+            {"properties": {NS: {"type": "object", "properties": {"x": rules}}}}
+        )
+
+    plain = field(type="string")
+    for narrower in (field(type="string", enum=["a"]),):
+        with pytest.raises(ComposeError, match="allowed values"):
+            check_superset(plain, narrower)
+    check_superset(field(type="string", enum=["a"]), field(type="string", enum=["a", "b"]))
+    with pytest.raises(ComposeError, match="minimum"):
+        check_superset(field(type="number"), field(type="number", minimum=0))
+    with pytest.raises(ComposeError, match="maximum"):
+        check_superset(field(type="number", maximum=10), field(type="number", maximum=5))
+    check_superset(field(type="number", maximum=5), field(type="number", maximum=10))
+
+
+def test_names_that_differ_only_by_case_are_refused() -> None:
+    one_group = {
+        "properties": {
+            NS: {
+                "type": "object",
+                "properties": {"Gift": {"type": "string"}, "gift": {"type": "string"}},
+            }
+        }
+    }
+    with pytest.raises(ComposeError, match="only by case"):
+        parse_field_group(one_group)
+    first = parse_field_group(
+        {"properties": {NS: {"type": "object", "properties": {"Gift": {"type": "string"}}}}}
+    )
+    second = parse_field_group(
+        {"properties": {NS: {"type": "object", "properties": {"gift": {"type": "string"}}}}}
+    )
+    base = commerce_experience_event()
+    with pytest.raises(ComposeError, match="only by case"):
+        compose(base, "s", "t", [("a", first), ("b", second)], NS)
+
+
+def test_a_schema_may_add_only_so_many_fields_to_its_base() -> None:
+    from koppla.platform.schemas.compose import MAX_SCHEMA_FIELDS, check_size
+
+    def group(prefix: str, count: int) -> Object:
+        fields = {f"{prefix}{i}": {"type": "string"} for i in range(count)}
+        return parse_field_group({"properties": {NS: {"type": "object", "properties": fields}}})
+
+    base = commerce_experience_event()
+    half = MAX_SCHEMA_FIELDS // 2
+    fits = compose(base, "s", "t", [("a", group("a", half - 1)), ("b", group("b", half - 1))], NS)
+    check_size(base.root, fits.root)  # the namespace object itself counts as one
+    groups = [("a", group("a", half - 1)), ("b", group("b", half - 1)), ("c", group("c", 5))]
+    over = compose(base, "s", "t", groups, NS)
+    with pytest.raises(ComposeError, match="at most"):
+        check_size(base.root, over.root)

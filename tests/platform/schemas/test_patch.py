@@ -43,3 +43,14 @@ def test_an_operation_that_cannot_apply_is_named(operations: object, field: str)
     with pytest.raises(InvalidInput) as refused:
         apply_patch({"allOf": []}, operations)
     assert refused.value.field == field
+
+
+def test_an_index_must_be_ascii_digits() -> None:
+    import pytest
+
+    from koppla.core.errors import InvalidInput
+    from koppla.platform.schemas.patch import apply_patch
+
+    for path in ("/allOf/²", "/allOf/01", "/allOf/٣"):
+        with pytest.raises(InvalidInput, match="does not exist"):
+            apply_patch({"allOf": [{"a": 1}]}, [{"op": "add", "path": path, "value": 1}])

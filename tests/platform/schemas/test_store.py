@@ -150,3 +150,28 @@ def test_a_second_connection_reads_what_the_first_wrote(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_definitions_are_kept_up_to_a_size_and_limits_count_every_sandbox(
+    store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from koppla.platform.schemas import store as stored
+
+    padded = {**DEFINITION, "definitions": {"pad": {"description": "x" * 70_000}}}
+    with pytest.raises(InvalidInput, match="at most 65536"):
+        store.create_field_group(
+            ORG, "prod", title="Big", description="", definition=padded, check=accept
+        )
+    group = make_group(store)
+    with pytest.raises(InvalidInput, match="at most 65536"):
+        store.update_field_group(
+            group.id, ORG, "prod", change=lambda g: (g.title, "", padded), check=accept
+        )
+    monkeypatch.setattr(stored, "MAX_FIELD_GROUPS", 2)
+    store.create_field_group(
+        ORG, "x1", title="Other", description="", definition=DEFINITION, check=accept
+    )
+    with pytest.raises(Conflict, match="at most 2"):
+        store.create_field_group(
+            ORG, "x2", title="Third", description="", definition=DEFINITION, check=accept
+        )

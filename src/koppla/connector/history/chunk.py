@@ -62,6 +62,8 @@ class ChunkWorker:
         self._settings = settings
         self._ledger = ledger
         self._source = source
+        self._tenant = settings.tenant
+        """The tenant id the custom attributes go under (updated with the settings)."""
         self._platform = platform
 
     def handle(self, message: ChunkMessage) -> ChunkResult:
@@ -123,14 +125,18 @@ class ChunkWorker:
     def _websites(self) -> tuple[WebsiteSettings, ...]:
         """The websites as the connector has them now: the settings it started with, updated
         with what it has since read (`connector.toml`, the platform's saved settings), so a
-        website saved after the connector started is synced too."""
+        website saved after the connector started is synced too. The custom attribute settings
+        (tenant id, custom columns) are taken up the same way."""
         found = {site.website_code: site for site in self._settings.websites}
         try:
-            fresh = reload_settings(self._settings).websites
+            reloaded = reload_settings(self._settings)
         except InvalidInput as error:
             log.warning("history: the connector settings cannot be read again: %s", error)
-            fresh = ()
-        found.update((site.website_code, site) for site in fresh)
+            return tuple(found.values())
+        if reloaded.admin != self._settings.admin:
+            self._tenant = reloaded.tenant
+            self._source.use_custom_columns(reloaded.custom_columns)
+        found.update((site.website_code, site) for site in reloaded.websites)
         return tuple(found.values())
 
     def _events(
@@ -143,7 +149,7 @@ class ChunkWorker:
                 site.website_code,
                 site.environment_id,
                 self._settings.redact,
-                self._settings.tenant,
+                self._tenant,
             )
             for site in self._websites()
             if site.website_code in datasets

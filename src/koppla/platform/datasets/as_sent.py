@@ -35,8 +35,8 @@ def sent_record(row: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
     for path, value in _unknown(row.get("_unknown")).items():
         steps, key = _locate(schema.root, out, path)
         holder: Any = out
-        for step in steps:
-            holder = holder[step]
+        for step in steps:  # an object the row holds as null (see `_in_object`) is made
+            holder = holder.setdefault(step, {}) if isinstance(step, str) else holder[step]
         if key not in holder:
             holder[key] = value
     return out
@@ -134,7 +134,16 @@ def _in_object(node: Object, value: dict[str, Any], rest: str) -> Found:
         found = _below(child, value[name], rest[len(name) :])
         if found is not None:
             return [name, *found[0]], found[1]
-    return None if rest in node.fields else ([], rest)
+    if rest in node.fields:
+        # Validation never files a defined field as unknown, unless the schema gained the
+        # field after the row was stored (then the row holds it as null): it goes there.
+        return None if rest in value else ([], rest)
+    for name, child in node.fields.items():
+        if isinstance(child, Object) and name not in value and rest.startswith(name + "."):
+            found = _in_object(child, {}, rest[len(name) + 1 :])  # an object the schema gained
+            if found is not None:
+                return [name, *found[0]], found[1]
+    return [], rest
 
 
 def _below(node: Type, value: Any, rest: str) -> Found:

@@ -35,6 +35,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -154,6 +155,7 @@ class Pipeline:
             self._recovered = True
         datastreams = {s.id: s for s in self._catalog.datastreams()}
         datasets = {d.id: d for d in self._catalog.datasets()}
+        self._registry.refresh()  # a schema changed a moment ago applies to this step's records
         self._follow_schemas(datasets.values())
         total = 0
         for stream in self._source.streams():
@@ -276,6 +278,26 @@ class Pipeline:
                 group.items.append((position.pack(), event))
         return routed
 
+    def _ensure(self, path: Path, schema: Schema) -> str | None:
+        """None once the table at `path` has the columns of `schema`; else why it cannot.
+
+        Tried twice (another writer's commit may get in the way once). Disk trouble
+        (`OSError`) is raised: the step fails and is tried again. Anything else the table
+        refuses twice is this dataset's alone, and must not hold up the other datasets.
+        """
+        for attempt in (1, 2):
+            try:
+                self._store.ensure_dataset(path, schema)
+                return None
+            except OSError:
+                raise
+            except Exception as error:
+                if attempt == 2:
+                    log.exception("the table at %s cannot take schema %s", path, schema.id)
+                    reason = str(error)
+                    return reason if len(reason) <= 300 else reason[:300] + "…"
+        return None
+
     def _store_group(
         self,
         dataset_id: str,
@@ -307,7 +329,13 @@ class Pipeline:
                 for p, e in group.items
             ]
         path = self._layout.dataset(dataset.id)
-        self._store.ensure_dataset(path, schema)
+        refused = self._ensure(path, schema)
+        if refused is not None:  # this dataset's trouble: its records are kept, the rest go on
+            problem = [("", "storage", f"the dataset's table cannot take its schema: {refused}")]
+            return [
+                (p, _quarantined(e, dataset.id, batch_id, list(e.problems) or problem))
+                for p, e in group.items
+            ]
         dedupe = self._dedupe_index(dataset.id)
         done = self._store.committed_version(path, app_id)
         replayed = [event.event_id for position, event in group.items if position <= done]

@@ -32,8 +32,11 @@ from koppla.xdm.types import Array, Map, Object, Scalar, Schema, Type
 
 MAX_DEPTH = 32
 """Deepest nesting of fields in a field group."""
-MAX_FIELDS = 2000
+MAX_FIELDS = 1000
 """Most fields (objects included) one field group defines."""
+MAX_SCHEMA_FIELDS = 2000
+"""Most fields (objects included) a tenant schema adds to its base, all field groups together:
+every field is a column of the dataset's table, and each change rewrites the table's schema."""
 MAX_ENUM = 1000
 MAX_ENUM_CHARS = 1024
 MAX_DEFINITIONS = 100
@@ -88,6 +91,27 @@ def compose(
         except ComposeError as error:
             raise error.within(source) from None
     return Schema(id=schema_id, title=title, xdm_class=base.xdm_class, root=root)
+
+
+def field_count(node: Type) -> int:
+    """How many fields `node` holds, at every depth (objects, arrays' items and maps' values
+    counted through)."""
+    if isinstance(node, Object):
+        return sum(1 + field_count(child) for child in node.fields.values())
+    if isinstance(node, Array):
+        return field_count(node.items)
+    if isinstance(node, Map):
+        return field_count(node.values)
+    return 0
+
+
+def check_size(base: Object, composed: Object) -> None:
+    """`ComposeError` when `composed` adds more than `MAX_SCHEMA_FIELDS` fields to `base`."""
+    added = field_count(composed) - field_count(base)
+    if added > MAX_SCHEMA_FIELDS:
+        raise ComposeError(
+            "", f"adds {added} fields to its base; a schema may add at most {MAX_SCHEMA_FIELDS}"
+        )
 
 
 def check_superset(old: Object, new: Object, path: str = "") -> None:
@@ -147,6 +171,20 @@ def _check_kept(before: Type, after: Type, path: str) -> None:
         before.kind != after.kind
     ):
         raise ComposeError(path, _changed(before, after))
+    else:
+        _check_not_narrowed(before, after, path)
+
+
+def _check_not_narrowed(before: Scalar, after: Scalar, path: str) -> None:
+    """`ComposeError` when `after` refuses a value `before` took: an enum that lost values
+    (or appeared), a bound that appeared or tightened. Records stored under `before` would
+    no longer validate, and new ones like them would go to the quarantine."""
+    if after.enum is not None and (before.enum is None or not set(before.enum) <= set(after.enum)):
+        raise ComposeError(path, "may not narrow its allowed values (enum)")
+    if after.minimum is not None and (before.minimum is None or after.minimum > before.minimum):
+        raise ComposeError(path, "may not raise its minimum")
+    if after.maximum is not None and (before.maximum is None or after.maximum < before.maximum):
+        raise ComposeError(path, "may not lower its maximum")
 
 
 def _merge_object(
@@ -163,6 +201,11 @@ def _merge_object(
             continue  # an object without fields adds nothing (and could not be stored)
         if namespace is not None and not within:
             raise ComposeError(here, _outside(namespace))
+        twin = next((other for other in fields if other.lower() == name.lower()), None)
+        if twin is not None:
+            raise ComposeError(
+                here, f"differs from {_join(path, twin)} only by case; tables cannot hold both"
+            )
         if name == namespace and not isinstance(node, Object):
             raise ComposeError(here, "is the tenant namespace and must be an object")
         fields[name] = node
@@ -296,16 +339,24 @@ def _object(
     if not isinstance(properties, dict):
         raise ComposeError(path, "has `properties` that is not an object")
     fields: dict[str, Type] = {}
+    lowered: dict[str, str] = {}
     for name, child in properties.items():
         here = _join(path, name)
         if not NAME.fullmatch(name):
             raise ComposeError(
                 here, "is not a valid field name (a letter or _, then letters, digits or _)"
             )
+        twin = lowered.setdefault(name.lower(), name)
+        if twin != name:
+            raise ComposeError(
+                here, f"differs from {_join(path, twin)} only by case; tables cannot hold both"
+            )
         budget[0] -= 1
         if budget[0] < 0:
             raise ComposeError(here, f"is past the {MAX_FIELDS} fields a field group may define")
-        fields[name] = _node(child, here, depth + 1, budget)
+        found = _node(child, here, depth + 1, budget)
+        if not _empty(found):  # an object without fields adds nothing (and could not be stored)
+            fields[name] = found
     return Object(fields, description=description)
 
 

@@ -7,6 +7,7 @@ is changed and returned, or `InvalidInput` names the operation that cannot apply
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from koppla.core import codec
@@ -14,6 +15,8 @@ from koppla.core.errors import InvalidInput
 
 MAX_OPERATIONS = 500
 OPERATIONS = ("add", "replace", "remove")
+INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
+"""An array index in a path: ASCII digits without a leading zero (short enough for `int`)."""
 
 
 def apply_patch(document: Any, operations: Any) -> Any:
@@ -66,7 +69,7 @@ def _walk(document: Any, tokens: list[str], index: int, path: str) -> Any:
     for token in tokens:
         if isinstance(node, dict) and token in node:
             node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        elif isinstance(node, list) and _index(token) and int(token) < len(node):
             node = node[int(token)]
         else:
             raise InvalidInput(
@@ -91,7 +94,7 @@ def _change(parent: Any, token: str, op: str, value: Any, index: int, path: str)
         parent.append(value)
         return
     if (
-        not token.isdigit()
+        not _index(token)
         or int(token) > len(parent)
         or (op != "add" and int(token) == len(parent))
     ):
@@ -103,3 +106,9 @@ def _change(parent: Any, token: str, op: str, value: Any, index: int, path: str)
         parent[position] = value
     else:
         del parent[position]
+
+
+def _index(token: str) -> bool:
+    """True when `token` is an array index as JSON Pointer spells one: ASCII digits, no
+    leading zero."""
+    return INDEX.fullmatch(token) is not None

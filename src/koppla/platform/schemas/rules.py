@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Mapping
 
 from koppla.core.errors import InvalidInput
 from koppla.platform.schemas.compose import (
     ComposeError,
     check_namespaced,
+    check_size,
     check_superset,
     compose,
     merge,
@@ -25,6 +27,7 @@ from koppla.platform.schemas.compose import (
 )
 from koppla.platform.schemas.models import FieldGroup, Tenant, TenantSchema
 from koppla.platform.schemas.store import Check
+from koppla.platform.datasets.tables import dataset_arrow_schema
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.tenant import namespace, tenant_id
 from koppla.xdm.types import Schema
@@ -96,12 +99,35 @@ def schema_check(builtins: SchemaRegistry) -> Check:
                         f"base schema {schema.base!r} is not a built-in schema", field="allOf"
                     )
                 composed = compose_schema(builtins, schema, after.field_groups)
+                check_size(builtins.get(schema.base).root, composed.root)
+                check_storable(composed)
                 old = before.schemas.get(schema_id)
                 if old is not None:
                     previous = compose_schema(builtins, old, before.field_groups, lenient=True)
                     check_superset(previous.root, composed.root)
 
     return check
+
+
+def check_storable(schema: Schema) -> None:
+    """`InvalidInput` unless a dataset's Delta table can hold rows of `schema` (its fields and
+    the system columns): a table is made in a scratch directory and a row of nulls appended.
+    A schema the pipeline could not write would hold up every dataset's records."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    shape = dataset_arrow_schema(schema)
+    try:
+        with tempfile.TemporaryDirectory(prefix="koppla-schema-check-") as scratch:
+            table = DeltaTable.create(scratch, schema=shape)
+            row = pa.Table.from_pylist([dict.fromkeys(shape.names)], schema=shape)
+            write_deltalake(table, row, mode="append")
+    except Exception as error:  # whatever Arrow or Delta refuse, the schema is refused for
+        reason = str(error)
+        reason = reason if len(reason) <= 300 else reason[:300] + "…"
+        raise InvalidInput(
+            f"schema {schema.title!r} could not be stored: {reason}", field="allOf"
+        ) from error
 
 
 def check_dataset_move(current: Schema, target: Schema) -> None:
@@ -129,7 +155,9 @@ def _check_group(
         check_superset(parse_field_group(old.definition), fields)
     users = after.users_of(group.id)
     for schema in users:
-        compose_schema(builtins, schema, after.field_groups)
+        composed = compose_schema(builtins, schema, after.field_groups)
+        check_size(builtins.get(schema.base).root, composed.root)
+        check_storable(composed)
     if users:
         return
     ns = tenant_namespace(group.org_id)

@@ -23,9 +23,12 @@ from koppla.platform.schemas.models import FieldGroup, Tenant, TenantSchema, new
 from koppla.xdm.tenant import tenant_id
 
 MAX_FIELD_GROUPS = 500
-"""Field groups one organization may keep in one sandbox."""
+"""Field groups one organization may keep, all sandboxes together."""
 MAX_SCHEMAS = 500
-"""Tenant schemas one organization may keep in one sandbox."""
+"""Tenant schemas one organization may keep, all sandboxes together."""
+MAX_DEFINITION_BYTES = 65_536
+"""The largest field group definition kept (as JSON): every process reads them all again after
+any change."""
 MAX_GROUPS_PER_SCHEMA = 100
 """Field groups one schema may include."""
 MAX_TITLE_CHARS = 256
@@ -126,8 +129,9 @@ class SchemaStore:
         )
         with self._db.transaction() as db:
             before = _tenant(db, org_id, sandbox)
-            if len(before.field_groups) >= MAX_FIELD_GROUPS:
+            if _owned(db, "field_groups", org_id) >= MAX_FIELD_GROUPS:
                 raise Conflict(f"an organization keeps at most {MAX_FIELD_GROUPS} field groups")
+            _check_definition_size(group.definition)
             _unique_title(group.title, group.id, before.field_groups.values(), "field group")
             after = replace(before, field_groups={**before.field_groups, group.id: group})
             check(before, after)
@@ -166,6 +170,7 @@ class SchemaStore:
             )
             if _same_content(updated, current):
                 return current
+            _check_definition_size(updated.definition)
             _unique_title(updated.title, updated.id, before.field_groups.values(), "field group")
             after = replace(before, field_groups={**before.field_groups, updated.id: updated})
             check(before, after)
@@ -228,7 +233,7 @@ class SchemaStore:
         )
         with self._db.transaction() as db:
             before = _tenant(db, org_id, sandbox)
-            if len(before.schemas) >= MAX_SCHEMAS:
+            if _owned(db, "schemas", org_id) >= MAX_SCHEMAS:
                 raise Conflict(f"an organization keeps at most {MAX_SCHEMAS} schemas")
             _unique_title(schema.title, schema.id, before.schemas.values(), "schema")
             schema = replace(schema, field_groups=_member_ids(before, field_groups))
@@ -413,3 +418,20 @@ def _schema(row: tuple[Any, ...]) -> TenantSchema:
         created_ms=int(row[8]),
         updated_ms=int(row[9]),
     )
+
+
+def _owned(db: sqlite3.Connection, table: str, org_id: str) -> int:
+    """How many rows of `table` (`field_groups` or `schemas`) an organization keeps, in every
+    sandbox (a sandbox name costs nothing to make up, so limits count across them)."""
+    row = db.execute(f"SELECT count(*) FROM {table} WHERE org_id = ?", (org_id,)).fetchone()
+    return int(row[0])
+
+
+def _check_definition_size(definition: Mapping[str, Any]) -> None:
+    size = len(_json(definition))
+    if size > MAX_DEFINITION_BYTES:
+        raise InvalidInput(
+            f"the field group's definition is {size} bytes as JSON; at most "
+            f"{MAX_DEFINITION_BYTES} are kept",
+            field="definitions",
+        )

@@ -63,6 +63,7 @@ from koppla.platform.catalog.models import check_sandbox
 from koppla.platform.catalog.workspace import parse_workspace
 from koppla.web.auth import Caller, Svc
 from koppla.web.services import Services
+from koppla.xdm.tenant import tenant_id
 
 router = APIRouter(prefix="/api/v1/connector", tags=["connector settings"])
 
@@ -141,6 +142,17 @@ def check_for(org_id: str, data: Any) -> AdminSettings:
                 "org_id",
                 f"must be this organization's id, {org_id}: one organization per instance",
             ),
+        )
+    own = tenant_id(org_id)
+    tenant = given.get("tenant_id")
+    if tenant and tenant != own and not any(p.field == "tenant_id" for p in problems):
+        problems.append(
+            Problem(
+                "tenant_id",
+                f"this platform's tenant id for {org_id} is {own}: leave it empty or set {own} "
+                "(another tenant id belongs in connector.toml, for a connector sending to "
+                "Adobe Experience Platform)",
+            )
         )
     if problems:
         raise SettingsInvalid(problems)

@@ -26,19 +26,21 @@ router = APIRouter(prefix="/api/v1", tags=["datasets"])
 Limit = Annotated[int, Query(ge=1, le=10_000, description="Most items to return.")]
 
 
-class DatasetCreate(BaseModel):
-    """A new dataset: its SQL name and the XDM schema its records follow."""
-
-    name: str = Field(description="Lowercase SQL table name.")
-    schema_id: str | None = Field(default=None, alias="schemaId")
-    description: str = ""
-    profile_enabled: bool = Field(default=False, alias="profileEnabled", strict=True)
-
-
 class SchemaRef(BaseModel):
     """AEP's reference to a schema."""
 
     id: str
+
+
+class DatasetCreate(BaseModel):
+    """A new dataset: its SQL name and the XDM schema its records follow (`schemaId`, or AEP's
+    `schemaRef: {"id": ...}`)."""
+
+    name: str = Field(description="Lowercase SQL table name.")
+    schema_id: str | None = Field(default=None, alias="schemaId")
+    schema_ref: SchemaRef | None = Field(default=None, alias="schemaRef")
+    description: str = ""
+    profile_enabled: bool = Field(default=False, alias="profileEnabled", strict=True)
 
 
 class DatasetChange(BaseModel):
@@ -60,7 +62,8 @@ def list_datasets(svc: Svc, caller: Caller) -> list[dict[str, Any]]:
 def create_dataset(body: DatasetCreate, svc: Svc, caller: Caller) -> dict[str, Any]:
     """Create a dataset (default schema: Koppla's commerce ExperienceEvent; or a built-in
     schema, or a tenant schema of the caller's organization and sandbox)."""
-    schema_id = commerce_experience_event().id if body.schema_id is None else body.schema_id
+    named = _target_schema(body)
+    schema_id = commerce_experience_event().id if named is None else named
     if not _usable(svc, schema_id, caller):
         raise HTTPException(400, detail=f"unknown schema {schema_id!r}")
     dataset = svc.catalog.create_dataset(
@@ -98,7 +101,7 @@ def change_dataset(key: str, body: DatasetChange, svc: Svc, caller: Caller) -> d
     return asdict(dataset)
 
 
-def _target_schema(body: DatasetChange) -> str | None:
+def _target_schema(body: DatasetCreate | DatasetChange) -> str | None:
     by_ref = body.schema_ref.id if body.schema_ref is not None else None
     if body.schema_id is not None and by_ref is not None and by_ref != body.schema_id:
         raise InvalidInput("schemaId and schemaRef.id name different schemas", field="schemaId")

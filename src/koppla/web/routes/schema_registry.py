@@ -98,6 +98,19 @@ _PATCH_BODY = {
 _FIELD_GROUP_KEYS = ("definitions", "allOf", "properties", "meta:intendedToExtend")
 
 
+def _only_kept_keys_changed(
+    before: dict[str, Any], after: dict[str, Any], kept: tuple[str, ...]
+) -> None:
+    """`InvalidInput` naming the first top-level key a patch changed that Koppla does not keep
+    (`meta:immutableTags`, say): an answer of 200 would claim a change that was not made."""
+    for key in sorted(set(before) | set(after)):
+        if key not in kept and before.get(key) != after.get(key):
+            raise InvalidInput(
+                f"/{key} cannot be changed here; a patch may change {', '.join(kept)}",
+                field=key,
+            )
+
+
 def registry_of(svc: Services) -> HomeRegistry:
     """The home's registry (the tenant store lives behind it)."""
     return svc.registry
@@ -204,8 +217,10 @@ async def patch_field_group(key: str, request: Request, svc: Svc, caller: Caller
     operations = _json(await request.body())
 
     def change(current: FieldGroup) -> tuple[str, str, dict[str, Any]]:
-        patched = apply_patch(field_group_document(current), operations)
-        return _field_group_parts(_must_be_object(patched))
+        before = field_group_document(current)
+        patched = _must_be_object(apply_patch(before, operations))
+        _only_kept_keys_changed(before, patched, _FIELD_GROUP_KEYS + ("title", "description"))
+        return _field_group_parts(patched)
 
     return await _change_field_group(svc, caller, key, change)
 
@@ -271,9 +286,9 @@ async def patch_schema(key: str, request: Request, svc: Svc, caller: Caller) -> 
 
     def change(current: TenantSchema) -> tuple[str, str, list[str]]:
         base = registry.builtins.get(current.base)
-        patched = _must_be_object(
-            apply_patch(schema_document(current, base, None, Accept("xed")), operations)
-        )
+        before = schema_document(current, base, None, Accept("xed"))
+        patched = _must_be_object(apply_patch(before, operations))
+        _only_kept_keys_changed(before, patched, ("title", "description", "allOf"))
         new_base, groups = _all_of(registry, patched.get("allOf"))
         if new_base != current.base:
             raise InvalidInput(
