@@ -93,11 +93,7 @@ def _change(parent: Any, token: str, op: str, value: Any, index: int, path: str)
     if op == "add" and token == "-":
         parent.append(value)
         return
-    if (
-        not _index(token)
-        or int(token) > len(parent)
-        or (op != "add" and int(token) == len(parent))
-    ):
+    if not _index(token) or int(token) > len(parent) or (op != "add" and int(token) == len(parent)):
         raise missing
     position = int(token)
     if op == "add":

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Mapping
 
 from koppla.core.errors import InvalidInput
+from koppla.platform.datasets.tables import dataset_arrow_schema
 from koppla.platform.schemas.compose import (
     ComposeError,
     check_namespaced,
@@ -27,7 +28,6 @@ from koppla.platform.schemas.compose import (
 )
 from koppla.platform.schemas.models import FieldGroup, Tenant, TenantSchema
 from koppla.platform.schemas.store import Check
-from koppla.platform.datasets.tables import dataset_arrow_schema
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.tenant import namespace, tenant_id
 from koppla.xdm.types import Schema

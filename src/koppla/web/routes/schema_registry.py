@@ -219,7 +219,7 @@ async def patch_field_group(key: str, request: Request, svc: Svc, caller: Caller
     def change(current: FieldGroup) -> tuple[str, str, dict[str, Any]]:
         before = field_group_document(current)
         patched = _must_be_object(apply_patch(before, operations))
-        _only_kept_keys_changed(before, patched, _FIELD_GROUP_KEYS + ("title", "description"))
+        _only_kept_keys_changed(before, patched, (*_FIELD_GROUP_KEYS, "title", "description"))
         return _field_group_parts(patched)
 
     return await _change_field_group(svc, caller, key, change)
