@@ -207,8 +207,8 @@ async def replace_field_group(
     key: str, request: Request, svc: Svc, caller: Caller
 ) -> dict[str, Any]:
     """Rewrite a field group; it must keep every field it had, with its type."""
-    parts = _field_group_parts(_object(await request.body()))
-    return await _change_field_group(svc, caller, key, lambda _: parts)
+    body = _object(await request.body())  # read now, checked once the field group is found
+    return await _change_field_group(svc, caller, key, lambda _: _field_group_parts(body))
 
 
 @router.patch("/tenant/fieldgroups/{key:path}", responses=_REFUSALS, openapi_extra=_PATCH_BODY)
