@@ -288,3 +288,36 @@ async def test_a_patch_of_something_koppla_does_not_keep_is_refused(
         headers=auth,
     )
     assert retitled.status_code == 200 and retitled.json()["title"] == "Gift options"
+
+
+async def test_a_schema_is_rewritten_with_put_and_deleted_only_when_no_dataset_follows_it(
+    client: httpx.AsyncClient, demo: Datastream, auth: dict[str, str]
+) -> None:
+    group_id, schema_id = await make_schema(client, auth)
+    url = f"{BASE}/tenant/schemas/{quote(schema_id, safe='')}"
+    body = {"title": "Orders, renamed", "allOf": [{"$ref": SCHEMA_ID}, {"$ref": group_id}]}
+    put = await client.put(url, json=body, headers=auth)
+    assert put.status_code == 200, put.text
+    assert put.json()["title"] == "Orders, renamed" and put.json()["version"] == "1.2"
+    dropped = await client.put(
+        url, json={"title": "x", "allOf": [{"$ref": SCHEMA_ID}]}, headers=auth
+    )
+    assert dropped.status_code == 400  # it would lose the field group's fields
+    profile = "https://ns.koppla.dev/xdm/commerce-profile"
+    rebased = await client.put(url, json={"title": "x", "allOf": [{"$ref": profile}]}, headers=auth)
+    assert rebased.status_code == 400 and "base cannot change" in rebased.text
+    made = await client.post(
+        "/api/v1/datasets", headers=auth, json={"name": "kept_orders", "schemaId": schema_id}
+    )
+    assert made.status_code == 201
+    in_use = await client.delete(url, headers=auth)
+    assert in_use.status_code == 409 and "in use" in in_use.text
+    spare = await client.post(
+        f"{BASE}/tenant/schemas",
+        json={"title": "Spare", "allOf": [{"$ref": SCHEMA_ID}]},
+        headers=auth,
+    )
+    spare_url = f"{BASE}/tenant/schemas/{quote(spare.json()['$id'], safe='')}"
+    assert (await client.delete(spare_url, headers=auth)).status_code == 204
+    assert (await client.get(spare_url, headers=auth)).status_code == 404
+    assert (await client.get(url, headers=auth)).status_code == 200

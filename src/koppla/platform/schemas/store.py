@@ -206,6 +206,23 @@ class SchemaStore:
             db.execute("DELETE FROM field_groups WHERE id = ?", (current.id,))
             _bump(db)
 
+    def delete_schema(
+        self, key: str, org_id: str, sandbox: str, *, in_use: Callable[[str], bool]
+    ) -> None:
+        """Delete a tenant schema; `Conflict` while `in_use(schema id)` (a dataset follows
+        it: its records would lose their schema)."""
+        with self._db.transaction() as db:
+            current = _tenant(db, org_id, sandbox).schemas.get(resolve_key(key, "schemas") or "")
+            if current is None:
+                raise NotFound(f"no schema {key!r} in this organization and sandbox")
+            if in_use(current.id):
+                raise Conflict(
+                    f"schema {current.title!r} is the schema of a dataset; a schema in use "
+                    "cannot be deleted"
+                )
+            db.execute("DELETE FROM schemas WHERE id = ?", (current.id,))
+            _bump(db)
+
     def create_schema(
         self,
         org_id: str,

@@ -277,6 +277,34 @@ def get_schema(key: str, request: Request, svc: Svc, caller: Caller) -> dict[str
     return _schema_document(registry, found, wanted)
 
 
+@router.put("/tenant/schemas/{key:path}", responses=_REFUSALS, openapi_extra=_JSON_BODY)
+async def put_schema(key: str, request: Request, svc: Svc, caller: Caller) -> dict[str, Any]:
+    """Rewrite a schema (title, description, `allOf`): its base stays, and it keeps every
+    field it had."""
+    body = _object(await request.body())  # read now, checked once the schema is found
+    registry = registry_of(svc)
+
+    def change(current: TenantSchema) -> tuple[str, str, list[str]]:
+        return _schema_parts(registry, current, body)
+
+    return await _change_schema(registry, caller, key, change)
+
+
+@router.delete("/tenant/schemas/{key:path}", status_code=204, responses=_REFUSALS)
+async def delete_schema(key: str, svc: Svc, caller: Caller) -> Response:
+    """Delete a schema no dataset follows."""
+
+    def in_use(schema_id: str) -> bool:
+        return any(d.schema_id == schema_id for d in svc.catalog.datasets(caller.org_id))
+
+    store = registry_of(svc).store
+    await anyio.to_thread.run_sync(
+        partial(store.delete_schema, key, caller.org_id, caller.sandbox, in_use=in_use)
+    )
+    registry_of(svc).refresh()
+    return Response(status_code=204)
+
+
 @router.patch("/tenant/schemas/{key:path}", responses=_REFUSALS, openapi_extra=_PATCH_BODY)
 async def patch_schema(key: str, request: Request, svc: Svc, caller: Caller) -> dict[str, Any]:
     """Change a schema with JSON Patch: add a field group (`add` `{"$ref": id}` to
@@ -289,13 +317,29 @@ async def patch_schema(key: str, request: Request, svc: Svc, caller: Caller) -> 
         before = schema_document(current, base, None, Accept("xed"))
         patched = _must_be_object(apply_patch(before, operations))
         _only_kept_keys_changed(before, patched, ("title", "description", "allOf"))
-        new_base, groups = _all_of(registry, patched.get("allOf"))
-        if new_base != current.base:
-            raise InvalidInput(
-                f"a schema's base cannot change: allOf must keep {current.base}", field="allOf"
-            )
-        return _text(patched, "title"), _text(patched, "description", ""), groups
+        return _schema_parts(registry, current, patched)
 
+    return await _change_schema(registry, caller, key, change)
+
+
+def _schema_parts(
+    registry: HomeRegistry, current: TenantSchema, document: dict[str, Any]
+) -> tuple[str, str, list[str]]:
+    """A schema document's title, description and field groups; its base must stay."""
+    new_base, groups = _all_of(registry, document.get("allOf"))
+    if new_base != current.base:
+        raise InvalidInput(
+            f"a schema's base cannot change: allOf must keep {current.base}", field="allOf"
+        )
+    return _text(document, "title"), _text(document, "description", ""), groups
+
+
+async def _change_schema(
+    registry: HomeRegistry,
+    caller: Principal,
+    key: str,
+    change: Callable[[TenantSchema], tuple[str, str, list[str]]],
+) -> dict[str, Any]:
     changed = await anyio.to_thread.run_sync(
         partial(
             registry.store.update_schema,
