@@ -224,6 +224,10 @@ def test_get_notices_another_process_change_without_being_told(tmp_path: Path) -
         second = reader.get(made.id)
         assert second is not first
         assert "wrapColour" in defined(second, NS)["order"]
+        writer.store.delete_schema(made.id, ORG, "prod", in_use=lambda _: False)
+        with pytest.raises(NotFound):
+            reader.get(made.id)
+        assert reader.tenant_schema(made.id) is None
     finally:
         reader.close()
         writer.close()

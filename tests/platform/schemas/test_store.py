@@ -175,3 +175,21 @@ def test_definitions_are_kept_up_to_a_size_and_limits_count_every_sandbox(
         store.create_field_group(
             ORG, "x2", title="Third", description="", definition=DEFINITION, check=accept
         )
+
+
+def test_changes_since_a_generation_are_only_what_changed_after_it(store: SchemaStore) -> None:
+    first = make_group(store, "First")
+    second = make_group(store, "Second")
+    seen = store.generation()
+    store.update_field_group(
+        first.id, ORG, "prod", change=lambda g: ("First, renamed", "", g.definition), check=accept
+    )
+    store.delete_field_group(second.id, ORG, "prod")
+    third = make_group(store, "Third")
+    changes = store.changes_since(seen)
+    assert set(changes.field_groups) == {first.id, third.id}
+    assert changes.field_groups[first.id].title == "First, renamed"
+    assert changes.removed == {second.id}
+    assert changes.generation == store.generation()
+    everything = store.changes_since(-1)
+    assert set(everything.field_groups) == {first.id, third.id}

@@ -57,6 +57,7 @@ class HomeRegistry(SchemaRegistry):
         self._checked_at = float("-inf")
         self._tenant: dict[str, Schema] = {}
         self._stored: dict[str, TenantSchema] = {}
+        self._groups: dict[str, FieldGroup] = {}
         self._prints: dict[str, _Print] = {}
 
     @property
@@ -129,9 +130,15 @@ class HomeRegistry(SchemaRegistry):
             store = self.store
             if store.generation() == self._generation:
                 return
-            generation, groups, stored = store.snapshot()
+            changes = store.changes_since(self._generation)
+            groups = {**self._groups, **changes.field_groups}
+            stored = {**self._stored, **changes.schemas}
+            for gone in changes.removed:
+                groups.pop(gone, None)
+                stored.pop(gone, None)
             self._recompose(groups, stored)
-            self._generation = generation
+            self._groups = groups
+            self._generation = changes.generation
 
     def _refresh_when_due(self) -> None:
         if clock.monotonic() - self._checked_at >= self._check_every_s:

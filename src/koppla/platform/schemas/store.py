@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -52,6 +52,7 @@ CREATE INDEX IF NOT EXISTS schemas_by_tenant ON schemas (org_id, sandbox);
 CREATE TABLE IF NOT EXISTS generation (
   one INTEGER PRIMARY KEY CHECK (one = 1), value INTEGER NOT NULL);
 INSERT OR IGNORE INTO generation VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS removed (id TEXT PRIMARY KEY, gen INTEGER NOT NULL);
 """
 _FG_COLUMNS = "id, org_id, sandbox, title, description, definition, version, created_ms, updated_ms"
 _SCHEMA_COLUMNS = (
@@ -59,11 +60,27 @@ _SCHEMA_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What `SchemaStore.changes_since` found."""
+
+    generation: int
+    field_groups: dict[str, FieldGroup]
+    schemas: dict[str, TenantSchema]
+    removed: frozenset[str]
+
+
 class SchemaStore:
     """Tenant field groups and schemas, per organization and sandbox, in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
         self._db = SqliteFile(path, _SCHEMA)
+        self._db.add_columns(  # the change that last touched each row (`changes_since`)
+            [
+                ("field_groups", "gen", "INTEGER NOT NULL DEFAULT 0"),
+                ("schemas", "gen", "INTEGER NOT NULL DEFAULT 0"),
+            ]
+        )
 
     def close(self) -> None:
         """Close the file."""
@@ -76,13 +93,27 @@ class SchemaStore:
 
     def snapshot(self) -> tuple[int, dict[str, FieldGroup], dict[str, TenantSchema]]:
         """The generation and every field group and schema of every tenant, read together."""
+        changes = self.changes_since(-1)
+        return changes.generation, changes.field_groups, changes.schemas
+
+    def changes_since(self, generation: int) -> Changes:
+        """What changed after `generation` (of every tenant), read together: the field groups
+        and schemas made or changed since, and the ids of those removed (-1: everything)."""
         with self._db.transaction() as db:
-            generation = int(db.execute("SELECT value FROM generation").fetchone()[0])
-            groups = [
-                _field_group(r) for r in db.execute(f"SELECT {_FG_COLUMNS} FROM field_groups")
-            ]
-            rows = db.execute(f"SELECT {_SCHEMA_COLUMNS} FROM schemas").fetchall()
-        return generation, {g.id: g for g in groups}, {s.id: s for s in map(_schema, rows)}
+            now = int(db.execute("SELECT value FROM generation").fetchone()[0])
+            groups = db.execute(
+                f"SELECT {_FG_COLUMNS} FROM field_groups WHERE gen > ?", (generation,)
+            ).fetchall()
+            rows = db.execute(
+                f"SELECT {_SCHEMA_COLUMNS} FROM schemas WHERE gen > ?", (generation,)
+            ).fetchall()
+            gone = db.execute("SELECT id FROM removed WHERE gen > ?", (generation,)).fetchall()
+        return Changes(
+            now,
+            {g.id: g for g in map(_field_group, groups)},
+            {s.id: s for s in map(_schema, rows)},
+            frozenset(str(r[0]) for r in gone),
+        )
 
     def tenant(self, org_id: str, sandbox: str) -> Tenant:
         """One organization's field groups and schemas in one sandbox."""
@@ -139,7 +170,7 @@ class SchemaStore:
                 f"INSERT INTO field_groups ({_FG_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 _fg_values(group),
             )
-            _bump(db)
+            _bump(db, "field_groups", group.id)
         return group
 
     def update_field_group(
@@ -186,7 +217,7 @@ class SchemaStore:
                     updated.id,
                 ),
             )
-            _bump(db)
+            _bump(db, "field_groups", updated.id)
         return updated
 
     def delete_field_group(self, key: str, org_id: str, sandbox: str) -> None:
@@ -204,7 +235,7 @@ class SchemaStore:
                     "a field group in use cannot be deleted"
                 )
             db.execute("DELETE FROM field_groups WHERE id = ?", (current.id,))
-            _bump(db)
+            _bump(db, "field_groups", current.id, removed=True)
 
     def delete_schema(
         self, key: str, org_id: str, sandbox: str, *, in_use: Callable[[str], bool]
@@ -221,7 +252,7 @@ class SchemaStore:
                     "cannot be deleted"
                 )
             db.execute("DELETE FROM schemas WHERE id = ?", (current.id,))
-            _bump(db)
+            _bump(db, "schemas", current.id, removed=True)
 
     def create_schema(
         self,
@@ -260,7 +291,7 @@ class SchemaStore:
                 f"INSERT INTO schemas ({_SCHEMA_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 _schema_values(schema),
             )
-            _bump(db)
+            _bump(db, "schemas", schema.id)
         return schema
 
     def update_schema(
@@ -310,7 +341,7 @@ class SchemaStore:
                     updated.id,
                 ),
             )
-            _bump(db)
+            _bump(db, "schemas", updated.id)
         return updated
 
 
@@ -371,8 +402,15 @@ def _same_content(one: FieldGroup, other: FieldGroup) -> bool:
     )
 
 
-def _bump(db: sqlite3.Connection) -> None:
+def _bump(db: sqlite3.Connection, table: str, row_id: str, *, removed: bool = False) -> None:
+    """Count one more change, and mark the row of `table` it made (or its removal) with it,
+    so `changes_since` finds it."""
     db.execute("UPDATE generation SET value = value + 1 WHERE one = 1")
+    (generation,) = db.execute("SELECT value FROM generation WHERE one = 1").fetchone()
+    if removed:
+        db.execute("INSERT OR REPLACE INTO removed VALUES (?, ?)", (row_id, generation))
+    else:
+        db.execute(f"UPDATE {table} SET gen = ? WHERE id = ?", (generation, row_id))
 
 
 def _json(value: Any) -> str:
