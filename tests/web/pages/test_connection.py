@@ -376,3 +376,26 @@ async def test_the_tabs_mark_the_current_one(settings: Settings, demo: Datastrea
         page = (await http.get(f"{BASE}/history")).text
     assert '<a href="/admin/connection/history" aria-current="page">Order History</a>' in page
     assert EMAIL in page
+
+
+async def test_custom_columns_are_saved_from_the_form_and_shown_on_the_customization_tab(
+    settings: Settings, demo: Datastream
+) -> None:
+    async with connection_app(settings) as (http, _):
+        await sign_in(http)
+        page = f"{BASE}/settings"
+        fields = {
+            "scope": "default",
+            "org_id": demo.org_id,
+            "custom_order_columns": "gift_note, delivery_date",
+        }
+        saved = await form_post(http, page, page, fields)
+        assert saved.status_code == 303, saved.text
+        form = (await http.get(f"{page}?scope=default")).text
+        tab = (await http.get(f"{BASE}/customization")).text
+        refused = await form_post(http, page, page, {**fields, "tenant_id": "acme"})
+        api = (await http.get("/api/v1/connector/settings")).json()["settings"]
+    assert 'value="gift_note, delivery_date"' in form  # a list shows as it is typed
+    assert "<code>gift_note, delivery_date</code>" in tab
+    assert api["custom_order_columns"] == ["gift_note", "delivery_date"]
+    assert "kopplademo" in error_at(refused.text, "tenant_id")

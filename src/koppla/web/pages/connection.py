@@ -695,6 +695,9 @@ async def customization_page(
     """The Data Customization tab: the Custom Order Attributes table (JSON twin:
     `GET /api/v1/connector/custom-attributes`). Refresh reads both sides again."""
     uses, rows = await run_in_threadpool(attribute_rows, svc, principal_of(session))
+    document = (
+        await run_in_threadpool(read_settings, svc.connector_settings, session.org_id)
+    ).document
     return page(
         request,
         "connection_customization.html",
@@ -703,6 +706,8 @@ async def customization_page(
         attributes=rows,
         datasets=uses,
         shown={row.dataset_id for row in rows},
+        order_columns=_shown_value(list(document.get("custom_order_columns") or [])),
+        item_columns=_shown_value(list(document.get("custom_item_columns") or [])),
         tenant=tenant_id(session.org_id),
         refreshed_ms=clock.now_ms() if refreshed else None,
     )
