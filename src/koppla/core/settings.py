@@ -74,6 +74,14 @@ class Settings(BaseSettings):
         default=64 * 1024 * 1024, ge=4096, description="Size at which a spool segment rolls."
     )
     spool_fsync: bool = Field(default=True, description="fsync the spool before acknowledging.")
+    spool_max_backlog_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=0,
+        description="Backpressure: while this many bytes wait in the spool for the pipeline "
+        "(every stream together), the edge and the streaming API answer 503 with "
+        "`Retry-After` instead of accepting more, so a pipeline that falls behind never fills "
+        "the disk; 0: no bound.",
+    )
     pipeline_flush_ms: int = Field(
         default=200, ge=10, description="Longest wait before the pipeline commits a batch."
     )

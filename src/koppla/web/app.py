@@ -21,6 +21,7 @@ from koppla.platform.edge.directory import DatastreamDirectory
 from koppla.platform.edge.limits import EdgeLimits
 from koppla.platform.edge.screening import EventScreen
 from koppla.platform.query.jobs.runner import open_query_jobs
+from koppla.platform.spool.bounded import BoundedSink
 from koppla.platform.spool.writer import SpoolWriter
 from koppla.web import errors, openapi
 from koppla.web.gate import TokenGate
@@ -56,6 +57,7 @@ from koppla.web.routes import (
 )
 from koppla.web.routes import overview as overview_api
 from koppla.web.services import Services, build_services
+from koppla.web.status import backlog_total
 
 
 class KopplaApp:
@@ -97,10 +99,14 @@ def create_app(settings: Settings) -> KopplaApp:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        spool = SpoolWriter(
-            Layout(settings.home).spool,
-            segment_bytes=settings.spool_segment_bytes,
-            fsync=settings.spool_fsync,
+        spool = BoundedSink(
+            SpoolWriter(
+                Layout(settings.home).spool,
+                segment_bytes=settings.spool_segment_bytes,
+                fsync=settings.spool_fsync,
+            ),
+            lambda: backlog_total(services),
+            settings.spool_max_backlog_bytes,
         )
         app.state.spool = spool
         # here, not in build_services: opening fails the jobs a stopped server left running,

@@ -19,30 +19,29 @@ from koppla.platform.profiles.tail import latest_version
 from koppla.platform.query.engine import Scope
 from koppla.platform.query.errors import QueryBusy, QueryFailed, QueryTimeout
 from koppla.platform.query.result import TableInfo
-from koppla.platform.spool.position import segment_name
-from koppla.platform.spool.reader import list_streams
-from koppla.platform.spool.writer import stream_segments
+from koppla.platform.spool.backlog import oldest_waiting_ms, waiting_bytes
 from koppla.web.liveness import HEARTBEAT_FRESH_S
 from koppla.web.services import Services
 
 
 def spool_backlog(services: Services) -> list[dict[str, Any]]:
-    """Per spool stream: bytes accepted but not yet stored, and whether an edge writes to it."""
+    """Per spool stream: bytes accepted but not yet stored, and how long the oldest of them
+    has waited (`lagS`, 0 when nothing waits)."""
     layout = services.layout
     cursors = Cursors(layout.pipeline_state / "cursors.json")
+    now = clock.now_ms()
     streams = []
-    for stream in list_streams(layout.spool):
-        directory = layout.spool / stream
-        at = cursors.get(stream)
-        backlog = 0
-        for number in stream_segments(directory):
-            size = (directory / segment_name(number)).stat().st_size
-            if number > at.segment:
-                backlog += size
-            elif number == at.segment:
-                backlog += max(0, size - at.offset)
-        streams.append({"stream": stream, "backlogBytes": backlog})
+    for stream, waiting in waiting_bytes(layout.spool, cursors.get).items():
+        oldest = oldest_waiting_ms(layout.spool, stream, cursors.get(stream)) if waiting else None
+        lag = 0.0 if oldest is None else max(0.0, (now - oldest) / 1000)
+        streams.append({"stream": stream, "backlogBytes": waiting, "lagS": round(lag, 1)})
     return streams
+
+
+def backlog_total(services: Services) -> int:
+    """Bytes accepted but not yet stored, every stream together (what backpressure bounds)."""
+    cursors = Cursors(services.layout.pipeline_state / "cursors.json")
+    return sum(waiting_bytes(services.layout.spool, cursors.get).values())
 
 
 def pipeline_state(layout: Layout, now_ms: int) -> dict[str, Any]:

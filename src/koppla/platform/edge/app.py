@@ -25,7 +25,7 @@ from koppla.platform.edge.protocol import EdgeError
 from koppla.platform.edge.screening import EventScreen
 from koppla.platform.edge.throttle import Throttle
 from koppla.platform.spool.ports import SpoolSink
-from koppla.platform.spool.writer import SpoolClosed
+from koppla.platform.spool.writer import SpoolClosed, SpoolFull
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,23 @@ class EdgeApp:
         else:
             try:
                 await self._spool.append(envelope.encode(record))
+            except SpoolFull as error:  # backpressure: expected under load, not an error
+                log.warning("edge holding back: %s", error)
+                raise EdgeError(
+                    503,
+                    "EXEG-0504",
+                    "Service unavailable",
+                    str(error),
+                    retry_after=error.retry_after_s,
+                ) from error
             except SpoolClosed as error:
                 log.error("spool refused a write: %s", error)
                 raise EdgeError(
-                    503, "EXEG-0504", "Service unavailable", str(error), retry_after=1
+                    503,
+                    "EXEG-0504",
+                    "Service unavailable",
+                    str(error),
+                    retry_after=error.retry_after_s,
                 ) from error
             self.hub.publish(record, "spooled")
         if action == "collect":

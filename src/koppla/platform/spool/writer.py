@@ -29,6 +29,16 @@ log = logging.getLogger(__name__)
 class SpoolClosed(TransientError):
     """The writer is closed or its disk write failed; the caller must not acknowledge."""
 
+    retry_after_s = 1
+    """What a refused client is told to wait (`Retry-After`)."""
+
+
+class SpoolFull(SpoolClosed):
+    """The pipeline is too far behind (`spool_max_backlog_bytes`): nothing more is accepted
+    until it catches up, so the disk never fills with what cannot be stored soon."""
+
+    retry_after_s = 5
+
 
 def stream_segments(stream_dir: Path) -> list[int]:
     """The segment numbers present in a stream directory, ascending."""

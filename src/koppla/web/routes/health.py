@@ -31,6 +31,8 @@ def home_status(svc: Svc, caller: Caller) -> dict[str, Any]:
 )
 async def health(request: Request) -> JSONResponse:
     """200 `{"status": "ok"}` while what the edge accepts gets stored; else 503 with a reason.
+    Both say how far the pipeline is behind: `lagS` (the age of the oldest record not yet
+    stored) and `backlogBytes`.
 
     503 when the pipeline's heartbeat is older than 10 s (not running) or the spool has a backlog
     and the pipeline made no progress for `pipeline_stall_s` (stuck).
@@ -40,15 +42,20 @@ async def health(request: Request) -> JSONResponse:
     # health answers even while every worker thread is busy.
     svc: Services = request.app.state.services
     watch: Watch = getattr(request.app.state, "watch", Watch(since_ms=0))
+    streams = spool_backlog(svc)
     found = verdict(
         heartbeat.read(svc.layout.pipeline_health),
-        lambda: sum(s["backlogBytes"] for s in spool_backlog(svc)),
+        lambda: sum(s["backlogBytes"] for s in streams),
         watch,
         now_ms=clock.now_ms(),
         stall_s=svc.settings.pipeline_stall_s,
     )
+    lag = {
+        "lagS": max((s["lagS"] for s in streams), default=0.0),
+        "backlogBytes": sum(s["backlogBytes"] for s in streams),
+    }
     if found.healthy:
         body = {"status": "ok", "version": __version__, "pipeline": found.pipeline}
-        return JSONResponse(body)
+        return JSONResponse(body | lag)
     body = {"status": "unavailable", "version": __version__, "pipeline": found.pipeline}
-    return JSONResponse(body | {"reason": found.reason}, status_code=503)
+    return JSONResponse(body | lag | {"reason": found.reason}, status_code=503)

@@ -27,7 +27,7 @@ from koppla.web.auth import Caller, Svc
 from koppla.web.liveness import Watch, verdict
 from koppla.web.routes.batch_view import batch_metrics
 from koppla.web.services import Services
-from koppla.web.status import pipeline_state, quarantined, spool_backlog
+from koppla.web.status import backlog_total, pipeline_state, quarantined
 
 router = APIRouter(prefix="/api/v1", tags=["overview"])
 
@@ -59,7 +59,7 @@ def overview(svc: Services, scope: Scope, watch: Watch, *, now_ms: int) -> dict[
     """The overview document of `scope` (an organization and sandbox) at `now_ms`."""
     org_id, sandbox = scope
     tables = svc.query.tables_info(scope)
-    backlog = sum(s["backlogBytes"] for s in spool_backlog(svc))
+    backlog = backlog_total(svc)
     found = verdict(
         heartbeat.read(svc.layout.pipeline_health),
         lambda: backlog,

@@ -71,8 +71,9 @@ async def _accept(
     spool: SpoolSink = request.app.state.spool
     try:
         await spool.append(envelope.encode(record))
-    except SpoolClosed as error:
-        raise HTTPException(503, detail=str(error), headers={"Retry-After": "1"}) from error
+    except SpoolClosed as error:  # closed, failed, or full (backpressure)
+        retry = {"Retry-After": str(error.retry_after_s)}
+        raise HTTPException(503, detail=str(error), headers=retry) from error
     return received, record.request_id
 
 
