@@ -153,17 +153,9 @@ class EdgeApp:
         else:
             try:
                 await self._spool.append(envelope.encode(record))
-            except SpoolFull as error:  # backpressure: expected under load, not an error
-                log.warning("edge holding back: %s", error)
-                raise EdgeError(
-                    503,
-                    "EXEG-0504",
-                    "Service unavailable",
-                    str(error),
-                    retry_after=error.retry_after_s,
-                ) from error
-            except SpoolClosed as error:
-                log.error("spool refused a write: %s", error)
+            except SpoolClosed as error:  # full (backpressure: expected under load) or failed
+                level = logging.WARNING if isinstance(error, SpoolFull) else logging.ERROR
+                log.log(level, "spool refused a write: %s", error)
                 raise EdgeError(
                     503,
                     "EXEG-0504",
