@@ -39,3 +39,15 @@ def test_organizations_no_token_reaches_are_named(tmp_path: Path) -> None:
     catalog.add_token("shop", org_id=other)
     assert unreachable_orgs(home, catalog) == []
     catalog.close()
+
+
+def test_a_role_of_a_deployment_needs_the_shared_log_and_catalog(koppla: Koppla) -> None:
+    result = koppla("up", "--role", "pipeline")
+    assert result.exit_code == 1
+    assert "--role pipeline needs spool_url and catalog_url" in result.stderr
+
+
+def test_an_unknown_role_is_refused(koppla: Koppla) -> None:
+    result = koppla("up", "--role", "everything")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --role: 'everything' is not one of all, edge, pipeline, api\n"

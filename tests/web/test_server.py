@@ -189,3 +189,19 @@ def wait_for_health(server: Koppla, status: int) -> dict[str, Any]:
             return answer
         assert time.monotonic() < deadline, f"health never answered {status}: {response.text}"
         time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    ("role", "names"),
+    [
+        ("all", ["koppla-pipeline", "koppla-profiles", "koppla-pgwire", "koppla-demo-shop"]),
+        ("pipeline", ["koppla-pipeline"]),
+        ("api", ["koppla-profiles", "koppla-pgwire"]),
+        ("edge", []),
+    ],
+)
+def test_each_role_runs_its_own_children(role: str, names: list[str], tmp_path: Path) -> None:
+    from koppla.web.server import _children
+
+    settings = Settings(home=tmp_path, role=role, query_pg_port=5499)  # type: ignore[arg-type]
+    assert [child.name for child in _children(settings, demo_shop=True)] == names

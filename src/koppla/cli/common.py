@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from koppla.core.errors import KopplaError
-from koppla.core.layout import Layout
 from koppla.core.settings import Settings
+from koppla.platform.catalog.opening import open_catalog
 from koppla.platform.catalog.store import Catalog
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ def settings(home: Path | None, **overrides: object) -> Settings:
 def catalog(loaded: Settings) -> Catalog:
     """The catalog of the home, created when it does not exist yet."""
     loaded.home.mkdir(parents=True, exist_ok=True)
-    return Catalog(Layout(loaded.home).catalog)
+    return open_catalog(loaded)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -55,7 +55,7 @@ def create(
 
     loaded = settings(home)
     opened = catalog(loaded)
-    registry = home_registry(Layout(loaded.home))
+    registry = home_registry(Layout(loaded.home), loaded.catalog_url)
     builtin = commerce_profile() if profile_records else commerce_experience_event()
     schema_id = builtin.id if schema is None else schema
     try:

@@ -28,7 +28,7 @@ def ensure_demo_stream(loaded: Settings, opened: Catalog) -> Datastream:
     """The demo datastream, with its datasets' tables ready to query."""
     stream = ensure_demo(opened)
     layout = Layout(loaded.home)
-    registry = home_registry(layout)
+    registry = home_registry(Layout(loaded.home), loaded.catalog_url)
     try:
         ensure_demo_schema(opened, registry, opened.dataset(stream.event_dataset_id))
         for dataset_id in (stream.event_dataset_id, stream.profile_dataset_id):

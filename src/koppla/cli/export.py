@@ -16,6 +16,7 @@ from koppla.core.errors import KopplaError, NotFound
 from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.datasets import export as exporting
+from koppla.platform.datasets.location import table_location
 from koppla.platform.schemas.registry import home_registry
 from koppla.xdm.types import Schema
 
@@ -67,13 +68,17 @@ def export(
     """Export a dataset's events exactly as they were sent (JSON lines), or as Parquet."""
     chosen = _format(kind, output)
     start, end = _moment("--since", since), _moment("--until", until)
-    found, schema, path = _dataset(home, dataset, batch)
+    found, schema, (path, options) = _dataset(home, dataset, batch)
     try:
         if chosen == "jsonl":
-            rows = exporting.export_rows(path, schema, since=start, until=end, batch_id=batch)
+            rows = exporting.export_rows(
+                path, schema, storage_options=options, since=start, until=end, batch_id=batch
+            )
             count = _write(output, lambda out: exporting.write_jsonl(rows, out))
         else:
-            batches = exporting.export_batches(path, schema, since=start, until=end, batch_id=batch)
+            batches = exporting.export_batches(
+                path, schema, storage_options=options, since=start, until=end, batch_id=batch
+            )
             target = exporting.parquet_schema(schema)
             count = _write(output, lambda out: exporting.write_parquet(batches, target, out))
     except KopplaError as error:
@@ -106,8 +111,11 @@ def _moment(option: str, value: str | None) -> datetime | None:
         )
 
 
-def _dataset(home: Path | None, key: str, batch: str | None) -> tuple[Dataset, Schema, Path]:
-    """The dataset, its schema and its table; exits 2 for an unknown dataset or batch."""
+def _dataset(
+    home: Path | None, key: str, batch: str | None
+) -> tuple[Dataset, Schema, tuple[str, dict[str, str] | None]]:
+    """The dataset, its schema, and its table with the storage options to read it; exits 2
+    for an unknown dataset or batch."""
     loaded = settings(home)
     opened = catalog(loaded)
     try:
@@ -124,15 +132,15 @@ def _dataset(home: Path | None, key: str, batch: str | None) -> tuple[Dataset, S
                 fail(f"--batch: no batch {batch!r} in dataset {found.name}", 2)
     finally:
         opened.close()
-    layout = Layout(loaded.home)
-    registry = home_registry(layout)
+    registry = home_registry(Layout(loaded.home), loaded.catalog_url)
     try:
         schema = registry.get(found.schema_id)
     except NotFound:
         fail(f"DATASET: {found.name}'s schema {found.schema_id} is not in the registry", 1)
     finally:
         registry.close()
-    return found, schema, layout.dataset(found.id)
+    tables = table_location(loaded)
+    return found, schema, (tables.table(found.id), tables.storage_options())
 
 
 def _write(output: Path | None, write: Writer) -> int:

@@ -12,9 +12,13 @@ import typer
 from koppla.cli.common import HomeOption, catalog, console, fail, settings
 from koppla.cli.demo import ensure_demo_stream, print_demo
 from koppla.core.layout import Layout
+from koppla.core.settings import Settings
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.catalog.users import UserStore
 from koppla.web.listening import find, recorded
+
+
+ROLES = ("all", "edge", "pipeline", "api")
 
 
 def up(
@@ -43,6 +47,14 @@ def up(
         Path | None,
         typer.Option(help="PEM key for --tls-cert.", show_default="the tls_key setting: none"),
     ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="What this process runs: all | edge | pipeline | api (other roles than all "
+            "need spool_url and catalog_url, shared by every process of a deployment).",
+            show_default="the role setting: all",
+        ),
+    ] = None,
     pg_port: Annotated[
         int | None,
         typer.Option(
@@ -58,9 +70,20 @@ def up(
     """
     from koppla.web.server import serve
 
+    if role is not None and role not in ROLES:
+        fail(f"--role: {role!r} is not one of {', '.join(ROLES)}", 2)
     loaded = settings(
-        home, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, query_pg_port=pg_port
+        home,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        query_pg_port=pg_port,
+        role=role,
     )
+    if loaded.role != "all":
+        _serve_role(loaded)
+        return
     running = find(loaded.home)
     if running is not None:
         fail(
@@ -92,6 +115,31 @@ def up(
         )
     with recorded(loaded):
         serve(loaded, demo_shop=demo and demo_shop)
+
+
+def _serve_role(loaded: Settings) -> None:
+    """Run one role of a deployment whose processes share `spool_url` and `catalog_url`.
+
+    Several processes may share a home on one machine (each edge, each worker), so no
+    `server.json` is claimed, except by the API, which client commands talk to.
+    """
+    from koppla.web.server import serve
+
+    if not loaded.spool_url or not loaded.catalog_url:
+        fail(
+            f"--role {loaded.role} needs spool_url and catalog_url (KOPPLA_SPOOL_URL, "
+            "KOPPLA_CATALOG_URL), which every process of the deployment shares; "
+            "--role all runs everything in this process on embedded defaults"
+        )
+    where = (
+        "" if loaded.role == "pipeline" else f" on {loaded.scheme}://{loaded.host}:{loaded.port}"
+    )
+    console.print(f"Koppla {loaded.role}{where} with data in {loaded.home.resolve()}")
+    if loaded.role == "api":
+        with recorded(loaded):
+            serve(loaded)
+    else:
+        serve(loaded)
 
 
 FIRST_ADMIN = "admin@koppla.local"

@@ -58,8 +58,14 @@ class Layout:
         return self.home / "query-tmp"
 
     @property
+    def datasets(self) -> Path:
+        """The datasets' Delta tables, unless `storage_url` puts them elsewhere (see
+        `koppla.platform.datasets.location.table_location`)."""
+        return self.home / "datasets"
+
+    @property
     def quarantine(self) -> Path:
-        """The Delta table of records that failed validation."""
+        """The Delta table of records that failed validation (under the default location)."""
         return self.home / "datasets" / "_quarantine"
 
     @property
@@ -72,5 +78,5 @@ class Layout:
         return self.home / "batches" / batch_id
 
     def dataset(self, dataset_id: str) -> Path:
-        """The Delta table of one dataset."""
+        """The Delta table of one dataset (under the default location)."""
         return self.home / "datasets" / dataset_id

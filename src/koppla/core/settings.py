@@ -82,6 +82,60 @@ class Settings(BaseSettings):
         "`Retry-After` instead of accepting more, so a pipeline that falls behind never fills "
         "the disk; 0: no bound.",
     )
+    role: Literal["all", "edge", "pipeline", "api"] = Field(
+        default="all",
+        description="What this process runs: `all` (the embedded default: edge, pipeline, "
+        "APIs, admin pages, profile stage, PostgreSQL wire server), `edge` (the public Edge "
+        "Network and streaming-ingestion endpoints only), `pipeline` (a pipeline worker), or "
+        "`api` (APIs, admin pages, query, profile stage). Roles other than `all` need "
+        "`spool_url` and `catalog_url`, which every process of a deployment shares.",
+    )
+    spool_url: str = Field(
+        default="",
+        description="The shared durable log the edge writes to and the pipeline reads: "
+        "`rabbitmq-stream://USER:PASSWORD@HOST:5552/VHOST` (RabbitMQ Streams); default: the "
+        "local spool directory `<home>/spool`.",
+    )
+    spool_partitions: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="With `spool_url`: how many streams (`koppla-spool-0` …) the log is split "
+        "into; each is read by one pipeline worker at a time, so this bounds how many workers "
+        "share the load. Every process of a deployment must use the same number.",
+    )
+    spool_max_backlog_records: int = Field(
+        default=5_000_000,
+        ge=0,
+        description="Backpressure with `spool_url`: while this many records wait in the shared "
+        "log for the pipeline workers (every partition together), the edges and the streaming "
+        "API answer 503 with `Retry-After`; 0: no bound.",
+    )
+    catalog_url: str = Field(
+        default="",
+        description="Where the catalog (datasets, datastreams, batches, tokens, consent), the "
+        "schema registry and, with `spool_url`, the pipeline's cursors and dedupe claims live: "
+        "`postgresql://USER:PASSWORD@HOST/DB`; default: SQLite files under `<home>`.",
+    )
+    storage_url: str = Field(
+        default="",
+        description="Where the datasets' Delta tables live: a directory every pipeline worker "
+        "and API process reaches (a shared file system), or S3-compatible object storage "
+        "(`s3://BUCKET/PREFIX`, with `storage_options`); default: `<home>/datasets`.",
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Options for `storage_url` on object storage, as delta-rs names them "
+        "(`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, "
+        "`AWS_ALLOW_HTTP`); conditional puts (`conditional_put = etag`) are used unless a "
+        "locking provider is named. The `AWS_*` environment variables work too.",
+    )
+    vacuum_retention_hours: int = Field(
+        default=1,
+        ge=0,
+        description="How long a file that compaction replaced is kept before it is deleted: "
+        "longer than any query or reader on another machine holds a table snapshot.",
+    )
     pipeline_flush_ms: int = Field(
         default=200, ge=10, description="Longest wait before the pipeline commits a batch."
     )

@@ -12,11 +12,14 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 
 class SqliteFile:
     """A WAL-mode SQLite database with `fsync`ed commits, safe to share between threads."""
+
+    dialect: Final[Literal["sqlite"]] = "sqlite"
+    """Which SQL it speaks (`PgFile`'s is "postgresql"): stores pick their DDL by it."""
 
     def __init__(self, path: Path, schema: str, *, foreign_keys: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ from fastapi.staticfiles import StaticFiles
 
 from koppla import __version__
 from koppla.core import clock
-from koppla.core.layout import Layout
 from koppla.core.settings import Settings
 from koppla.platform.edge.app import EdgeApp, Receive, Scope, Send
 from koppla.platform.edge.budget import QuarantineBudget
@@ -22,7 +21,7 @@ from koppla.platform.edge.limits import EdgeLimits
 from koppla.platform.edge.screening import EventScreen
 from koppla.platform.query.jobs.runner import open_query_jobs
 from koppla.platform.spool.bounded import BoundedSink
-from koppla.platform.spool.writer import SpoolWriter
+from koppla.platform.spool.sink import open_sink
 from koppla.web import errors, openapi
 from koppla.web.gate import TokenGate
 from koppla.web.limits import BodyLimit, BodyLimits
@@ -79,8 +78,12 @@ class KopplaApp:
     def watch_pipeline(self) -> None:
         """Tell the health check that a pipeline process runs beside this server (`koppla up`).
 
-        Its missing heartbeat is then an outage once the start-up grace has passed.
+        Its missing heartbeat is then an outage once the start-up grace has passed. A server
+        of another role than `all` runs no pipeline beside it: nothing to watch.
         """
+        services: Services = self.api.state.services
+        if services.settings.role != "all":
+            return
         watch: Watch = self.api.state.watch
         self.api.state.watch = replace(watch, supervised=True)
 
@@ -99,15 +102,12 @@ def create_app(settings: Settings) -> KopplaApp:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        spool = BoundedSink(
-            SpoolWriter(
-                Layout(settings.home).spool,
-                segment_bytes=settings.spool_segment_bytes,
-                fsync=settings.spool_fsync,
-            ),
-            lambda: backlog_total(services),
-            settings.spool_max_backlog_bytes,
+        limit = (
+            settings.spool_max_backlog_records
+            if settings.spool_url
+            else settings.spool_max_backlog_bytes
         )
+        spool = BoundedSink(open_sink(settings), lambda: backlog_total(services), limit)
         app.state.spool = spool
         # here, not in build_services: opening fails the jobs a stopped server left running,
         # and the CLI's commands build services too, beside a running server
@@ -130,6 +130,12 @@ def create_app(settings: Settings) -> KopplaApp:
 
     api = FastAPI(title="Koppla", version=__version__, lifespan=lifespan)
     api.state.services = services
+    if settings.role == "edge":  # the public edge and streaming ingestion, nothing else
+        for module in (health, streaming):
+            api.include_router(module.router)
+        errors.install(api)
+        openapi.install(api)
+        return KopplaApp(api)
     for module in (
         health,
         query,

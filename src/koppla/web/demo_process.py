@@ -19,7 +19,7 @@ from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
 from koppla.platform.catalog.connector_settings import ConnectorSettingsStore
 from koppla.platform.catalog.demo import DEMO_DATASET, DEMO_ORG_ID, DEMO_PROFILE_DATASET
-from koppla.platform.catalog.store import Catalog
+from koppla.platform.catalog.opening import open_catalog
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def main(settings_json: str, parent_pid: int) -> None:
     if not _wait_until_up(url, stop):
         log.error("the platform did not come up at %s; the demo shop is not running", url)
         return
-    catalog = Catalog(Layout(settings.home).catalog)
+    catalog = open_catalog(settings)
     token = catalog.add_token("demo shop connector", org_id=DEMO_ORG_ID)
     try:
         events = catalog.dataset(DEMO_DATASET).id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
@@ -91,6 +92,11 @@ class ChildSupervisor:
         self._started_at = 0.0
         self.restarts = 0
         self._thread = threading.Thread(target=self._watch, name=f"{name}-supervisor", daemon=True)
+
+    @property
+    def name(self) -> str:
+        """The child process's name (`koppla-pipeline` …)."""
+        return self._name
 
     def start(self) -> None:
         """Start the child and the watcher thread that checks on it every second."""
@@ -179,6 +185,53 @@ def app_from_environment() -> KopplaApp:
     return app
 
 
+def _children(settings: Settings, *, demo_shop: bool) -> list[ChildSupervisor]:
+    """The child processes `settings.role` runs beside (or, for `pipeline`, instead of) the HTTP
+    server: `all` runs every one, `edge` none, `pipeline` the pipeline worker, `api` the
+    profile stage and the PostgreSQL wire-protocol server."""
+    role = settings.role
+    config = settings.model_dump_json()
+    children = []
+    if role in ("all", "pipeline"):
+        children.append(
+            ChildSupervisor(
+                "koppla-pipeline",
+                pipeline_process.main,
+                (config, os.getpid()),
+                restarts_env=RESTARTS_ENV,
+            )
+        )
+    if role in ("all", "api"):
+        children.append(
+            ChildSupervisor("koppla-profiles", profiles_process.main, (config, os.getpid()))
+        )
+        if settings.query_pg_port:  # PostgreSQL clients (psql, psycopg, BI tools)
+            children.append(
+                ChildSupervisor(
+                    "koppla-pgwire", pgwire_process.main, (config, os.getpid(), build_services)
+                )
+            )
+    if demo_shop and role == "all":
+        children.append(
+            ChildSupervisor("koppla-demo-shop", demo_process.main, (config, os.getpid()))
+        )
+    return children
+
+
+def _supervise(children: list[ChildSupervisor]) -> None:
+    """Run `children` until SIGINT or SIGTERM, then stop them gracefully."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    for child in children:
+        child.start()
+    try:
+        stop.wait()
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
 def serve(settings: Settings, *, demo_shop: bool = False) -> None:
     """Run Koppla until interrupted: `edge_workers` HTTP processes, one pipeline process, one
     profile-stage process, and the PostgreSQL wire-protocol server (unless `query_pg_port` is 0).
@@ -187,31 +240,10 @@ def serve(settings: Settings, *, demo_shop: bool = False) -> None:
     requests that worker received. `demo_shop` also runs the demo shop's simulator and the
     store connector that sends its orders' back-office events to this platform.
     """
-    children = [
-        ChildSupervisor(
-            "koppla-pipeline",
-            pipeline_process.main,
-            (settings.model_dump_json(), os.getpid()),
-            restarts_env=RESTARTS_ENV,
-        ),
-        ChildSupervisor(
-            "koppla-profiles", profiles_process.main, (settings.model_dump_json(), os.getpid())
-        ),
-    ]
-    if settings.query_pg_port:  # PostgreSQL clients (psql, psycopg, BI tools)
-        children.append(
-            ChildSupervisor(
-                "koppla-pgwire",
-                pgwire_process.main,
-                (settings.model_dump_json(), os.getpid(), build_services),
-            )
-        )
-    if demo_shop:
-        children.append(
-            ChildSupervisor(
-                "koppla-demo-shop", demo_process.main, (settings.model_dump_json(), os.getpid())
-            )
-        )
+    children = _children(settings, demo_shop=demo_shop)
+    if settings.role == "pipeline":  # a pipeline worker: no HTTP server
+        _supervise(children)
+        return
     for child in children:
         child.start()
     app: KopplaApp | str

@@ -12,6 +12,7 @@ from typing import Any
 from koppla.core import clock
 from koppla.core.layout import Layout
 from koppla.platform.catalog.access import DEFAULT_SANDBOX
+from koppla.platform.datasets.location import table_location
 from koppla.platform.datasets.quarantine import TABLE_NAME as QUARANTINE
 from koppla.platform.pipeline import health
 from koppla.platform.pipeline.cursor import Cursors
@@ -27,6 +28,9 @@ from koppla.web.services import Services
 def spool_backlog(services: Services) -> list[dict[str, Any]]:
     """Per spool stream: bytes accepted but not yet stored, and how long the oldest of them
     has waited (`lagS`, 0 when nothing waits)."""
+    if services.log_backlog is not None:  # the shared log: records, as last measured
+        records = services.log_backlog.waiting()
+        return [{"stream": name, "backlogRecords": n, "lagS": None} for name, n in records.items()]
     layout = services.layout
     cursors = Cursors(layout.pipeline_state / "cursors.json")
     now = clock.now_ms()
@@ -39,7 +43,10 @@ def spool_backlog(services: Services) -> list[dict[str, Any]]:
 
 
 def backlog_total(services: Services) -> int:
-    """Bytes accepted but not yet stored, every stream together (what backpressure bounds)."""
+    """Bytes accepted but not yet stored, every stream together (what backpressure bounds);
+    with a shared log, records."""
+    if services.log_backlog is not None:
+        return services.log_backlog.total()
     cursors = Cursors(services.layout.pipeline_state / "cursors.json")
     return sum(waiting_bytes(services.layout.spool, cursors.get).values())
 
@@ -96,10 +103,11 @@ def profiles_state(services: Services) -> dict[str, Any]:
     """The profile store's size, how many commits of each profile-enabled dataset wait, and
     when the profile stage last made a pass (`lastPassAgeS` grows while it is down)."""
     cursors = services.profiles.cursors()
+    tables = table_location(services.settings)
     waiting = {}
     for dataset in services.catalog.datasets():
         if dataset.profile_enabled:
-            latest = latest_version(services.layout.dataset(dataset.id))
+            latest = latest_version(tables.table(dataset.id), tables.storage_options())
             waiting[dataset.name] = max(0, latest - cursors.get(dataset.id, -1))
     beat = services.layout.profiles_beat
     last = int(beat.stat().st_mtime * 1000) if beat.exists() else None

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from koppla.xdm.types import Schema
-from koppla.xdm.validation import Issue, Validated, validate
+from koppla.xdm.validation import Issue, Validated, validate, validate_json
 
 Kind: TypeAlias = Literal["storefront", "backoffice", "profile"]
 
@@ -211,16 +211,20 @@ def check_event(xdm: Mapping[str, Any]) -> tuple[str | None, tuple[Issue, ...]]:
     return name, known.check(xdm)
 
 
-def validate_event(schema: Schema, xdm: Mapping[str, Any]) -> Validated:
+def validate_event(schema: Schema, xdm: Mapping[str, Any], *, from_json: bool = True) -> Validated:
     """Validate an ExperienceEvent as Koppla stores it: schema, then the rules of its type.
 
     An old `eventType` name is replaced by its current one in the returned record. This is the
     one door for event validation: the pipeline, the debugger and synchronous ingestion use it.
+    `xdm` holds values as JSON decodes them (or Parquet reads them: datetimes, dates), and an
+    event with nothing to report is then checked at C speed (`validate_json`). Pass
+    `from_json=False` for a document built in Python that may hold a tuple where the schema
+    wants an array (`validate` reports it; the fast check would take it as an array).
     """
     event_type, type_issues = check_event(xdm)
     if event_type is not None and event_type != xdm.get("eventType"):
         xdm = {**xdm, "eventType": event_type}
-    outcome = validate(schema, xdm)
+    outcome = validate_json(schema, xdm) if from_json else validate(schema, xdm)
     if not type_issues:
         return outcome
     return Validated(outcome.record, outcome.issues + type_issues, outcome.unknown)

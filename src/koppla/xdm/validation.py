@@ -4,7 +4,9 @@ The schema is compiled once into a tree of closures (`compile_validator`); `vali
 compiled validator per schema object. Validation never raises on bad input: it returns the issues.
 One walk of the document does everything: checks, normalization, and collecting what normalization
 would otherwise lose (unknown fields, and the text of date-times sent in another form than the
-canonical UTC one).
+canonical UTC one). For documents decoded from JSON, `validate_json` first tries the schema as
+msgspec Structs (`koppla.xdm.compiled`), which turn a document with nothing to report into its
+record at C speed; anything else gets the walk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from functools import lru_cache
 from typing import Any, TypeAlias
 
 from koppla.core import codec
+from koppla.xdm.compiled import Converter, NotCompilable, Unsure, compile_structs
 from koppla.xdm.types import Array, Map, Object, Scalar, Schema, Type
 
 _INT64_MIN = -(2**63)
@@ -90,6 +93,9 @@ class Validator:
     schema: Schema
     check: Check
     fast: Fast
+    structs: Converter | None = None
+    """The schema as msgspec Structs, for JSON-decoded documents (`validate_json`); None when
+    the schema has a shape they cannot express."""
 
     def validate(self, document: object) -> Validated:
         """Validate one document (the `xdm` object of an event); never raises on bad input."""
@@ -98,6 +104,17 @@ class Validator:
         except (_Bail, RecursionError):
             return self.validate_fully(document)
         return Validated(record, (), {}, {})
+
+    def validate_json(self, document: object) -> Validated:
+        """`validate` for a document decoded from JSON (dicts, lists, strings, numbers, booleans,
+        nulls): the same outcome, found first by the schema's msgspec Structs (C speed) when
+        the document has nothing to report."""
+        if self.structs is not None:
+            try:
+                return Validated(self.structs.convert(document), (), {}, {})
+            except (Unsure, RecursionError):
+                pass
+        return self.validate(document)
 
     def validate_fully(self, document: object) -> Validated:
         """Validate one document with the full check (every issue, every path)."""
@@ -112,7 +129,11 @@ class Validator:
 
 def compile_validator(schema: Schema) -> Validator:
     """Compile `schema` into a `Validator` (do it once, reuse it for every document)."""
-    return Validator(schema, _compile(schema.root), _compile_fast(schema.root))
+    try:
+        structs: Converter | None = compile_structs(schema)
+    except NotCompilable:
+        structs = None
+    return Validator(schema, _compile(schema.root), _compile_fast(schema.root), structs)
 
 
 @lru_cache(maxsize=64)
@@ -123,6 +144,12 @@ def _cached_validator(schema: Schema) -> Validator:
 def validate(schema: Schema, document: object) -> Validated:
     """Validate `document` against `schema`, reporting every issue (compiled once per schema)."""
     return _cached_validator(schema).validate(document)
+
+
+def validate_json(schema: Schema, document: object) -> Validated:
+    """`validate` for a document decoded from JSON (see `Validator.validate_json`): the same
+    outcome, faster for a document with nothing to report."""
+    return _cached_validator(schema).validate_json(document)
 
 
 def describe(value: object) -> str:

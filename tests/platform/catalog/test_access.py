@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ ORG = "ABCDEFGHIJKLMNOPQRSTUVWX@AdobeOrg"
 
 
 def test_a_token_acts_for_its_organization_until_it_expires_or_is_revoked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_catalog: Callable[[], Catalog], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog()
     forever = catalog.add_token("ops")
     brief = catalog.add_token("debug", org_id=ORG, expires_s=60)
     holder = catalog.principal(brief)
@@ -40,8 +41,8 @@ def test_a_token_acts_for_its_organization_until_it_expires_or_is_revoked(
     assert not catalog.revoke_token(listed["ops"].id)
 
 
-def test_credentials_trade_for_scoped_access_tokens(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "c.sqlite")
+def test_credentials_trade_for_scoped_access_tokens(open_catalog: Callable[[], Catalog]) -> None:
+    catalog = open_catalog()
     credential, secret = catalog.create_credential("connector", org_id=ORG)
     token, expires_in, _ = catalog.access.exchange(credential.client_id, secret, "openid AdobeID")
     holder = catalog.principal(token)
@@ -57,8 +58,10 @@ def test_credentials_trade_for_scoped_access_tokens(tmp_path: Path) -> None:
         catalog.create_credential("bad", org_id="not-an-org")
 
 
-def test_the_workspace_file_round_trips_and_refusals_name_the_field(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "c.sqlite")
+def test_the_workspace_file_round_trips_and_refusals_name_the_field(
+    open_catalog: Callable[[], Catalog],
+) -> None:
+    catalog = open_catalog()
     credential, secret = catalog.create_credential("shop", org_id=ORG)
     document = workspace_json(credential, secret)
     parsed = parse_workspace(_json(document))

@@ -34,8 +34,8 @@ def order_group(**fields: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[HomeRegistry]:
-    opened = home_registry(Layout(tmp_path))
+def registry(tmp_path: Path, schemas_url: str) -> Iterator[HomeRegistry]:
+    opened = home_registry(Layout(tmp_path), schemas_url)
     yield opened
     opened.close()
 
@@ -86,7 +86,7 @@ def test_a_tenant_schema_is_composed_and_validates_its_custom_fields(
 
 
 def test_a_change_makes_a_new_object_only_for_the_schemas_it_touches(
-    registry: HomeRegistry, tmp_path: Path
+    registry: HomeRegistry, tmp_path: Path, schemas_url: str
 ) -> None:
     gift = add_group(registry, "Gift", order_group(giftWrap={"type": "boolean"}))
     note = add_group(registry, "Note", order_group(note={"type": "string"}))
@@ -110,7 +110,7 @@ def test_a_change_makes_a_new_object_only_for_the_schemas_it_touches(
         check=check,
     )
     first, second = registry.get(one.id), registry.get(two.id)
-    elsewhere = home_registry(Layout(tmp_path))  # another process's registry, same home
+    elsewhere = home_registry(Layout(tmp_path), schemas_url)  # another process's registry
     try:
         elsewhere.store.update_field_group(
             gift.id,
@@ -194,10 +194,12 @@ def test_unknown_ids_are_not_found_and_built_ins_need_no_store(tmp_path: Path) -
         registry.close()
 
 
-def test_get_notices_another_process_change_without_being_told(tmp_path: Path) -> None:
+def test_get_notices_another_process_change_without_being_told(
+    tmp_path: Path, schemas_url: str
+) -> None:
     path = Layout(tmp_path).schemas
-    reader = HomeRegistry(path, check_every_s=0.0)
-    writer = home_registry(Layout(tmp_path))
+    reader = HomeRegistry(path, check_every_s=0.0, url=schemas_url)
+    writer = home_registry(Layout(tmp_path), schemas_url)
     try:
         gift = add_group(writer, "Gift", order_group(giftWrap={"type": "boolean"}))
         made = writer.store.create_schema(

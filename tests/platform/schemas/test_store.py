@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ def refuse(before: Tenant, after: Tenant) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SchemaStore]:
-    opened = SchemaStore(tmp_path / "schemas.sqlite")
+def store(tmp_path: Path, schemas_url: str) -> Iterator[SchemaStore]:
+    opened = SchemaStore(tmp_path / "schemas.sqlite", url=schemas_url)
     yield opened
     opened.close()
 
@@ -139,9 +140,9 @@ def test_titles_are_unique_and_a_used_field_group_cannot_be_deleted(store: Schem
         store.field_group(group.id, ORG, "prod")
 
 
-def test_a_second_connection_reads_what_the_first_wrote(tmp_path: Path) -> None:
-    first = SchemaStore(tmp_path / "s.sqlite")
-    second = SchemaStore(tmp_path / "s.sqlite")
+def test_a_second_connection_reads_what_the_first_wrote(tmp_path: Path, schemas_url: str) -> None:
+    first = SchemaStore(tmp_path / "s.sqlite", url=schemas_url)
+    second = SchemaStore(tmp_path / "s.sqlite", url=schemas_url)
     try:
         group = make_group(first)
         generation, groups, schemas = second.snapshot()
@@ -193,3 +194,46 @@ def test_changes_since_a_generation_are_only_what_changed_after_it(store: Schema
     assert changes.generation == store.generation()
     everything = store.changes_since(-1)
     assert set(everything.field_groups) == {first.id, third.id}
+
+
+def test_processes_writing_at_once_keep_titles_unique_and_readers_miss_nothing(
+    tmp_path: Path, schemas_url: str
+) -> None:
+    """Three writer processes and a reader that follows `changes_since`: two field groups of
+    one title never both get in (the check sees exactly what is stored), and the reader,
+    reading while they write, ends up with every field group stored."""
+    stores = [SchemaStore(tmp_path / "s.sqlite", url=schemas_url) for _ in range(4)]
+    reader, writers = stores[0], stores[1:]
+    start = threading.Barrier(len(writers))
+    made: list[str] = []
+    refused: list[str] = []
+    errors: list[BaseException] = []
+
+    def write(store: SchemaStore) -> None:
+        try:
+            start.wait()
+            for n in range(8):
+                try:
+                    made.append(make_group(store, f"Group {n}").id)
+                except Conflict:
+                    refused.append(f"Group {n}")
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in writers]
+    for thread in threads:
+        thread.start()
+    seen: set[str] = set()
+    generation = -1
+    while any(t.is_alive() for t in threads):
+        changes = reader.changes_since(generation)
+        seen |= set(changes.field_groups)
+        generation = changes.generation
+    for thread in threads:
+        thread.join()
+    seen |= set(reader.changes_since(generation).field_groups)
+    for store in stores:
+        store.close()
+    assert errors == []
+    assert len(made) == 8 and len(refused) == 16  # each title stored once, by one writer
+    assert seen == set(made)

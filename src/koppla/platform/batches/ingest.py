@@ -68,7 +68,8 @@ from koppla.platform.batches.retention import Retention, drop_work
 from koppla.platform.catalog.models import Batch, BatchError, Dataset
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets.attribute_log import AttributeLog
-from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex, id_key
+from koppla.platform.datasets.dedupe import DAY_MS, IdIndex, id_key
+from koppla.platform.datasets.location import TableLocation
 from koppla.platform.datasets.storage import DeltaStore
 from koppla.platform.datasets.tables import rows_table, stored_row
 from koppla.platform.schemas.observed import Tally
@@ -87,7 +88,7 @@ COMMIT_COST = 5
 MAX_ATTEMPTS = 3
 """Processes in a row that may take a batch up without it moving on before it is given up."""
 
-DedupeFor = Callable[[str], DedupeIndex]
+DedupeFor = Callable[[str], IdIndex]
 """The dedupe index of a dataset (by id): the one the streaming pipeline uses for it."""
 
 
@@ -137,8 +138,12 @@ class BatchIngestor:
         dedupe: DedupeFor,
         options: BatchOptions | None = None,
         attributes: AttributeLog | None = None,
+        location: TableLocation | None = None,
     ) -> None:
+        """Batches' files under `layout`; the datasets' tables at `location` (by default under
+        `layout`'s home), written through `store` (which holds their storage options)."""
         self._layout, self._catalog, self._registry = layout, catalog, registry
+        self._tables = location or TableLocation.local(layout.datasets)
         self._own_attributes = attributes is None
         self._attributes = attributes or AttributeLog(layout.attributes)
         self._store, self._dedupe = store, dedupe
@@ -259,7 +264,7 @@ class BatchIngestor:
         self, batch: Batch, dataset: Dataset, schema: Schema, journal: Journal, budget: int
     ) -> int:
         self._prepare(batch, dataset, schema, journal)
-        self._store.ensure_dataset(self._layout.dataset(dataset.id), schema)
+        self._store.ensure_dataset(self._tables.table(dataset.id), schema)
         progress = journal.progress()
         if progress.phase == "committing":
             return self._commit(batch, dataset, journal, progress)
@@ -290,7 +295,7 @@ class BatchIngestor:
         if batch.id in self._prepared:
             return
         directory = self._files.directory(batch.id)
-        table = self._layout.dataset(dataset.id)
+        table = self._tables.table(dataset.id)
         self._store.ensure_dataset(table, schema)
         if not journal.begin(self._files.inputs(batch.id), self._store.version(table)):
             progress = journal.progress()
@@ -481,7 +486,7 @@ class BatchIngestor:
         whose ids were last checked stays as it was: what streaming wrote since must still be
         checked against the parts not yet committed.
         """
-        table_path = self._layout.dataset(dataset.id)
+        table_path = self._tables.table(dataset.id)
         done = self._store.committed_version(table_path, f"koppla-batch/{batch.id}")
         if done <= progress.handled:
             return False
@@ -502,7 +507,7 @@ class BatchIngestor:
         """
         if self._record_commit(batch, dataset, journal, progress):
             return 1
-        table_path = self._layout.dataset(dataset.id)
+        table_path = self._tables.table(dataset.id)
         directory = self._files.directory(batch.id)
         dedupe = self._dedupe(dataset.id)
         group: list[int] = []

@@ -5,18 +5,19 @@ that organization. Service credentials are OAuth server-to-server clients in the
 Developer Console: a client id, a client secret (only its SHA-256 is kept: secrets are 256 random
 bits, so no salt or slow hash is needed), the technical account, the scopes. `exchange` trades
 them for short-lived access tokens, which are stored the way API tokens are (digest only).
+
+They live in the catalog's database (a SQLite file, or PostgreSQL: see `koppla.core.database`).
 """
 
 from __future__ import annotations
 
 import hmac
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from koppla.core import clock, ids
+from koppla.core.database import Connection, Database
 from koppla.core.errors import KopplaError
-from koppla.core.sqlite import SqliteFile
 
 DEFAULT_SANDBOX = "prod"
 ACCESS_TOKEN_TTL_S = 86_399
@@ -45,6 +46,17 @@ CREATE TABLE IF NOT EXISTS credentials (
   revoked_ms INTEGER);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+"""The tables of credentials and of the catalog's settings (`meta`), in SQLite."""
+
+PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS credentials (
+  client_id TEXT PRIMARY KEY, secret_digest TEXT NOT NULL, name TEXT NOT NULL,
+  org_id TEXT NOT NULL, technical_account_id TEXT NOT NULL, scopes TEXT NOT NULL,
+  auth_type TEXT NOT NULL, public_key_pem TEXT, created_ms BIGINT NOT NULL,
+  revoked_ms BIGINT);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+"""The same tables in PostgreSQL."""
 
 TOKEN_COLUMNS = (
     ("api_tokens", "org_id", "TEXT NOT NULL DEFAULT ''"),
@@ -109,9 +121,9 @@ class Credential:
 
 
 class Access:
-    """Tokens and credentials in the catalog's SQLite file; each method one short transaction."""
+    """Tokens and credentials in the catalog's database; each method one short transaction."""
 
-    def __init__(self, file: SqliteFile, default_org: str) -> None:
+    def __init__(self, file: Database, default_org: str) -> None:
         self._file = file
         self._default_org = default_org
 
@@ -350,7 +362,7 @@ def _credential(row: tuple[Any, ...]) -> Credential:
     )
 
 
-def read_meta(db: sqlite3.Connection, key: str) -> str | None:
+def read_meta(db: Connection, key: str) -> str | None:
     """A value of the catalog's `meta` table, or None."""
     row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])

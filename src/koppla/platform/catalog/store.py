@@ -1,22 +1,23 @@
-"""The catalog store: datastreams, datasets, batches, tokens and credentials, in one SQLite file.
+"""The catalog store: datastreams, datasets, batches, tokens and credentials, in one database.
 
 Everything but batches belongs to an organization (and datasets and datastreams to a sandbox);
 methods taking `org_id` (and `sandbox`) see only that organization's part, `None` sees all.
 
-SQLite in WAL mode: one writer at a time, any number of readers, safe across processes.
+A SQLite file under the home (WAL mode: one writer at a time, any number of readers, safe across
+the processes of one machine), or PostgreSQL for processes on several machines (`url`; one writer
+at a time too, see `koppla.core.pgfile`). Both hold the same tables and behave the same.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from koppla.core import clock, codec, ids
+from koppla.core.database import Connection, Dialect, integrity_errors, open_db
 from koppla.core.errors import Conflict, NotFound
-from koppla.core.sqlite import SqliteFile
 from koppla.platform.catalog import access
 from koppla.platform.catalog.access import (
     DEFAULT_SANDBOX,
@@ -42,7 +43,7 @@ from koppla.platform.catalog.models import (
     check_sandbox,
 )
 
-_SCHEMA = (
+_SQLITE_SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS datasets (
   id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, schema_id TEXT NOT NULL,
@@ -74,6 +75,46 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     + access.SCHEMA
 )
 
+_PG_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS datasets (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, schema_id TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '', created_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS datastreams (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL, name TEXT NOT NULL,
+  event_dataset_id TEXT NOT NULL REFERENCES datasets(id),
+  profile_dataset_id TEXT REFERENCES datasets(id),
+  allowed_origins TEXT NOT NULL DEFAULT '[]', created_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+  id TEXT PRIMARY KEY, dataset_id TEXT NOT NULL, status TEXT NOT NULL,
+  records BIGINT NOT NULL, failed_records BIGINT NOT NULL, created_ms BIGINT NOT NULL,
+  completed_ms BIGINT, source TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS batches_by_dataset ON batches(dataset_id, created_ms);
+CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status, created_ms);
+CREATE TABLE IF NOT EXISTS consents (
+  org_id TEXT NOT NULL, ecid TEXT NOT NULL, general TEXT NOT NULL, updated_ms BIGINT NOT NULL,
+  seq BIGSERIAL NOT NULL, PRIMARY KEY (org_id, ecid));
+CREATE INDEX IF NOT EXISTS consents_by_age ON consents(updated_ms);
+CREATE TABLE IF NOT EXISTS consent_changes (
+  seq BIGSERIAL PRIMARY KEY, org_id TEXT NOT NULL, ecid TEXT NOT NULL, general TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (
+  datastream_id TEXT NOT NULL, name TEXT NOT NULL, value BIGINT NOT NULL,
+  PRIMARY KEY (datastream_id, name));
+CREATE TABLE IF NOT EXISTS api_tokens (
+  digest TEXT PRIMARY KEY, name TEXT NOT NULL, created_ms BIGINT NOT NULL);
+"""
+    + access.PG_SCHEMA
+)
+"""The same tables in PostgreSQL: 64-bit integers, sequences for AUTOINCREMENT, and `seq` in
+`consents` for SQLite's `rowid` (the order opt-outs were first stored in); the columns of
+`_MIGRATIONS` are added on open, as to a SQLite file."""
+
+_INSERT_ORDER: dict[Dialect, str] = {"sqlite": "rowid", "postgresql": "seq"}
+"""The column numbering a table's rows in the order they were inserted (consents)."""
+
+_WAITING_HINT: dict[Dialect, str] = {"sqlite": " INDEXED BY batches_waiting", "postgresql": ""}
+"""SQLite's planner is told to use the partial index; PostgreSQL's finds it."""
+
 CONSENT_CHANGES_KEPT = 100_000
 
 _DATASET_COLUMNS = "id, name, schema_id, created_ms, description, profile_enabled, org_id, sandbox"
@@ -86,6 +127,11 @@ _BATCH_COLUMNS = (
     "input_format, multiline_json, file_count, input_bytes, duplicates, errors, created_by, "
     "started_ms, updated_ms, records_read"
 )
+
+_BATCH_REPLACE = ", ".join(
+    f"{column} = excluded.{column}" for column in _BATCH_COLUMNS.split(", ")[1:]
+)
+"""Every column but the id, from the row offered: `record_batch` replaces a stored batch."""
 
 _MIGRATIONS = (
     ("datasets", "profile_enabled", "INTEGER NOT NULL DEFAULT 0"),
@@ -122,14 +168,28 @@ _EXPIRY_INDEX = (
 class Catalog:
     """Read and change the catalog; every method is one short transaction."""
 
-    def __init__(self, path: Path) -> None:
-        self._file = SqliteFile(path, _SCHEMA, foreign_keys=True)
+    def __init__(self, path: Path, *, url: str = "") -> None:
+        """The catalog in the SQLite file `path`, or, given a PostgreSQL `url`, there (its
+        tables are made on first open; `path` is then unused)."""
+        self._file = open_db(
+            path,
+            _SQLITE_SCHEMA,
+            url=url,
+            pg_schema=_PG_SCHEMA,
+            name="catalog",
+            foreign_keys=True,
+        )
         self._file.add_columns(_MIGRATIONS)
         with self._write() as db:  # after the migrations: they index columns they add
             db.execute(_WAITING_INDEX)
             db.execute(_EXPIRY_INDEX)
             self._default_org = _adopt_orphans(db)
         self.access = Access(self._file, self._default_org)
+
+    @property
+    def dialect(self) -> Dialect:
+        """Where it lives: "sqlite" (a file under the home) or "postgresql"."""
+        return self._file.dialect
 
     def default_org(self) -> str:
         """The home's organization: the owner of data made before organizations existed."""
@@ -145,7 +205,7 @@ class Catalog:
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
         return self._file.one(sql, args)
 
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[Connection]:
         return self._file.transaction()
 
     # datasets
@@ -187,7 +247,7 @@ class Catalog:
                         dataset.sandbox,
                     ),
                 )
-        except sqlite3.IntegrityError as error:
+        except integrity_errors() as error:
             raise Conflict(f"a dataset named {name!r} or with id {dataset.id!r} exists") from error
         return dataset
 
@@ -275,7 +335,7 @@ class Catalog:
                         stream.sandbox,
                     ),
                 )
-        except sqlite3.IntegrityError as error:
+        except integrity_errors() as error:
             raise Conflict(f"a datastream with id {stream.id!r} exists") from error
         return stream
 
@@ -318,8 +378,9 @@ class Catalog:
         """Store `batch`, replacing an earlier record of the same id (replays are idempotent)."""
         with self._write() as db:
             db.execute(
-                f"INSERT OR REPLACE INTO batches ({_BATCH_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO batches ({_BATCH_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT(id) DO UPDATE SET {_BATCH_REPLACE}",
                 _batch_values(batch),
             )
 
@@ -375,7 +436,7 @@ class Catalog:
         marks = ", ".join("?" * len(skip))
         excluded = f" AND id NOT IN ({marks})" if skip else ""
         row = self._one(
-            f"SELECT {_BATCH_COLUMNS} FROM batches INDEXED BY batches_waiting "
+            f"SELECT {_BATCH_COLUMNS} FROM batches{_WAITING_HINT[self._file.dialect]} "
             f"WHERE status = 'processing' AND input_format <> ''{excluded} "
             "ORDER BY started_ms, id LIMIT 1",
             tuple(skip),
@@ -407,7 +468,8 @@ class Catalog:
         with self._write() as db:
             if general == "out":
                 db.execute(
-                    "INSERT INTO consents VALUES (?, ?, ?, ?) ON CONFLICT(org_id, ecid) "
+                    "INSERT INTO consents (org_id, ecid, general, updated_ms) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(org_id, ecid) "
                     "DO UPDATE SET general = excluded.general, updated_ms = excluded.updated_ms",
                     (org_id, ecid, general, clock.now_ms()),
                 )
@@ -417,14 +479,15 @@ class Catalog:
 
     def trim_consents(self, max_out: int) -> int:
         """Forget the oldest opt-outs beyond `max_out`; returns how many were forgotten."""
+        order = _INSERT_ORDER[self._file.dialect]
         with self._write() as db:
             (count,) = db.execute("SELECT count(*) FROM consents").fetchone()
             excess = int(count) - max_out
             if excess <= 0:
                 return 0
             dropped = db.execute(
-                "DELETE FROM consents WHERE rowid IN (SELECT rowid FROM consents "
-                "ORDER BY updated_ms, rowid LIMIT ?) RETURNING org_id, ecid",
+                f"DELETE FROM consents WHERE {order} IN (SELECT {order} FROM consents "
+                f"ORDER BY updated_ms, {order} LIMIT ?) RETURNING org_id, ecid",
                 (excess,),
             ).fetchall()
             _log_consents(db, [(str(org), str(ecid), "in") for org, ecid in dropped])
@@ -460,7 +523,7 @@ class Catalog:
         with self._write() as db:
             db.execute(
                 "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT(datastream_id, name) "
-                "DO UPDATE SET value = value + excluded.value",
+                "DO UPDATE SET value = counters.value + excluded.value",
                 (datastream_id, name, amount),
             )
 
@@ -551,7 +614,7 @@ def _within(org_id: str, sandbox: str, want_org: str | None, want_sandbox: str |
     )
 
 
-def _adopt_orphans(db: sqlite3.Connection) -> str:
+def _adopt_orphans(db: Connection) -> str:
     """The home's organization (set on first open), given to datasets made before
     organizations: each takes the organization of a datastream landing in it, else the home's."""
     default = access.read_meta(db, "default_org")
@@ -575,7 +638,7 @@ def _adopt_orphans(db: sqlite3.Connection) -> str:
     return default
 
 
-def _log_consents(db: sqlite3.Connection, changes: list[tuple[str, str, str]]) -> None:
+def _log_consents(db: Connection, changes: list[tuple[str, str, str]]) -> None:
     """Append consent changes to the log and drop the log's oldest entries past its size."""
     if not changes:
         return

@@ -15,6 +15,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 from koppla.core import clock
 from koppla.platform.datasets.bloom import BloomFilter, Segment
@@ -70,6 +71,27 @@ def present(db: sqlite3.Connection, event_ids: Iterable[str]) -> tuple[set[str],
     return found, by_key
 
 
+class IdIndex(Protocol):
+    """What the pipeline and batch ingestion ask of a dataset's ids: this module's `DedupeIndex`
+    (one writer), or the claims several workers share (`pipeline.shared.SharedDedupe`)."""
+
+    def taken(self, items: list[tuple[str, int]], *, owner: str, done: int) -> set[str]:
+        """Of `items` (event id, spool position) headed for a commit, the ids to leave out."""
+        ...
+
+    def seen(self, event_ids: Iterable[str]) -> set[str]:
+        """The subset of `event_ids` the dataset already holds."""
+        ...
+
+    def add(self, event_ids: Iterable[str]) -> None:
+        """Record `event_ids` as stored."""
+        ...
+
+    def close(self) -> None:
+        """Release what the index holds open."""
+        ...
+
+
 class DedupeIndex:
     """The event ids of one dataset: recent ones exactly, older ones in a Bloom filter."""
 
@@ -112,6 +134,15 @@ class DedupeIndex:
         if maybe:
             found |= self._lookup(maybe) & set(maybe)
         return found
+
+    def taken(self, items: list[tuple[str, int]], *, owner: str, done: int) -> set[str]:
+        """Of `items` (event id, spool position) headed for a commit, the ids to leave out.
+
+        This index has one writer (the embedded pipeline), so that is every id the dataset
+        already holds (`seen`); `owner` and `done` matter to a shared index, where workers claim
+        ids (`koppla.platform.pipeline.shared.SharedDedupe`).
+        """
+        return self.seen(event_id for event_id, _ in items)
 
     def add(self, event_ids: Iterable[str]) -> None:
         """Add `event_ids` as stored now (ids already present are ignored); prune when due."""

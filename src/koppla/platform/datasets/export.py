@@ -5,11 +5,14 @@ table's size), filtered by `timestamp` and `_batch_id` as they are read, so file
 hold a matching row are skipped. They come in storage order (the order the batches landed in),
 not sorted. JSON lines hold each event as sent (`as_sent.sent_record`); Parquet holds the rows
 as stored, in the schema's XDM columns only (see docs/export.md).
+
+A table is a local path, or an object-store URI read with the deployment's storage options
+(`TableLocation.storage_options()`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -22,6 +25,7 @@ from deltalake import DeltaTable
 from koppla.core import codec
 from koppla.core.errors import InvalidInput
 from koppla.platform.datasets.as_sent import sent_record
+from koppla.platform.datasets.location import arrow_filesystem
 from koppla.xdm.arrow import arrow_schema
 from koppla.xdm.types import Schema
 
@@ -35,8 +39,9 @@ CHUNK_BYTES = 64 * 1024
 
 
 def scan(
-    table_path: Path,
+    table_path: str | Path,
     *,
+    storage_options: Mapping[str, str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     batch_id: str | None = None,
@@ -47,11 +52,14 @@ def scan(
 
     Nothing when there is no table at `table_path`; `InvalidInput` (field `since`/`until`) when
     a time bound is given for a table without a `timestamp` column (a dataset of profiles).
-    At most `limit` rows when given.
+    At most `limit` rows when given. Data files are read through Arrow's own file system for
+    the table (no Python on Arrow's I/O threads).
     """
-    if not DeltaTable.is_deltatable(str(table_path)):
+    options = dict(storage_options) if storage_options else None
+    if not DeltaTable.is_deltatable(str(table_path), storage_options=options):
         return
-    dataset = DeltaTable(str(table_path)).to_pyarrow_dataset()
+    table = DeltaTable(str(table_path), storage_options=options)
+    dataset = table.to_pyarrow_dataset(filesystem=arrow_filesystem(table_path, options))
     condition = _condition(dataset.schema, since, until, batch_id)
     scanner = dataset.scanner(
         columns=columns,
@@ -116,9 +124,10 @@ def utc(moment: datetime) -> datetime:
 
 
 def export_rows(
-    table_path: Path,
+    table_path: str | Path,
     schema: Schema,
     *,
+    storage_options: Mapping[str, str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     batch_id: str | None = None,
@@ -126,15 +135,24 @@ def export_rows(
 ) -> Iterator[dict[str, Any]]:
     """The events of a dataset of `schema` as they were sent (see `scan` for the filters)."""
     _check_bounds(schema, since, until)
-    for batch in scan(table_path, since=since, until=until, batch_id=batch_id, limit=limit):
+    found = scan(
+        table_path,
+        storage_options=storage_options,
+        since=since,
+        until=until,
+        batch_id=batch_id,
+        limit=limit,
+    )
+    for batch in found:
         for row in batch.to_pylist():
             yield sent_record(row, schema)
 
 
 def export_batches(
-    table_path: Path,
+    table_path: str | Path,
     schema: Schema,
     *,
+    storage_options: Mapping[str, str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     batch_id: str | None = None,
@@ -142,7 +160,14 @@ def export_batches(
     """The rows as stored, in the schema's XDM columns only (`parquet_schema`), batch by batch."""
     _check_bounds(schema, since, until)
     target = parquet_schema(schema)
-    found = scan(table_path, since=since, until=until, batch_id=batch_id, columns=target.names)
+    found = scan(
+        table_path,
+        storage_options=storage_options,
+        since=since,
+        until=until,
+        batch_id=batch_id,
+        columns=target.names,
+    )
     for batch in found:
         yield pa.Table.from_batches([batch]).cast(target).to_batches()[0]
 

@@ -8,11 +8,13 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from koppla.core import codec
 from koppla.core.layout import Layout
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.datasets import quarantine
+from koppla.platform.datasets.location import TableLocation, local_path
 from koppla.xdm.arrow import arrow_schema, to_arrow
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
@@ -91,15 +93,29 @@ def add_missing_columns(table: DeltaTable, schema: pa.Schema) -> list[str]:
     A table created before a field joined the schema (a system column such as `_datetimes`, or
     an XDM field added to a struct) is upgraded in one Delta commit (an empty append that merges
     the schema): its existing rows read the new fields as null, and new rows can be appended.
+    When another process changes the table at the same moment (its commit wins), the table is
+    read again and what is still missing added; fields it added are not reported here.
     """
-    have = _field_paths(pa.schema(table.schema().to_arrow()))
-    absent = _field_paths(schema) - have
-    missing = sorted(p for p in absent if not any(_inside(p, q) for q in absent))
-    if not missing:
-        return []
-    write_deltalake(table, schema.empty_table(), mode="append", schema_mode="merge")
-    log.info("added fields %s to the Delta table at %s", ", ".join(missing), table.table_uri)
-    return missing
+    for attempt in range(1, _GROW_ATTEMPTS + 1):
+        have = _field_paths(pa.schema(table.schema().to_arrow()))
+        absent = _field_paths(schema) - have
+        missing = sorted(p for p in absent if not any(_inside(p, q) for q in absent))
+        if not missing:
+            return []
+        try:
+            write_deltalake(table, schema.empty_table(), mode="append", schema_mode="merge")
+        except CommitFailedError:
+            if attempt == _GROW_ATTEMPTS:
+                raise
+            table.update_incremental()
+            continue
+        log.info("added fields %s to the Delta table at %s", ", ".join(missing), table.table_uri)
+        return missing
+    return []  # not reached: the last attempt returns or raises
+
+
+_GROW_ATTEMPTS = 8
+"""Tries of a schema change that keeps losing to other writers' commits."""
 
 
 def _inside(path: str, other: str) -> bool:
@@ -123,19 +139,38 @@ def _field_paths(schema: pa.Schema) -> set[str]:
     return paths
 
 
-def provision(layout: Layout, registry: SchemaRegistry, dataset: Dataset) -> None:
+def provision(
+    layout: Layout,
+    registry: SchemaRegistry,
+    dataset: Dataset,
+    *,
+    location: TableLocation | None = None,
+) -> None:
     """Create the dataset's empty Delta table (and the quarantine's) unless they exist.
 
     A dataset is then queryable, empty, from the moment it is created. An existing table gets
-    the columns it lacks (`add_missing_columns`).
+    the columns it lacks (`add_missing_columns`). The tables are at `location` (the
+    deployment's `table_location`); by default under `layout`'s home.
     """
-    path = layout.dataset(dataset.id)
+    tables = location or TableLocation.local(layout.datasets)
+    options = tables.storage_options()
+    table = tables.table(dataset.id)
     schema = dataset_arrow_schema(registry.get(dataset.schema_id))
-    if DeltaTable.is_deltatable(str(path)):
-        add_missing_columns(DeltaTable(str(path)), schema)
+    if DeltaTable.is_deltatable(table, storage_options=options):
+        add_missing_columns(DeltaTable(table, storage_options=options), schema)
     else:
+        _create_table(table, schema, options)
+    if not DeltaTable.is_deltatable(tables.quarantine(), storage_options=options):
+        _create_table(tables.quarantine(), quarantine.SCHEMA, options)
+
+
+def _create_table(table: str, schema: pa.Schema, options: dict[str, str] | None) -> None:
+    """An empty Delta table at `table` (a path or URI), unless another process made it first."""
+    path = local_path(table)
+    if path is not None:
         path.mkdir(parents=True, exist_ok=True)
-        DeltaTable.create(str(path), schema=schema, mode="ignore")
-    if not DeltaTable.is_deltatable(str(layout.quarantine)):
-        layout.quarantine.mkdir(parents=True, exist_ok=True)
-        DeltaTable.create(str(layout.quarantine), schema=quarantine.SCHEMA, mode="ignore")
+    try:
+        DeltaTable.create(table, schema=schema, mode="ignore", storage_options=options)
+    except DeltaError:
+        if not DeltaTable.is_deltatable(table, storage_options=options):
+            raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 import threading
 from pathlib import Path
 
@@ -19,11 +20,14 @@ from koppla.core.layout import Layout
 from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
 from koppla.platform.batches.ingest import BatchOptions
-from koppla.platform.catalog.store import Catalog
+from koppla.platform.catalog.opening import open_catalog
 from koppla.platform.datasets.dedupe import DAY_MS
+from koppla.platform.datasets.location import TableLocation
 from koppla.platform.pipeline.heartbeat import Heartbeat
 from koppla.platform.pipeline.runner import Pipeline
+from koppla.platform.pipeline.shared import SharedState
 from koppla.platform.schemas.registry import home_registry
+from koppla.platform.spool.ports import SpoolSource
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +46,13 @@ def run(settings: Settings, stop: threading.Event) -> None:
     Raises what stopped the stream, after writing it to the heartbeat file.
     """
     layout = Layout(settings.home)
-    lock = hold_lock(layout.pipeline_state / "lock")
-    heartbeat = Heartbeat(layout.pipeline_health)
+    # The embedded spool has one reader per home; workers of a shared log exclude each other
+    # per partition (`pipeline.shared.Leases`) and each keeps a heartbeat file of its own.
+    shared = bool(settings.spool_url)
+    lock = None if shared else hold_lock(layout.pipeline_state / "lock")
+    heartbeat = Heartbeat(
+        worker_health(layout, worker_name()) if shared else layout.pipeline_health
+    )
     beating = threading.Event()
     heartbeat.start_every(beating)
     try:
@@ -54,13 +63,32 @@ def run(settings: Settings, stop: threading.Event) -> None:
         raise
     finally:
         beating.set()
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
+
+
+def worker_name() -> str:
+    """This process's name among the workers of a shared log: host and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def worker_health(layout: Layout, worker: str) -> Path:
+    """The heartbeat file of one worker of a shared log."""
+    return layout.pipeline_state / "workers" / f"{worker}.json"
 
 
 def _pipeline(settings: Settings, layout: Layout, stop: threading.Event, beat: Heartbeat) -> None:
     """Build the pipeline and run it until `stop` is set, reporting progress to `beat`."""
-    catalog = Catalog(layout.catalog)
-    registry = home_registry(layout)
+    catalog = open_catalog(settings)
+    registry = home_registry(layout, settings.catalog_url)
+    shared: SharedState | None = None
+    source: SpoolSource | None = None
+    if settings.spool_url:  # imported here: the embedded default never loads the stream client
+        from koppla.platform.spool.rabbit_stream import StreamSource, partition_names
+
+        names = partition_names(settings.spool_partitions)
+        shared = SharedState(settings.catalog_url, worker_name(), names)
+        source = StreamSource(settings.spool_url, names, owned=shared.leases.held)
     try:
         pipeline = Pipeline(
             layout,
@@ -71,12 +99,22 @@ def _pipeline(settings: Settings, layout: Layout, stop: threading.Event, beat: H
             compact_every=settings.compact_every_commits,
             dedupe_window_days=settings.dedupe_window_days,
             batch_options=batch_options(settings),
+            source=source,
+            shared=shared,
+            location=TableLocation.parse(
+                settings.storage_url, settings.storage_options, layout.home / "datasets"
+            ),
+            retention_hours=settings.vacuum_retention_hours,
         )
         try:
             pipeline.run(stop, on_progress=beat.progress)
         finally:
             pipeline.close()
     finally:
+        if source is not None:
+            source.close()
+        if shared is not None:
+            shared.close()
         registry.close()
         catalog.close()
 

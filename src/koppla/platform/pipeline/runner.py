@@ -35,7 +35,6 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -48,17 +47,20 @@ from koppla.platform.catalog.models import Batch, BatchStatus, Dataset, Datastre
 from koppla.platform.catalog.store import Catalog
 from koppla.platform.datasets import quarantine
 from koppla.platform.datasets.attribute_log import AttributeLog
-from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex
+from koppla.platform.datasets.dedupe import DAY_MS, DedupeIndex, IdIndex
+from koppla.platform.datasets.location import TableLocation
 from koppla.platform.datasets.storage import DeltaStore
 from koppla.platform.datasets.tables import rows_table, stored_row
 from koppla.platform.pipeline.cursor import Cursors
 from koppla.platform.pipeline.incoming import Incoming, Problem, unpack, unreadable
+from koppla.platform.pipeline.shared import SharedCursors, SharedState
 from koppla.platform.schemas.observed import Tally
 from koppla.platform.spool.ports import LocalSpoolSource, SpoolSource
 from koppla.platform.spool.position import Position
 from koppla.xdm.event_types import validate_event
 from koppla.xdm.registry import SchemaRegistry
 from koppla.xdm.types import Schema
+from koppla.xdm.validation import Validated
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class _Marks:
     done: int
     q_done: int
     tally: Tally
+    owner: str
+    """Who claims the records' ids: the app transaction id of the chunk's stream."""
 
 
 @dataclass
@@ -99,18 +103,31 @@ class Pipeline:
         dedupe_window_days: float = 7.0,
         source: SpoolSource | None = None,
         batch_options: BatchOptions | None = None,
+        shared: SharedState | None = None,
+        location: TableLocation | None = None,
+        retention_hours: int = 1,
     ) -> None:
         self._layout = layout
         self._catalog = catalog
         self._registry = registry
         self._max_events = max_events
         self._flush_s = flush_ms / 1000
-        self._store = DeltaStore(compact_every=compact_every)
-        self._cursors = Cursors(layout.pipeline_state / "cursors.json")
+        self._tables = location or TableLocation.local(layout.home / "datasets")
+        self._store = DeltaStore(
+            compact_every=compact_every,
+            storage_options=self._tables.storage_options(),
+            retention_hours=retention_hours,
+            # one worker of several compacts (the others would only redo its work)
+            may_upkeep=lambda _table: shared is None or shared.leases.maintenance,
+        )
+        self._shared = shared
+        self._cursors: Cursors | SharedCursors = (
+            shared.cursors if shared else Cursors(layout.pipeline_state / "cursors.json")
+        )
         self._source = source or LocalSpoolSource(layout.spool)
-        self._dedupe: dict[str, DedupeIndex] = {}
+        self._dedupe: dict[str, IdIndex] = {}
         self._dedupe_window_ms = round(dedupe_window_days * DAY_MS)
-        self._store.ensure(layout.quarantine, quarantine.SCHEMA)
+        self._store.ensure(self._tables.quarantine(), quarantine.SCHEMA)
         self._recovered = False
         self._attributes = AttributeLog(layout.attributes)
         self._unfollowed: dict[str, Schema] = {}
@@ -150,7 +167,10 @@ class Pipeline:
         Returns the number of events and batch rows handled. The first step records, before
         anything is drained, the batch commits a crash left unrecorded (`BatchIngestor.recover`).
         """
-        if not self._recovered:
+        if self._shared is not None:  # a worker among several: only the partitions it holds
+            self._shared.leases.refresh()
+        maintains = self._shared is None or self._shared.leases.maintenance
+        if not self._recovered and maintains:
             self._batches.recover()
             self._recovered = True
         datastreams = {s.id: s for s in self._catalog.datastreams()}
@@ -160,6 +180,8 @@ class Pipeline:
         total = 0
         for stream in self._source.streams():
             total += self._drain(stream, datastreams, datasets)
+        if not maintains:
+            return total  # another worker moves the ingestion batches on
         return total + self._batches.advance()
 
     def _follow_schemas(self, datasets: Iterable[Dataset]) -> None:
@@ -177,7 +199,7 @@ class Pipeline:
             if self._unfollowed.get(dataset.id) is schema:
                 continue
             try:
-                added = self._store.ensure_dataset(self._layout.dataset(dataset.id), schema)
+                added = self._store.ensure_dataset(self._tables.table(dataset.id), schema)
             except Exception:  # this dataset's trouble; the others go on
                 log.exception("dataset %s: its table could not follow its schema", dataset.id)
                 self._unfollowed[dataset.id] = schema
@@ -224,7 +246,7 @@ class Pipeline:
         app_id = f"koppla-pipeline/{stream}"
         version = chunk[-1][0].pack()
         routed = self._route(chunk, datastreams, datasets)
-        q_path = self._layout.quarantine
+        q_path = self._tables.quarantine()
         q_done = self._store.committed_version(q_path, app_id)
         quarantined: list[tuple[int, quarantine.QuarantinedRecord]] = []
         tallies: list[tuple[str, Tally]] = []
@@ -278,7 +300,7 @@ class Pipeline:
                 group.items.append((position.pack(), event))
         return routed
 
-    def _ensure(self, path: Path, schema: Schema) -> str | None:
+    def _ensure(self, path: str, schema: Schema) -> str | None:
         """None once the table at `path` has the columns of `schema`; else why it cannot.
 
         Tried twice (another writer's commit may get in the way once). Disk trouble
@@ -328,7 +350,7 @@ class Pipeline:
                 (p, _quarantined(e, dataset.id, batch_id, list(e.problems) or lost))
                 for p, e in group.items
             ]
-        path = self._layout.dataset(dataset.id)
+        path = self._tables.table(dataset.id)
         refused = self._ensure(path, schema)
         if refused is not None:  # this dataset's trouble: its records are kept, the rest go on
             problem = [("", "storage", f"the dataset's table cannot take its schema: {refused}")]
@@ -342,7 +364,7 @@ class Pipeline:
         if replayed:  # a crash came between the Delta commit and what follows it
             dedupe.add(replayed)
             self._finish_batch(batch_id)
-        marks = _Marks(done, q_done, Tally("") if tally is None else tally)
+        marks = _Marks(done, q_done, Tally("") if tally is None else tally, app_id)
         accepted, rejected = self._check(schema, dataset, group, batch_id, marks, dedupe)
         table, rows, unstorable = _to_table(schema, accepted)
         for position, event, reason in unstorable:
@@ -376,7 +398,7 @@ class Pipeline:
         group: _Routed,
         batch_id: str,
         marks: _Marks,
-        dedupe: DedupeIndex,
+        dedupe: IdIndex,
     ) -> tuple[
         list[tuple[int, Incoming, dict[str, Any]]], list[tuple[int, quarantine.QuarantinedRecord]]
     ]:
@@ -385,10 +407,9 @@ class Pipeline:
         The custom attributes of each event validated are counted into `marks.tally` when its
         commit is still to come (not a replay, not a duplicate).
         """
-        accepted: list[tuple[int, Incoming, dict[str, Any]]] = []
+        valid: list[tuple[int, Incoming, Validated]] = []
         rejected: list[tuple[int, quarantine.QuarantinedRecord]] = []
         done, tally = marks.done, marks.tally
-        seen = dedupe.seen(e.event_id for p, e in group.items if p > done)
         for position, event in group.items:
             if event.problems:
                 held = _quarantined(event, dataset.id, batch_id, list(event.problems))
@@ -404,8 +425,17 @@ class Pipeline:
                     if position > marks.q_done:
                         tally.add(event.xdm)
                     continue
-                if position <= done or event.event_id in seen:
-                    continue
+            except Exception as error:  # one record must never stop the stream
+                rejected.append((position, _internal(event, dataset.id, batch_id, error)))
+                continue
+            if position > done:
+                valid.append((position, event, outcome))
+        accepted: list[tuple[int, Incoming, dict[str, Any]]] = []
+        seen = dedupe.taken([(e.event_id, p) for p, e, _ in valid], owner=marks.owner, done=done)
+        for position, event, outcome in valid:
+            if event.event_id in seen:
+                continue
+            try:
                 tally.add(event.xdm)
                 row = stored_row(outcome, batch_id)
             except Exception as error:  # one record must never stop the stream
@@ -429,10 +459,12 @@ class Pipeline:
                 dataclasses.replace(batch, status=status, completed_ms=clock.now_ms())
             )
 
-    def _dedupe_index(self, dataset_id: str) -> DedupeIndex:
+    def _dedupe_index(self, dataset_id: str) -> IdIndex:
         index = self._dedupe.get(dataset_id)
+        if index is None and self._shared is not None:
+            index = self._dedupe[dataset_id] = self._shared.dedupe(dataset_id)
         if index is None:
-            table = self._layout.dataset(dataset_id)
+            table = self._tables.table(dataset_id)
             index = DedupeIndex(
                 self._layout.pipeline_state / "dedupe" / f"{dataset_id}.sqlite",
                 lookup=lambda event_ids: self._store.existing_ids(table, event_ids),

@@ -15,7 +15,7 @@ import threading
 from koppla.core.layout import Layout
 from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
-from koppla.platform.catalog.store import Catalog
+from koppla.platform.catalog.opening import open_catalog
 from koppla.platform.profiles.graph import Limits
 from koppla.platform.profiles.runner import ProfileRunner
 from koppla.platform.profiles.store import ProfileStore, store_url
@@ -43,9 +43,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
     layout.profiles.mkdir(parents=True, exist_ok=True)
     fd = os.open(layout.profiles / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    catalog = Catalog(layout.catalog)
+    catalog = open_catalog(settings)
     store = open_store(settings)
-    registry = home_registry(layout)
+    registry = home_registry(Layout(settings.home), settings.catalog_url)
     try:
         runner = ProfileRunner(
             layout,

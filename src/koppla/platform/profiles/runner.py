@@ -19,6 +19,7 @@ from koppla.core.layout import Layout
 from koppla.platform.catalog.access import DEFAULT_SANDBOX
 from koppla.platform.catalog.models import Dataset
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.datasets.location import TableLocation
 from koppla.platform.profiles.graph import Limits
 from koppla.platform.profiles.merge import MergePolicy
 from koppla.platform.profiles.observation import Kind, Observation, observe
@@ -58,8 +59,11 @@ class ProfileRunner:
         limits: Limits | None = None,
         events_kept: int = 100,
         max_rows: int = 20_000,
+        location: TableLocation | None = None,
     ) -> None:
-        self._layout = layout
+        """Follow the datasets of `catalog` whose tables are at `location` (by default under
+        `layout`'s home: `TableLocation.local(layout.datasets)`)."""
+        self._tables = location or TableLocation.local(layout.datasets)
         self._catalog = catalog
         self._registry = registry
         self._store = store
@@ -99,16 +103,16 @@ class ProfileRunner:
         for dataset in owned:
             if not dataset.profile_enabled:
                 continue
-            path = self._layout.dataset(dataset.id)
+            table, options = self._tables.table(dataset.id), self._tables.storage_options()
             after = cursors.get(dataset.id, -1)
             try:
                 if after < 0:
                     raise LogGone("no cursor yet")
-                batch = read_since(path, after, max_rows=self._max_rows)
+                batch = read_since(table, after, storage_options=options, max_rows=self._max_rows)
                 batches: Iterator[Rows] = iter([batch] if batch.cursor != after else [])
             except LogGone as reason:
                 log.info("profiles: reading dataset %s whole (%s)", dataset.name, reason)
-                batches = read_all(path) if path.exists() else iter(())
+                batches = read_all(table, storage_options=options)
             for batch in batches:
                 found = self._apply(dataset, batch)
                 rows += len(batch.rows)

@@ -45,7 +45,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 TableSource = Callable[[], Mapping[str, str]]
-"""Returns the current `{table_name: delta_table_path}`; called once per query."""
+"""Returns the current `{table_name: delta_table_path}` (a path or object-store URI); called
+once per query."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ class QueryEngine:
         slot_wait_s: float = 3.0,
         stream_timeout_s: float = 600.0,
         data_roots: Sequence[Path] = (),
+        storage_options: Mapping[str, str] | None = None,
         live: LiveTables | None = None,
         scoped: ScopedSource | None = None,
     ) -> None:
@@ -101,8 +103,10 @@ class QueryEngine:
         says what a query run with a `scope` (an organization and sandbox) may read instead.
         A result whose values take more than `max_result_bytes` fails (`QueryFailed`, naming
         the setting `query_max_result_bytes`) as soon as its rows pass it. A streamed query
-        (`stream`) may run `stream_timeout_s`. Datasets under `data_roots` are read by DuckDB's own
-        Parquet reader (`stored`), others through Arrow.
+        (`stream`) may run `stream_timeout_s`. Datasets under `data_roots` (local directories)
+        are read by DuckDB's own Parquet reader (`stored`), others through Arrow: tables on an
+        object store too, opened with `storage_options`, so DuckDB itself never reads a remote
+        file nor gains network access.
         """
         self._tables = tables
         self._live: LiveTables = live or dict
@@ -120,7 +124,7 @@ class QueryEngine:
         )
         self._file_columns: dict[str, dict[str, Shape]] = {}
         self._slots = QuerySlots(max_concurrent, wait_s=slot_wait_s)
-        self._snapshots = DeltaSnapshots()
+        self._snapshots = DeltaSnapshots(storage_options)
         self._lock = threading.Lock()
         self._db = open_sandbox(self._limits)
         self._reach = Reach.of(self._db)

@@ -1,5 +1,8 @@
 """Current snapshots of Delta tables: one cached `DeltaTable` per path, brought up to date cheaply.
 
+A table is a local path or an object-store URI (`s3://bucket/prefix/<dataset>`, opened with
+the engine's storage options).
+
 `update_incremental()` reads only the commits added since the last call (well under a
 millisecond when nothing changed), and the Arrow dataset is rebuilt only when the version moved,
 because building it costs about 0.2 ms per data file.
@@ -13,6 +16,7 @@ crashed `koppla query` at exit.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -23,6 +27,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from koppla.core.errors import TransientError
+from koppla.platform.datasets.location import arrow_filesystem
 from koppla.platform.query.newest import TIME, FileSpan, file_spans
 
 
@@ -36,18 +41,23 @@ class Snapshot:
     files: list[FileSpan] | None = None
     """Each data file's `timestamp` range and rows (None without time statistics)."""
     table: str = ""
-    """The Delta table's path."""
+    """The Delta table's path (or URI)."""
     paths: tuple[str, ...] = ()
-    """The snapshot's data files (absolute paths)."""
+    """The snapshot's data files (absolute paths; URIs on an object store)."""
 
 
 class DeltaSnapshots:
-    """Caches Delta tables by path; safe to share between threads."""
+    """Caches Delta tables by path; safe to share between threads.
 
-    def __init__(self) -> None:
+    `storage_options` open every table (an object store's endpoint, region and keys).
+    """
+
+    def __init__(self, storage_options: Mapping[str, str] | None = None) -> None:
         self._lock = threading.Lock()
+        self._options = dict(storage_options) if storage_options else None
         self._tables: dict[str, DeltaTable] = {}
         self._snapshots: dict[str, Snapshot] = {}
+        self._filesystems: dict[str, pafs.FileSystem] = {}
 
     def latest(self, path: str) -> Snapshot | None:
         """The newest committed version at `path`, or None when no Delta table is there yet.
@@ -65,13 +75,13 @@ class DeltaSnapshots:
     def _refresh(self, path: str) -> Snapshot:
         table = self._tables.get(path)
         if table is None:
-            table = self._tables[path] = DeltaTable(path)
+            table = self._tables[path] = DeltaTable(path, storage_options=self._options)
         else:
             table.update_incremental()
         cached = self._snapshots.get(path)
         if cached is not None and cached.version == table.version():
             return cached
-        dataset = table.to_pyarrow_dataset(filesystem=_native_filesystem(table))
+        dataset = table.to_pyarrow_dataset(filesystem=self._filesystem(path, table))
         snapshot = Snapshot(
             table.version(),
             dataset,
@@ -83,9 +93,19 @@ class DeltaSnapshots:
         self._snapshots[path] = snapshot
         return snapshot
 
+    def _filesystem(self, path: str, table: DeltaTable) -> pafs.FileSystem:
+        """Arrow's own file system rooted at the table, so no Python runs on Arrow's I/O
+        threads: made once per table (an object store's client included)."""
+        found = self._filesystems.get(path)
+        if found is None:
+            found = arrow_filesystem(path, self._options) or _native_filesystem(table)
+            self._filesystems[path] = found
+        return found
+
 
 def _native_filesystem(table: DeltaTable) -> pafs.FileSystem:
-    """Arrow's own file system rooted at the table, so no Python runs on Arrow's I/O threads."""
+    """Arrow's file system for the table's URI, rooted at the table (a scheme
+    `arrow_filesystem` does not map from storage options)."""
     filesystem, root = pafs.FileSystem.from_uri(table.table_uri)
     return pafs.SubTreeFileSystem(root, filesystem)
 

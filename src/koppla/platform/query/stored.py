@@ -5,6 +5,7 @@ exact data files of the Delta snapshot (`read_parquet([...], union_by_name = tru
 several times faster than scanning the table through Arrow, skips row groups by their
 statistics, and fetches the other columns of a `LIMIT` query only for the rows kept. The
 sandbox lets DuckDB read those roots only, and user SQL can still name no file (`reach`).
+Tables on an object store are never read by DuckDB (it has no network access): Arrow reads them.
 Files written before a field joined the schema lack it: the view selects every field of the
 table's schema, as null where no file has it. Tables elsewhere (and filtered ones, such as
 the quarantine) are scanned through Arrow.
@@ -129,9 +130,10 @@ def stored_rows(
 
 
 def _under(path: str, roots: tuple[Path, ...]) -> bool:
-    """True when `path` lies under a root and has no character `read_parquet` would take for
-    a glob (a home in such a directory is read through Arrow)."""
-    if _GLOB & set(path):
+    """True when `path` is a local file under a root and has no character `read_parquet`
+    would take for a glob (a home in such a directory is read through Arrow; so is a file on
+    an object store, a URI)."""
+    if _GLOB & set(path) or "://" in path:
         return False
     return any(Path(path).is_relative_to(root) for root in roots)
 

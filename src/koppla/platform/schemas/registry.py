@@ -1,5 +1,5 @@
 """The schema registry of a Koppla home: the built-in schemas plus the tenant schemas stored in
-`<home>/schemas.sqlite` (see `koppla.platform.schemas.store`), composed.
+`<home>/schemas.sqlite` or PostgreSQL (see `koppla.platform.schemas.store`), composed.
 
 Every process of a home (web, pipeline, profiles) holds one `HomeRegistry`. A tenant schema is
 composed once and cached; the store's generation is read at most every `CHECK_EVERY_S` (or on
@@ -43,13 +43,19 @@ class HomeRegistry(SchemaRegistry):
     """
 
     def __init__(
-        self, path: Path, builtins: Iterable[Schema] = (), *, check_every_s: float = CHECK_EVERY_S
+        self,
+        path: Path,
+        builtins: Iterable[Schema] = (),
+        *,
+        check_every_s: float = CHECK_EVERY_S,
+        url: str = "",
     ) -> None:
         schemas = list(builtins) or [commerce_experience_event(), commerce_profile()]
         super().__init__(schemas)
         self.builtins = SchemaRegistry(schemas)
         """The built-in schemas alone."""
         self._path = path
+        self._url = url
         self._check_every_s = check_every_s
         self._store: SchemaStore | None = None
         self._lock = threading.RLock()
@@ -62,10 +68,10 @@ class HomeRegistry(SchemaRegistry):
 
     @property
     def store(self) -> SchemaStore:
-        """The tenant store (its file is created on first use)."""
+        """The tenant store (its file, or its PostgreSQL tables, made on first use)."""
         with self._lock:
             if self._store is None:
-                self._store = SchemaStore(self._path)
+                self._store = SchemaStore(self._path, url=self._url)
             return self._store
 
     def close(self) -> None:
@@ -125,7 +131,7 @@ class HomeRegistry(SchemaRegistry):
         """Read the store's generation now, and recompose what changed since the last read."""
         with self._lock:
             self._checked_at = clock.monotonic()
-            if self._store is None and not self._path.exists():
+            if self._store is None and not self._url and not self._path.exists():
                 return
             store = self.store
             if store.generation() == self._generation:
@@ -168,9 +174,11 @@ def _fingerprint(schema: TenantSchema, groups: dict[str, FieldGroup]) -> _Print:
     return schema.version, schema.base, versions
 
 
-def home_registry(layout: Layout) -> HomeRegistry:
-    """The registry every process of the home at `layout` resolves dataset schemas with.
+def home_registry(layout: Layout, url: str = "") -> HomeRegistry:
+    """The registry every process of the home at `layout` resolves dataset schemas with; its
+    tenant part in PostgreSQL at `url` when given (`settings.catalog_url`: every process of a
+    deployment shares it), else in the home's `schemas.sqlite`.
 
     `get` returns the newest composition of a tenant schema (a new `Schema` object after each
     change, so per-schema caches such as compiled validators refresh)."""
-    return HomeRegistry(layout.schemas)
+    return HomeRegistry(layout.schemas, url=url)

@@ -1,4 +1,5 @@
-"""The schema registry's tenant part: field groups and tenant schemas in `<home>/schemas.sqlite`.
+"""The schema registry's tenant part: field groups and tenant schemas in `<home>/schemas.sqlite`,
+or in PostgreSQL when the processes of a deployment share it (`url`).
 
 Everything belongs to one organization and sandbox; a lookup from another finds nothing. Every
 change bumps one global generation counter, so a process holding composed schemas notices a
@@ -6,19 +7,23 @@ change with one cheap read (`generation`). A change is checked inside its write 
 the caller's `check` sees the organization's field groups and schemas before and after the
 change and raises to refuse it, so nothing is stored unless the check passed against exactly
 what is stored.
+
+On PostgreSQL the generation is the same one-row counter: each change takes its row lock (and
+every transaction the store's writer lock, see `koppla.core.pgfile`), so generations are
+committed in the order they are numbered and `changes_since(n)` never misses a change numbered
+below one it has seen, as a sequence (handed out before commit, in any commit order) could.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from koppla.core import clock, codec
+from koppla.core.database import Connection, open_db
 from koppla.core.errors import Conflict, InvalidInput, NotFound
-from koppla.core.sqlite import SqliteFile
 from koppla.platform.schemas.models import FieldGroup, Tenant, TenantSchema, new_id, resolve_key
 from koppla.xdm.tenant import tenant_id
 
@@ -38,7 +43,7 @@ Check: TypeAlias = Callable[[Tenant, Tenant], None]
 """`check(before, after)`: raises to refuse a change (before and after are one tenant's
 stored resources)."""
 
-_SCHEMA = """
+_SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS field_groups (
   id TEXT PRIMARY KEY, org_id TEXT NOT NULL, sandbox TEXT NOT NULL, title TEXT NOT NULL,
   description TEXT NOT NULL, definition TEXT NOT NULL, version INTEGER NOT NULL,
@@ -54,6 +59,26 @@ CREATE TABLE IF NOT EXISTS generation (
 INSERT OR IGNORE INTO generation VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS removed (id TEXT PRIMARY KEY, gen INTEGER NOT NULL);
 """
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS field_groups (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL, sandbox TEXT NOT NULL, title TEXT NOT NULL,
+  description TEXT NOT NULL, definition TEXT NOT NULL, version BIGINT NOT NULL,
+  created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS field_groups_by_tenant ON field_groups (org_id, sandbox);
+CREATE TABLE IF NOT EXISTS schemas (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL, sandbox TEXT NOT NULL, title TEXT NOT NULL,
+  description TEXT NOT NULL, base TEXT NOT NULL, field_groups TEXT NOT NULL,
+  version BIGINT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS schemas_by_tenant ON schemas (org_id, sandbox);
+CREATE TABLE IF NOT EXISTS generation (
+  one INTEGER PRIMARY KEY CHECK (one = 1), value BIGINT NOT NULL);
+INSERT INTO generation VALUES (1, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS removed (id TEXT PRIMARY KEY, gen BIGINT NOT NULL);
+"""
+_COLUMNS = (  # the change that last touched each row (`changes_since`)
+    ("field_groups", "gen", "INTEGER NOT NULL DEFAULT 0"),
+    ("schemas", "gen", "INTEGER NOT NULL DEFAULT 0"),
+)
 _FG_COLUMNS = "id, org_id, sandbox, title, description, definition, version, created_ms, updated_ms"
 _SCHEMA_COLUMNS = (
     "id, org_id, sandbox, title, description, base, field_groups, version, created_ms, updated_ms"
@@ -71,16 +96,14 @@ class Changes:
 
 
 class SchemaStore:
-    """Tenant field groups and schemas, per organization and sandbox, in one SQLite file."""
+    """Tenant field groups and schemas, per organization and sandbox, in one SQLite file (or
+    PostgreSQL)."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = SqliteFile(path, _SCHEMA)
-        self._db.add_columns(  # the change that last touched each row (`changes_since`)
-            [
-                ("field_groups", "gen", "INTEGER NOT NULL DEFAULT 0"),
-                ("schemas", "gen", "INTEGER NOT NULL DEFAULT 0"),
-            ]
-        )
+    def __init__(self, path: Path, *, url: str = "") -> None:
+        """The store in the SQLite file `path`, or, given a PostgreSQL `url`, there (`path`
+        is then unused)."""
+        self._db = open_db(path, _SQLITE_SCHEMA, url=url, pg_schema=_PG_SCHEMA, name="schemas")
+        self._db.add_columns(_COLUMNS)
 
     def close(self) -> None:
         """Close the file."""
@@ -345,7 +368,7 @@ class SchemaStore:
         return updated
 
 
-def _tenant(db: sqlite3.Connection, org_id: str, sandbox: str) -> Tenant:
+def _tenant(db: Connection, org_id: str, sandbox: str) -> Tenant:
     where = "WHERE org_id = ? AND sandbox = ? ORDER BY created_ms, id"
     groups = db.execute(f"SELECT {_FG_COLUMNS} FROM field_groups {where}", (org_id, sandbox))
     found = [_field_group(r) for r in groups]
@@ -402,13 +425,16 @@ def _same_content(one: FieldGroup, other: FieldGroup) -> bool:
     )
 
 
-def _bump(db: sqlite3.Connection, table: str, row_id: str, *, removed: bool = False) -> None:
+def _bump(db: Connection, table: str, row_id: str, *, removed: bool = False) -> None:
     """Count one more change, and mark the row of `table` it made (or its removal) with it,
     so `changes_since` finds it."""
     db.execute("UPDATE generation SET value = value + 1 WHERE one = 1")
     (generation,) = db.execute("SELECT value FROM generation WHERE one = 1").fetchone()
     if removed:
-        db.execute("INSERT OR REPLACE INTO removed VALUES (?, ?)", (row_id, generation))
+        db.execute(
+            "INSERT INTO removed VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET gen = excluded.gen",
+            (row_id, generation),
+        )
     else:
         db.execute(f"UPDATE {table} SET gen = ? WHERE id = ?", (generation, row_id))
 
@@ -475,7 +501,7 @@ def _schema(row: tuple[Any, ...]) -> TenantSchema:
     )
 
 
-def _owned(db: sqlite3.Connection, table: str, org_id: str) -> int:
+def _owned(db: Connection, table: str, org_id: str) -> int:
     """How many rows of `table` (`field_groups` or `schemas`) an organization keeps, in every
     sandbox (a sandbox name costs nothing to make up, so limits count across them)."""
     row = db.execute(f"SELECT count(*) FROM {table} WHERE org_id = ?", (org_id,)).fetchone()

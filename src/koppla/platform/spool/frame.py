@@ -19,6 +19,15 @@ def encode(payload: bytes) -> bytes:
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+def encode_all(payloads: list[bytes]) -> bytes:
+    """The frames of `payloads`, back to back (each payload copied once)."""
+    parts: list[bytes] = []
+    for payload in payloads:
+        parts.append(HEADER.pack(len(payload), zlib.crc32(payload)))
+        parts.append(payload)
+    return b"".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """A payload read back, with the offset just past its frame."""

@@ -43,6 +43,10 @@ class SpoolSource(Protocol):
         """Records before `before` are stored for good; their space may be freed."""
         ...
 
+    def close(self) -> None:
+        """Release connections and buffers."""
+        ...
+
 
 class LocalSpoolSource:
     """The embedded spool directory as a `SpoolSource`."""
@@ -68,3 +72,6 @@ class LocalSpoolSource:
     def release(self, stream: str, before: Position) -> None:
         """Delete finished segments before `before`."""
         self._reader(stream).release(before)
+
+    def close(self) -> None:
+        """Nothing to release: each read opens and closes its segment file."""

@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Batch
 from koppla.platform.datasets import export as exporting
+from koppla.platform.datasets.location import table_location
 from koppla.web.auth import Caller, Svc
 from koppla.web.services import Services
 
@@ -59,7 +60,9 @@ def preview(dataset_id: str, svc: Svc, caller: Caller, limit: PreviewLimit = 100
     """The dataset's first rows (in storage order), each as it was sent."""
     dataset = svc.catalog.dataset(dataset_id, caller.org_id, caller.sandbox)
     schema = svc.registry.get(dataset.schema_id)
-    rows = exporting.export_rows(svc.layout.dataset(dataset.id), schema, limit=limit)
+    tables = table_location(svc.settings)
+    table, options = tables.table(dataset.id), tables.storage_options()
+    rows = exporting.export_rows(table, schema, storage_options=options, limit=limit)
     return {"data": list(rows)}
 
 
@@ -98,13 +101,16 @@ def _download(svc: Services, batch: Batch, name: str) -> StreamingResponse:
     """The batch's rows streamed as `name` (JSON lines as sent, or Parquet as stored)."""
     dataset = svc.catalog.dataset(batch.dataset_id)
     schema = svc.registry.get(dataset.schema_id)
-    table = svc.layout.dataset(dataset.id)
+    tables = table_location(svc.settings)
+    table, options = tables.table(dataset.id), tables.storage_options()
     chunks: Iterator[bytes]
     if name == JSON_FILE:
-        rows = exporting.export_rows(table, schema, batch_id=batch.id)
+        rows = exporting.export_rows(table, schema, storage_options=options, batch_id=batch.id)
         chunks = exporting.jsonl_chunks(rows)
     else:
-        batches = exporting.export_batches(table, schema, batch_id=batch.id)
+        batches = exporting.export_batches(
+            table, schema, storage_options=options, batch_id=batch.id
+        )
         chunks = exporting.parquet_chunks(batches, exporting.parquet_schema(schema))
     disposition = f'attachment; filename="{batch.id}-{name}"'
     return StreamingResponse(

@@ -45,15 +45,19 @@ async def health(request: Request) -> JSONResponse:
     streams = spool_backlog(svc)
     found = verdict(
         heartbeat.read(svc.layout.pipeline_health),
-        lambda: sum(s["backlogBytes"] for s in streams),
+        lambda: sum(s.get("backlogBytes", 0) for s in streams),
         watch,
         now_ms=clock.now_ms(),
         stall_s=svc.settings.pipeline_stall_s,
     )
-    lag = {
-        "lagS": max((s["lagS"] for s in streams), default=0.0),
-        "backlogBytes": sum(s["backlogBytes"] for s in streams),
-    }
+    lag: dict[str, Any] = (
+        {"lagS": None, "backlogRecords": sum(s["backlogRecords"] for s in streams)}
+        if svc.log_backlog is not None  # the shared log tells records waiting, not their age
+        else {
+            "lagS": max((s["lagS"] for s in streams), default=0.0),
+            "backlogBytes": sum(s["backlogBytes"] for s in streams),
+        }
+    )
     if found.healthy:
         body = {"status": "ok", "version": __version__, "pipeline": found.pipeline}
         return JSONResponse(body | lag)
