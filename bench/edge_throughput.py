@@ -112,7 +112,7 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def own_server() -> Iterator[Target]:
     """Start `koppla up --demo` in a temp home on a free port; stop it on exit."""
-    with tempfile.TemporaryDirectory(prefix="koppla-bench-") as home:
+    with tempfile.TemporaryDirectory(prefix="koppla-bench-", ignore_cleanup_errors=True) as home:
         port = free_port()
         log = Path(home) / "server.log"
         command = [

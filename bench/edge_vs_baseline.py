@@ -9,6 +9,8 @@ a 2 s warm-up. The report gives acknowledged events/s for both and the ratio Kop
 
 For Koppla it also says whether the pipeline kept up: after each phase, how many acknowledged
 events were not yet queryable (`count(*)` of `demo_events`) and how long they took to drain.
+Per phase it also gives the CPU time each process used per acknowledged event (from
+`/proc/<pid>/stat`), which the other load on a shared machine disturbs far less than the rates.
 `--long` adds a 60 s single-event phase during which `/api/v1/health` is sampled every 5 s: the
 backlog (`backlogBytes`, `lagS`) must not grow over the minute.
 
@@ -40,6 +42,7 @@ from typing import Any
 
 import httpx
 import orjson
+
 from edge_throughput import (
     DEMO_DATASTREAM,
     RESULTS_DIR,
@@ -60,7 +63,7 @@ SAMPLE_EVERY_S = 5.0
 @contextmanager
 def baseline_server(procs: int) -> Iterator[Target]:
     """Start `baseline_edge.py` on a free port; stop it (its process group) on exit."""
-    with tempfile.TemporaryDirectory(prefix="baseline-edge-") as home:
+    with tempfile.TemporaryDirectory(prefix="baseline-edge-", ignore_cleanup_errors=True) as home:
         port = free_port()
         command = [sys.executable, str(BASELINE), "--port", str(port), "--procs", str(procs)]
         command += ["--dir", home]
@@ -100,11 +103,62 @@ def load_args(args: argparse.Namespace, seconds: float) -> argparse.Namespace:
 
 def measure_baseline(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Single and batched phases against the baseline edge."""
+    phases = []
     with baseline_server(args.baseline_procs) as target:
-        return [
-            run_phase(target, load_args(args, args.seconds), "single", 1),
-            run_phase(target, load_args(args, args.seconds), "batch", args.batch),
-        ]
+        assert target.pid is not None
+        for phase, batch in (("single", 1), ("batch", args.batch)):
+            before = cpu_seconds(target.pid, ())
+            phases.append(run_phase(target, load_args(args, args.seconds), phase, batch))
+            after = cpu_seconds(target.pid, ())
+            phases[-1]["cpu_us_per_event"] = cpu_per_event(
+                before, after, phases[-1]["total_acked_events"]
+            )
+            print(f"baseline {phase}: {phases[-1]['acked_events_per_s']:.0f} events/s", flush=True)
+    return phases
+
+
+def cpu_seconds(
+    root: int, names: tuple[str, ...] = ("pipeline", "profiles", "pgwire")
+) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by `root` and each of its child processes.
+
+    Koppla's children are labelled in the order `koppla up` starts them (pipeline, profile
+    stage, PostgreSQL wire server; edge workers after those): a bench's guess, not an API.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    labels = iter(names)
+    found: dict[str, float] = {}
+    for pid in [root, *children_of(root)]:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" in command:
+            continue
+        label = "server" if pid == root else next(labels, f"child-{pid}")
+        found[label] = (int(stat[11]) + int(stat[12])) / tick
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of `pid`, oldest first."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return sorted(int(p) for p in text.split())
+
+
+def cpu_per_event(
+    before: dict[str, float], after: dict[str, float], events: int
+) -> dict[str, float | None]:
+    """CPU microseconds per acknowledged event, per process, over a phase."""
+    return {
+        name: (1e6 * (after[name] - before[name]) / events if events else None)
+        for name in after
+        if name in before
+    }
 
 
 class HealthSampler:
@@ -146,15 +200,21 @@ def koppla_phase(
 ) -> dict[str, Any]:
     """One phase against Koppla, then what was left for the pipeline and how long it took."""
     before = count(api) or 0
+    assert target.pid is not None
+    cpu_before = cpu_seconds(target.pid)
     with HealthSampler(target) as sampler:
         result = run_phase(target, load_args(args, s), phase, batch)
     ended = time.monotonic()
+    cpu_after = cpu_seconds(target.pid)
     seen = count(api)
     acked = result["total_acked_events"]
     result["backlog_at_end"] = None if seen is None else before + acked - seen
     drain = wait_backlog(api, before + acked, ended)
     result["drain_s"] = drain["seconds"]
     result["health_samples"] = sampler.samples
+    # the pipeline's share is only what it did during the load; `drain_s` says what was left
+    result["cpu_us_per_event"] = cpu_per_event(cpu_before, cpu_after, acked)
+    print(f"koppla {phase}: {result['acked_events_per_s']:.0f} events/s", flush=True)
     return result
 
 
@@ -208,6 +268,15 @@ def render(report: dict[str, Any]) -> str:
             f"{k['backlog_at_end'] if k['backlog_at_end'] is not None else '-':>9}{drain:>9}"
             f"  {k['errors'] or 'none'}"
             + (f"  baseline errors {b['errors']}" if b and b["errors"] else "")
+        )
+        lines.append(
+            "  cpu us/event (during the load): koppla "
+            + ", ".join(f"{n} {v:.0f}" for n, v in k["cpu_us_per_event"].items() if v)
+            + (
+                "; baseline " + ", ".join(f"{v:.0f}" for v in b["cpu_us_per_event"].values() if v)
+                if b
+                else ""
+            )
         )
         if k["phase"] == "long":
             lines.append(

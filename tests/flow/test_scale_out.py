@@ -299,3 +299,60 @@ def test_two_edges_two_workers_survive_kill_9_exactly_once(deployment: Deploymen
     assert not missing, f"{len(missing)} of {len(load.acked)} acknowledged events were not stored"
     assert len(stored) == len(set(stored)), f"{len(stored) - len(set(stored))} stored twice"
     assert set(stored) <= load.sent, "an event nobody sent was stored"
+
+    def status() -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
+        found: dict[str, Any] = httpx.get(
+            f"{api}/api/v1/status", headers=headers, timeout=30
+        ).json()
+        return found
+
+    live = [w for w in status()["pipeline"]["workers"] if w["live"]]
+    assert len(live) == 2
+    assert sorted(p for w in live for p in w["partitions"]) == [
+        f"koppla-spool-{i}" for i in range(4)
+    ]
+    _until(lambda: sum(s["backlogRecords"] for s in status()["spool"]) == 0, 30, "no backlog")
+
+
+def test_with_the_workers_stopped_the_edge_holds_back_and_loses_nothing(
+    deployment: Deployment,
+) -> None:
+    deployment.env["KOPPLA_SPOOL_MAX_BACKLOG_RECORDS"] = "40"
+    deployment.koppla("demo")
+    token = deployment.koppla("token", "create", "--name", "scale-test").strip().split()[-1]
+    edge, api = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    deployment.start("edge", "edge", "--port", edge.rsplit(":", 1)[1])
+    _wait_healthy(edge)
+    acked: set[str] = set()
+    refusal: httpx.Response | None = None
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=edge, timeout=15) as client:
+        n = 0
+        while refusal is None and time.monotonic() < deadline:
+            ids = [str(uuid.uuid4())]
+            body = codec.dumps({"events": [_event(ids[0], n)]})
+            answer = client.post(f"/ee/v1/interact?configId={DEMO_DATASTREAM_ID}", content=body)
+            if answer.status_code == 200:
+                acked.update(ids)
+            elif answer.status_code == 503:
+                refusal = answer
+            n += 1
+            time.sleep(0.02)
+    assert refusal is not None, "the edge never held back"
+    assert int(refusal.headers["Retry-After"]) > 0
+    assert len(acked) >= 40  # the bound, then what came before the next measure
+
+    deployment.start("worker", "pipeline")
+    deployment.start("api", "api", "--port", api.rsplit(":", 1)[1])
+    _wait_healthy(api)
+    stored: list[str] = []
+
+    def all_stored() -> bool:
+        stored[:] = _stored_ids(api, token)
+        return acked <= set(stored)
+
+    with contextlib.suppress(AssertionError):
+        _until(all_stored, 180, "every acknowledged event stored")
+    assert acked <= set(stored)
+    assert len(stored) == len(set(stored)) == len(acked)

@@ -40,7 +40,9 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(f"dataset [bold]{d['name']}[/]: {d['rows']} rows; {_last_batch(d)}")
     console.print(f"quarantine: {report['quarantinedRecords']} records")
     for s in report["spool"]:
-        console.print(f"spool {s['stream']}: {s['backlogBytes']} bytes waiting to be stored")
+        bytes_ = s.get("backlogBytes")
+        waiting = f"{bytes_} bytes" if bytes_ is not None else f"{s['backlogRecords']} records"
+        console.print(f"spool {s['stream']}: {waiting} waiting to be stored")
     console.print(_profiles(report["profiles"]))
     for s in report["datastreams"]:
         console.print(f"datastream {s['id']}: {s['counters'] or 'no counters'}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 from koppla.core import clock
 from koppla.core.layout import Layout
 from koppla.platform.catalog.access import DEFAULT_SANDBOX
@@ -16,6 +18,7 @@ from koppla.platform.datasets.location import table_location
 from koppla.platform.datasets.quarantine import TABLE_NAME as QUARANTINE
 from koppla.platform.pipeline import health
 from koppla.platform.pipeline.cursor import Cursors
+from koppla.platform.pipeline.shared import worker_states
 from koppla.platform.profiles.tail import latest_version
 from koppla.platform.query.engine import Scope
 from koppla.platform.query.errors import QueryBusy, QueryFailed, QueryTimeout
@@ -74,7 +77,17 @@ def pipeline_state(layout: Layout, now_ms: int) -> dict[str, Any]:
 
 
 def describe_pipeline(state: dict[str, Any]) -> list[str]:
-    """`pipeline_state` as lines for a terminal."""
+    """`pipeline_state` (or, with a shared log, the workers) as lines for a terminal."""
+    if "workers" in state:
+        if state["workers"] is None:
+            return [f"pipeline workers: unknown ({state['lastError']})"]
+        if not state["workers"]:
+            return ["pipeline workers: none has started"]
+        return [
+            f"pipeline worker {w['worker']}: {'live' if w['live'] else 'GONE'}, last heartbeat "
+            f"{w['heartbeatAgeS']:.0f} s ago, reading {', '.join(w['partitions']) or 'nothing'}"
+            for w in state["workers"]
+        ]
     if state["heartbeatAt"] is None:
         return ["pipeline: no heartbeat yet (not started)"]
     running = "running" if state["running"] else "NOT RUNNING"
@@ -161,7 +174,7 @@ def status(
             }
         )
     return {
-        "pipeline": pipeline_state(services.layout, clock.now_ms()),
+        "pipeline": _pipeline(services),
         "datasets": datasets,
         "quarantinedRecords": (
             counts.get(QUARANTINE) if scope is None else quarantined(services, scope, tables)
@@ -173,6 +186,19 @@ def status(
             for s in services.catalog.datastreams(org_id, None if org_id is None else sandbox)
         ],
     }
+
+
+def _pipeline(services: Services) -> dict[str, Any]:
+    """The pipeline process of this home, or with a shared log the workers of the deployment
+    (each with the partitions it reads)."""
+    now = clock.now_ms()
+    if not services.settings.spool_url:
+        return pipeline_state(services.layout, now)
+    try:
+        workers = worker_states(services.settings.catalog_url, now)
+    except psycopg.Error as error:
+        return {"running": None, "workers": None, "lastError": f"catalog unreachable: {error}"}
+    return {"running": any(w["live"] for w in workers), "workers": workers}
 
 
 def _owns_profiles(services: Services, scope: Scope | None) -> bool:

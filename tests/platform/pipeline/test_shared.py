@@ -129,3 +129,17 @@ def _objid(name: str) -> int:
     import zlib
 
     return zlib.crc32(name.encode())
+
+
+def test_a_released_claim_lets_a_corrected_resend_through(url: str) -> None:
+    state = SharedState(url, "w1", PARTITIONS)
+    try:
+        index = state.dedupe("ds")
+        event_id = str(uuid.uuid4())
+        assert index.taken([(event_id, 3)], owner="p0", done=-1) == set()
+        index.release([event_id], owner="p1")  # not its claim: kept
+        assert index.taken([(event_id, 9)], owner="p1", done=-1) == {event_id}
+        index.release([event_id], owner="p0")  # the record was quarantined, not stored
+        assert index.taken([(event_id, 9)], owner="p1", done=-1) == set()
+    finally:
+        state.close()

@@ -19,8 +19,10 @@ from contextlib import closing, suppress
 import pytest
 
 from koppla.core import ids
+from koppla.core.errors import TerminalError
 from koppla.platform.spool.position import START, Position
 from koppla.platform.spool.rabbit_stream import (
+    PayloadTooLarge,
     StreamAddress,
     StreamSink,
     StreamSource,
@@ -279,6 +281,64 @@ def test_a_source_without_a_broker_reads_nothing_rather_than_hang() -> None:
         source.close()
     with pytest.raises(SpoolClosed):
         stream_tails(url, 1)
+
+
+def test_a_read_from_an_offset_retention_removed_starts_at_the_first_record_left(
+    url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = partition_names(1, prefix)[0]
+
+    async def declare_small() -> None:  # tiny segments and retention, so records go quickly
+        link = await StreamLink.open(StreamAddress.parse(url), name="koppla-test", on_lost=print)
+        try:
+            retention = {"max-length-bytes": 2000, "stream-max-segment-size-bytes": 500}
+            await link.declare([name], retention)
+        finally:
+            await link.close()
+
+    asyncio.run(declare_small())
+    payloads = [f"{n:03d}".encode().ljust(100, b".") for n in range(200)]
+    _write(url, 1, prefix, payloads, one_by_one=True)
+    source = StreamSource(url, 1, _owning([name]), prefix=prefix)
+    try:
+        found = _drain(source, name, START)
+    finally:
+        source.close()
+    assert 0 < len(found) < 200
+    assert found == payloads[-len(found) :]
+    assert "no longer in the stream (retention)" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_closed_sink_refuses_appends(url: str, prefix: str) -> None:
+    sink = StreamSink(url, 1, prefix=prefix)
+    await sink.append(b"kept")
+    await sink.aclose()
+    with pytest.raises(SpoolClosed):
+        sink.append(b"too late")
+
+
+@pytest.mark.anyio
+async def test_a_sink_closed_the_sync_way_on_its_loop_lets_go_of_the_broker(
+    url: str, prefix: str
+) -> None:
+    sink = StreamSink(url, 1, prefix=prefix)
+    await sink.append(b"kept")
+    sink.close()  # as the server's lifespan does, on the loop
+    assert not sink.connected
+    with pytest.raises(SpoolClosed):
+        sink.append(b"too late")
+
+
+@pytest.mark.anyio
+async def test_a_payload_over_the_broker_frame_size_is_refused_for_good() -> None:
+    sink = StreamSink(f"rabbitmq-stream://guest:guest@127.0.0.1:{_free_port()}/", 1)
+    try:
+        with pytest.raises(PayloadTooLarge) as refused:
+            sink.append(b"x" * (1024 * 1024))
+        assert isinstance(refused.value, TerminalError)  # a retry cannot help
+    finally:
+        await sink.aclose()
 
 
 class Proxy:

@@ -83,6 +83,10 @@ class IdIndex(Protocol):
         """The subset of `event_ids` the dataset already holds."""
         ...
 
+    def release(self, event_ids: list[str], *, owner: str) -> None:
+        """Give back `owner`'s claims on `event_ids`: they were not stored after all."""
+        ...
+
     def add(self, event_ids: Iterable[str]) -> None:
         """Record `event_ids` as stored."""
         ...
@@ -143,6 +147,9 @@ class DedupeIndex:
         ids (`koppla.platform.pipeline.shared.SharedDedupe`).
         """
         return self.seen(event_id for event_id, _ in items)
+
+    def release(self, event_ids: list[str], *, owner: str) -> None:
+        """Nothing to give back: this index records ids only once they are stored (`add`)."""
 
     def add(self, event_ids: Iterable[str]) -> None:
         """Add `event_ids` as stored now (ids already present are ignored); prune when due."""

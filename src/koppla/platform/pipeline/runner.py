@@ -367,6 +367,7 @@ class Pipeline:
         marks = _Marks(done, q_done, Tally("") if tally is None else tally, app_id)
         accepted, rejected = self._check(schema, dataset, group, batch_id, marks, dedupe)
         table, rows, unstorable = _to_table(schema, accepted)
+        dedupe.release([event.event_id for _, event, _ in unstorable], owner=app_id)
         for position, event, reason in unstorable:
             problem = [("", "storage", f"the record could not be stored: {reason}")]
             rejected.append((position, _quarantined(event, dataset.id, batch_id, problem)))

@@ -269,6 +269,18 @@ class SharedDedupe:
                 taken.add(by_key[bytes(key)])
         return taken
 
+    def release(self, event_ids: list[str], *, owner: str) -> None:
+        """Give back `owner`'s claims on `event_ids` (records that could not be stored after
+        all: they went to the quarantine, and a corrected resend must not count as seen)."""
+        keys = list({id_key(e) for e in event_ids})
+        if not keys:
+            return
+        with self._lock:
+            self._conn.execute(
+                "DELETE FROM dedupe_claims WHERE dataset_id = %s AND owner = %s AND k = ANY(%s)",
+                (self._dataset, owner, keys),
+            )
+
     def seen(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of `event_ids` claimed in the dataset."""
         by_key = {id_key(e): e for e in event_ids}
@@ -316,3 +328,24 @@ class SharedState:
         """Give the leases back and close the connections."""
         self.leases.close()
         self._conn.close()
+
+
+def worker_states(url: str, now_ms: int) -> list[dict[str, Any]]:
+    """Every pipeline worker that beat in the last minutes: name, partitions held, heartbeat
+    age, and whether it counts as live (for `status`)."""
+    with psycopg.connect(pg_conninfo(url), autocommit=True, connect_timeout=5) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT worker, beat_ms, streams FROM pipeline_workers ORDER BY worker"
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:  # no worker has started yet
+            return []
+    return [
+        {
+            "worker": str(worker),
+            "partitions": [p for p in str(streams).split(",") if p],
+            "heartbeatAgeS": round(max(0, now_ms - int(beat)) / 1000, 1),
+            "live": now_ms - int(beat) <= LIVE_MS,
+        }
+        for worker, beat, streams in rows
+    ]

@@ -32,6 +32,7 @@ FRAME_MAX = 8 * 1024 * 1024
 HEARTBEAT_S = 20
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
 PUBLISH_OVERHEAD = 13
 """Bytes of a Publish frame around its messages (size, key, version, publisher id, count)."""
 MESSAGE_OVERHEAD = 12
@@ -180,12 +181,19 @@ class StreamLink:
         return self._client._corr_id_seq.next()
 
     async def declare(self, names: Sequence[str], arguments: dict[str, int]) -> None:
-        """Create the streams `names` that do not exist yet (existing ones are left as they are)."""
+        """Create the streams `names` that do not exist yet; existing ones are used as they are
+        (the broker refuses a declaration whose arguments differ: that is logged)."""
         properties = [schema.Property(key, str(value)) for key, value in arguments.items()]
         for name in names:
             frame = schema.Create(self._correlation(), stream=name, arguments=properties)
-            with suppress(exceptions.StreamAlreadyExists):
+            try:
                 await self._request(frame, schema.CreateResponse)
+            except exceptions.StreamAlreadyExists:
+                pass
+            except exceptions.PreconditionFailed:
+                log.warning(
+                    "stream %s exists with other arguments than %s; used as it is", name, arguments
+                )
 
     async def delete(self, name: str) -> None:
         """Delete stream `name` and all it holds; a missing stream is fine."""
@@ -277,14 +285,33 @@ class StreamLink:
             await self._client.send_frame(schema.Credit(subscription, chunks))
 
     async def close(self) -> None:
-        """Close the connection (no `on_lost` for a close asked for)."""
+        """Close the connection (no `on_lost` for a close asked for). A live connection says
+        goodbye to the broker (bounded by `CLOSE_TIMEOUT_S`); a lost one is just dropped."""
+        graceful = self.alive
         self._lost = self._lost or "closed"
         self._chunk_handlers.clear()
+        if not graceful:
+            self._client._is_not_closed = False  # rstream would try its goodbye on a dead socket
+            self._abort()
         try:
-            await self._client.close()
+            await asyncio.wait_for(self._client.close(), CLOSE_TIMEOUT_S)
         except Exception as error:  # closing a broken connection: nothing more to do
             log.debug("closing a stream connection: %s", error)
-        connection = self._client._conn  # rstream leaves a broken connection's socket open
+        self._abort()
+
+    def abort(self) -> None:
+        """Drop the connection at once, without a goodbye (for a close that cannot wait)."""
+        self._lost = self._lost or "closed"
+        self._chunk_handlers.clear()
+        self._client._is_not_closed = False
+        for task in self._client._tasks.values():
+            task.cancel()
+        self._abort()
+
+    def _abort(self) -> None:
+        """Drop the socket at once (rstream leaves a broken connection's socket open, and its
+        graceful close waits for a peer that may never read)."""
+        connection = self._client._conn
         writer = connection._writer if connection is not None else None
-        if writer is not None and not writer.is_closing():
+        if writer is not None and not writer.transport.is_closing():
             writer.transport.abort()

@@ -1,9 +1,9 @@
 """The edge's spool on RabbitMQ Streams: an append is acknowledged once the broker confirms it.
 
 `StreamSink` is a `SpoolSink`. Appends made on the HTTP server's event loop queue up while the
-previous frames are on the wire; one pump task sends whatever has queued as one Publish frame
-per partition (group commit, like the local spool's fdatasync), and each append's future
-resolves when the broker's publisher confirm for its message arrives.
+previous frames are on the wire; one pump task sends whatever has queued together (group
+commit, like the local spool's fdatasync), and each append's future resolves when the broker's
+publisher confirm for its message arrives. Nothing waits for a confirm before sending more.
 
 The partitions take turns frame by frame: the appends sent together go as one frame of up to
 `GROUP_MAX` messages to the next partition (a burst is cut into several), so one socket write
@@ -91,6 +91,10 @@ class _Session:
         for link in self.links.values():
             await link.close()
 
+    def abort(self) -> None:
+        for link in self.links.values():
+            link.abort()
+
 
 class StreamSink:
     """Appends to the partitions of a RabbitMQ stream spool, acknowledged on confirm.
@@ -124,9 +128,12 @@ class StreamSink:
         self._max_payload = DEFAULT_FRAME_MAX - PUBLISH_OVERHEAD - MESSAGE_OVERHEAD
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dying: set[_Session] = set()
+        """Dropped sessions whose connections are still being closed."""
+        self._connect_lock: asyncio.Lock | None = None
+        self._finished = False
         self._pump_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
-        self._closing: asyncio.Task[None] | None = None
 
     @property
     def streams(self) -> list[str]:
@@ -143,6 +150,7 @@ class StreamSink:
         if self._loop is None:
             self._loop = loop
             self._wake = asyncio.Event()
+            self._connect_lock = asyncio.Lock()
             self._pump_task = loop.create_task(self._pump(), name="stream-spool-pump")
             self._watch_task = loop.create_task(self._watch(), name="stream-spool-watch")
         elif self._loop is not loop:
@@ -159,8 +167,7 @@ class StreamSink:
         self._bind()
         if self._closed:
             raise SpoolClosed("the stream spool is closed")
-        if not self.connected:
-            await self._connect()
+        await self._connected()
 
     def append(self, payload: bytes) -> asyncio.Future[Position]:
         """Queue `payload`; the future resolves once the broker confirmed it, or fails with
@@ -191,15 +198,24 @@ class StreamSink:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            session = self._session
-            if session is None or not session.alive:
-                try:
-                    session = await self._connect()
-                except SpoolClosed as error:
-                    self._refuse_pending(error)
-                    continue
+            try:
+                session = await self._connected()
+            except SpoolClosed as error:
+                self._refuse_pending(error)
+                continue
             batch, self._pending = self._pending, []
             await self._send(session, batch)
+
+    async def _connected(self) -> _Session:
+        """The live session, connecting first if there is none (one attempt at a time)."""
+        assert self._connect_lock is not None
+        async with self._connect_lock:
+            session = self._session
+            if session is not None and not session.alive:
+                self._drop(session, "the connection to the broker failed")
+            elif session is not None:
+                return session
+            return await self._connect()
 
     async def _connect(self) -> _Session:
         self._connecting = True
@@ -319,7 +335,14 @@ class StreamSink:
                     future.set_exception(failure)
             waiting.clear()
         if self._loop is not None and not self._loop.is_closed():
-            self._keep(self._loop.create_task(session.close()))
+            self._dying.add(session)
+            self._keep(self._loop.create_task(self._bury(session)))
+
+    async def _bury(self, session: _Session) -> None:
+        try:
+            await session.close()
+        finally:
+            self._dying.discard(session)
 
     def _refuse_pending(self, error: SpoolClosed) -> None:
         batch, self._pending = self._pending, []
@@ -345,12 +368,19 @@ class StreamSink:
         """Stop taking appends, send what is queued, wait (up to the confirm timeout) for the
         confirms still owed, and close the connections."""
         self._closed = True
-        if self._loop is None:
+        if self._loop is None or self._finished:
             return
+        try:
+            await self._finish()
+        except BaseException:  # cancelled (the loop is ending): drop the sockets at least
+            self._shut()
+            raise
+
+    async def _finish(self) -> None:
         if self._wake is not None:
             self._wake.set()
         if self._pump_task is not None:
-            await self._pump_task
+            await asyncio.gather(self._pump_task, return_exceptions=True)
         session = self._session
         if session is not None:
             owed = [future for waiting in session.inflight for future, _ in waiting.values()]
@@ -360,16 +390,45 @@ class StreamSink:
         if self._watch_task is not None:
             self._watch_task.cancel()
             await asyncio.gather(self._watch_task, return_exceptions=True)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        others = [task for task in self._tasks if task is not asyncio.current_task()]
+        await asyncio.gather(*others, return_exceptions=True)
+        self._finished = True
+
+    def _shut(self) -> None:
+        """Close at once: fail what waits, drop the connections, stop the tasks."""
+        self._closed = True
+        self._refuse_pending(SpoolClosed("the stream spool is closed"))
+        session, self._session = self._session, None
+        if session is not None:
+            self._drop(session, "the sink is closed")
+        for dying in list(self._dying):
+            dying.abort()
+        self._dying.clear()
+        self._finished = True
+        for task in (self._pump_task, self._watch_task, *self._tasks):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
 
     def close(self) -> None:
-        """Stop taking appends; the flush and the closing of the connections finish on the
-        sink's loop (await `aclose()` instead to wait for them)."""
-        self._closed = True
+        """Stop taking appends. With nothing in flight the connections are dropped at once;
+        else the flush and the close finish on the sink's loop in the background, if it runs
+        long enough (await `aclose()` instead to wait for them)."""
         loop = self._loop
-        if loop is None or loop.is_closed() or self._closing is not None:
+        if self._closed or loop is None or loop.is_closed():
+            self._closed = True
             return
-        if loop.is_running():
-            self._closing = loop.create_task(self.aclose())
+        self._closed = True
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            owed = self._session is not None and any(self._session.inflight)
+            if self._pending or owed:  # finish them in the background, if the loop lets it
+                self._keep(loop.create_task(self.aclose()))
+            else:
+                self._shut()
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.aclose(), loop)
         else:
             loop.run_until_complete(self.aclose())
