@@ -117,17 +117,22 @@ def measure_baseline(args: argparse.Namespace) -> list[dict[str, Any]]:
     return phases
 
 
+_LABELS: dict[int, str] = {}  # pid -> label, fixed when a process is first seen
+
+
 def cpu_seconds(
     root: int, names: tuple[str, ...] = ("pipeline", "profiles", "pgwire")
 ) -> dict[str, float]:
     """CPU seconds (user + system) used so far by `root` and each of its child processes.
 
     Koppla's children are labelled in the order `koppla up` starts them (pipeline, profile
-    stage, PostgreSQL wire server; edge workers after those): a bench's guess, not an API.
+    stage, PostgreSQL wire server), as first seen; a child started later (a restart, an edge
+    worker) is `child-<pid>`: a bench's guess, not an API.
     """
     tick = os.sysconf("SC_CLK_TCK")
-    labels = iter(names)
     found: dict[str, float] = {}
+    fresh = root not in _LABELS
+    labels = iter(names if fresh else ())
     for pid in [root, *children_of(root)]:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -136,8 +141,9 @@ def cpu_seconds(
             continue
         if b"resource_tracker" in command:
             continue
-        label = "server" if pid == root else next(labels, f"child-{pid}")
-        found[label] = (int(stat[11]) + int(stat[12])) / tick
+        if pid not in _LABELS:
+            _LABELS[pid] = "server" if pid == root else next(labels, f"child-{pid}")
+        found[_LABELS[pid]] = (int(stat[11]) + int(stat[12])) / tick
     return found
 
 
@@ -237,7 +243,7 @@ def measure_koppla(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def grows(samples: list[dict[str, Any]]) -> bool | None:
     """True when the backlog at the end of a phase is well above its level early on."""
-    values = [s["backlogBytes"] for s in samples if s["backlogBytes"] is not None]
+    values = [int(s["backlogBytes"]) for s in samples if s["backlogBytes"] is not None]
     if len(values) < 4:
         return None
     early, late = values[: len(values) // 3], values[-(len(values) // 3) :]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -22,6 +23,7 @@ from koppla.platform.edge.screening import EventScreen
 from koppla.platform.query.jobs.runner import open_query_jobs
 from koppla.platform.spool.bounded import BoundedSink
 from koppla.platform.spool.sink import open_sink
+from koppla.platform.spool.writer import SpoolClosed
 from koppla.web import errors, openapi
 from koppla.web.gate import TokenGate
 from koppla.web.limits import BodyLimit, BodyLimits
@@ -57,6 +59,8 @@ from koppla.web.routes import (
 from koppla.web.routes import overview as overview_api
 from koppla.web.services import Services, build_services
 from koppla.web.status import backlog_total
+
+log = logging.getLogger(__name__)
 
 
 class KopplaApp:
@@ -108,6 +112,10 @@ def create_app(settings: Settings) -> KopplaApp:
             else settings.spool_max_backlog_bytes
         )
         spool = BoundedSink(open_sink(settings), lambda: backlog_total(services), limit)
+        try:
+            await spool.start()
+        except SpoolClosed as error:  # answered 503 until the shared log is reachable
+            log.warning("the spool is not reachable yet: %s", error)
         app.state.spool = spool
         # here, not in build_services: opening fails the jobs a stopped server left running,
         # and the CLI's commands build services too, beside a running server
@@ -126,7 +134,7 @@ def create_app(settings: Settings) -> KopplaApp:
             yield
         finally:
             app.state.query_jobs.close()
-            spool.close()
+            await spool.aclose()
 
     api = FastAPI(title="Koppla", version=__version__, lifespan=lifespan)
     api.state.services = services

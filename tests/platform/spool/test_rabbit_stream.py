@@ -172,6 +172,19 @@ def test_a_read_from_an_offset_mid_stream_starts_there(url: str, prefix: str) ->
         source.close()
 
 
+def test_a_read_past_the_end_of_a_stream_is_reported(
+    url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = partition_names(1, prefix)[0]
+    _write(url, 1, prefix, [b"1", b"2", b"3"])
+    source = StreamSource(url, 1, _owning([name]), prefix=prefix)
+    try:
+        assert source.read(name, Position(0, 10)).records == []
+    finally:
+        source.close()
+    assert "past its end (3)" in caplog.text
+
+
 def test_a_replay_from_an_earlier_offset_yields_the_same_records(url: str, prefix: str) -> None:
     payloads = [f"event-{n}".encode() for n in range(500)]
     _write(url, 1, prefix, payloads)

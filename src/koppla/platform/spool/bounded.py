@@ -59,3 +59,18 @@ class BoundedSink:
     def close(self) -> None:
         """Close the sink."""
         self._sink.close()
+
+    async def start(self) -> None:
+        """Connect the sink now if it connects (a shared log): an unreachable broker shows at
+        start-up, and the first request does not wait for the connection."""
+        starting = getattr(self._sink, "start", None)
+        if starting is not None:
+            await starting()
+
+    async def aclose(self) -> None:
+        """Close the sink, letting appends in flight finish (a shared log's confirms)."""
+        closing = getattr(self._sink, "aclose", None)
+        if closing is not None:
+            await closing()
+        else:
+            self._sink.close()

@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from rstream.exceptions import ServerError
+
 from koppla.core import clock
 from koppla.platform.spool.position import Position
 from koppla.platform.spool.reader import ReadResult, Record
@@ -121,6 +123,8 @@ class StreamSource:
         most. With nothing buffered it waits up to `poll_wait_s` (`first_wait_s` for a new
         subscription's first chunk) and then returns none. Empty while the broker cannot be
         reached."""
+        if self._closed:
+            return ReadResult([], after)
         offset = after.pack()
         with self._cond:
             current = self._subscriptions.get(stream)
@@ -128,8 +132,8 @@ class StreamSource:
         if not usable:
             try:
                 current = self._loop.run(self._subscribe(stream, offset), _CALL_TIMEOUT_S)
-            except (SpoolClosed, ConnectionError, OSError, TimeoutError) as error:
-                log.debug("stream spool: %s not readable now: %s", stream, error)
+            except (SpoolClosed, ServerError, ConnectionError, OSError, TimeoutError) as error:
+                log.warning("stream spool: %s not readable now: %r", stream, error)
                 return ReadResult([], after)
         assert current is not None
         with self._cond:
@@ -153,9 +157,11 @@ class StreamSource:
     def tail(self, stream: str) -> int | None:
         """The offset `stream`'s next record will get (0: empty); None when the broker cannot
         be reached."""
+        if self._closed:
+            return None
         try:
             return self._loop.run(self._tail(stream), _CALL_TIMEOUT_S)
-        except (SpoolClosed, ConnectionError, OSError, TimeoutError):
+        except (SpoolClosed, ServerError, ConnectionError, OSError, TimeoutError):
             return None
 
     async def _tail(self, stream: str) -> int:
@@ -196,6 +202,17 @@ class StreamSource:
 
     async def _subscribe(self, stream: str, offset: int) -> _Subscription:
         link = await self._connected()
+        if offset > 0:
+            tail = (await last_offsets(link, [stream]))[stream]
+            if tail < offset:
+                log.error(
+                    "stream spool: reading %s from %d, past its end (%d): was the stream "
+                    "deleted and created again? Its records are skipped up to %d",
+                    stream,
+                    offset,
+                    tail,
+                    offset,
+                )
         with self._cond:
             previous = self._subscriptions.pop(stream, None)
         if previous is not None:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord
-from koppla.core.errors import NotFound
+from koppla.core.errors import InvalidInput, NotFound
 from koppla.core.nesting import json_deeper_than
 from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Datastream
@@ -74,6 +74,8 @@ async def _accept(
     except SpoolClosed as error:  # closed, failed, or full (backpressure)
         retry = {"Retry-After": str(error.retry_after_s)}
         raise HTTPException(503, detail=str(error), headers=retry) from error
+    except InvalidInput as error:  # larger than a message of the shared log may be
+        raise HTTPException(413, detail=str(error)) from error
     return received, record.request_id
 
 
