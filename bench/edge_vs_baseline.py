@@ -58,6 +58,7 @@ from edge_throughput import (
 BASELINE = Path(__file__).resolve().parent / "baseline_edge.py"
 LONG_S = 60.0
 SAMPLE_EVERY_S = 5.0
+SETTLE_S = 5.0
 
 
 @contextmanager
@@ -232,6 +233,7 @@ def measure_koppla(args: argparse.Namespace) -> list[dict[str, Any]]:
     with own_server() as target:
         headers = {"Authorization": f"Bearer {target.token}"}
         with httpx.Client(base_url=target.base_url, timeout=30, headers=headers) as api:
+            settle(api)
             phases = [
                 koppla_phase(target, api, args, "single", 1, args.seconds),
                 koppla_phase(target, api, args, "batch", args.batch, args.seconds),
@@ -239,6 +241,17 @@ def measure_koppla(args: argparse.Namespace) -> list[dict[str, Any]]:
             if args.long:
                 phases.append(koppla_phase(target, api, args, "long", 1, LONG_S))
             return phases
+
+
+def settle(api: httpx.Client) -> None:
+    """Wait until the pipeline runs, then a few seconds more: the children's start-up work
+    (imports, opening tables) must not count as the first phase's CPU."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if orjson.loads(api.get("/api/v1/health").content).get("pipeline") == "running":
+            break
+        time.sleep(0.5)
+    time.sleep(SETTLE_S)
 
 
 def grows(samples: list[dict[str, Any]]) -> bool | None:

@@ -17,7 +17,6 @@ from koppla.platform.catalog.store import Catalog
 from koppla.platform.catalog.users import UserStore
 from koppla.web.listening import find, recorded
 
-
 ROLES = ("all", "edge", "pipeline", "api")
 
 
@@ -81,6 +80,11 @@ def up(
         query_pg_port=pg_port,
         role=role,
     )
+    if loaded.spool_url and not loaded.catalog_url:
+        fail(
+            "spool_url needs catalog_url: the pipeline workers of a shared log keep their "
+            "cursors, leases and dedupe claims in PostgreSQL"
+        )
     if loaded.role != "all":
         _serve_role(loaded)
         return

@@ -239,3 +239,21 @@ def test_vacuum_leaves_the_files_of_a_commit_in_flight(tmp_path: Path) -> None:
 
     assert store.upkeep(path) is True
     assert in_flight.exists()
+
+
+def test_a_worker_whose_partition_was_taken_over_does_not_store_its_rows_twice(
+    tmp_path: Path,
+) -> None:
+    """Two workers read the same partition from the same place (a lease handed over while
+    the old holder still ran): the second commit of the partition's app id is refused and
+    nothing is doubled, whichever read further."""
+    path = tmp_path / "events"
+    old, new = DeltaStore(), DeltaStore()
+    old.ensure(path, SCHEMA)
+    new.ensure(path, SCHEMA)
+    assert old.committed_version(path, "p0") == new.committed_version(path, "p0") == -1
+    new.append(path, _rows("a"), app_id="p0", version=10, metadata={}, expected=-1)
+    with pytest.raises(storage.Superseded):
+        old.append(path, _rows("a", "b"), app_id="p0", version=20, metadata={}, expected=-1)
+    assert _ids(path) == ["a"]
+    assert old.committed_version(path, "p0") == 10  # it chooses its rows again from here

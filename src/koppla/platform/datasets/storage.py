@@ -41,6 +41,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, WriterPropertie
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError
 
 from koppla.core import clock
+from koppla.core.errors import TransientError
 from koppla.platform.datasets.conform import conform_table
 from koppla.platform.datasets.location import arrow_filesystem, local_path
 from koppla.platform.datasets.tables import add_missing_columns, dataset_arrow_schema
@@ -74,6 +75,11 @@ Table = str | Path
 
 def _always(table: str) -> bool:
     return True
+
+
+class Superseded(TransientError):
+    """Another writer committed for the same app id in between (a partition taken over while
+    its old reader still ran): the rows must be chosen again from what the table holds now."""
 
 
 class DeltaStore:
@@ -190,7 +196,14 @@ class DeltaStore:
         return {str(value) for value in found.column("_id").to_pylist()}
 
     def append(
-        self, table: Table, rows: pa.Table, *, app_id: str, version: int, metadata: dict[str, Any]
+        self,
+        table: Table,
+        rows: pa.Table,
+        *,
+        app_id: str,
+        version: int,
+        metadata: dict[str, Any],
+        expected: int | None = None,
     ) -> None:
         """Append `rows` and record `(app_id, version)` in the same commit, exactly once.
 
@@ -199,6 +212,11 @@ class DeltaStore:
         writers is tried again (`COMMIT_ATTEMPTS`) unless the table shows it landed after all;
         past the tries its `CommitFailedError` is raised (`committed_version` tells whether to
         write again). `version` must grow with each commit of `app_id`.
+
+        `expected` is the version of `app_id` the rows were chosen against (what the table held
+        then). When a lost commit finds another commit of `app_id` in between (another worker
+        took the partition over and stored part of it), `Superseded` is raised instead of
+        trying again, so the rows are chosen anew rather than stored twice.
         """
         key = str(table)
         properties = CommitProperties(
@@ -212,7 +230,7 @@ class DeltaStore:
                 write_deltalake(delta, shaped, mode="append", commit_properties=properties)
                 break
             except (CommitFailedError, SchemaMismatchError) as error:
-                if self._landed(key, error, attempt, app_id, version):
+                if self._landed(key, error, attempt, app_id, (expected, version)):
                     break
         self._after_commit(key)
 
@@ -278,14 +296,30 @@ class DeltaStore:
                 log.info("%s was created by another process first", key)
         return self._open(key)
 
-    def _landed(self, key: str, error: DeltaError, attempt: int, app_id: str, version: int) -> bool:
+    def _landed(
+        self,
+        key: str,
+        error: DeltaError,
+        attempt: int,
+        app_id: str,
+        versions: tuple[int | None, int],
+    ) -> bool:
         """After a failed commit: True when it landed after all; False when it may be tried
-        again (after a random pause); `error` raised when out of tries or no try can help."""
+        again (after a random pause); `error` raised when out of tries or no try can help,
+        `Superseded` when another commit of `app_id` came in between (`versions`: the one
+        expected before the commit, and the commit's)."""
+        expected, version = versions
         delta = self._tables[key]
         delta.update_incremental()
-        if _app_version(delta, app_id) >= version:
+        found = _app_version(delta, app_id)
+        if found >= version:
             log.info("commit %s@%d to %s had landed despite: %s", app_id, version, key, error)
             return True
+        if expected is not None and found != expected:
+            raise Superseded(
+                f"{app_id} committed version {found} to {key} while this commit expected "
+                f"{expected}: another process stored part of these rows"
+            )
         shape = _shape(delta)
         grew = not shape.equals(self._shapes[key])
         self._shapes[key] = shape

@@ -52,6 +52,7 @@ from koppla.platform.datasets.location import TableLocation
 from koppla.platform.datasets.storage import DeltaStore
 from koppla.platform.datasets.tables import rows_table, stored_row
 from koppla.platform.pipeline.cursor import Cursors
+from koppla.platform.pipeline.gc_pause import paused_gc
 from koppla.platform.pipeline.incoming import Incoming, Problem, unpack, unreadable
 from koppla.platform.pipeline.shared import SharedCursors, SharedState
 from koppla.platform.schemas.observed import Tally
@@ -166,7 +167,13 @@ class Pipeline:
 
         Returns the number of events and batch rows handled. The first step records, before
         anything is drained, the batch commits a crash left unrecorded (`BatchIngestor.recover`).
+        The cyclic garbage collector is held off meanwhile: a step's objects die by reference
+        count (`gc_pause`).
         """
+        with paused_gc():
+            return self._step()
+
+    def _step(self) -> int:
         if self._shared is not None:  # a worker among several: only the partitions it holds
             self._shared.leases.refresh()
         maintains = self._shared is None or self._shared.leases.maintenance
@@ -219,6 +226,8 @@ class Pipeline:
             count += len(chunk[-1][1])
             if count >= self._max_events:
                 break
+        if chunk and self._shared is not None and not self._shared.leases.confirm(stream):
+            return 0  # the partition is no longer this worker's: its new holder stores it
         if chunk:
             self._commit(stream, chunk, datastreams, datasets)
         done = len(chunk) == len(result.records)
@@ -264,6 +273,7 @@ class Pipeline:
                 app_id=app_id,
                 version=version,
                 metadata={"koppla.source": stream},
+                expected=q_done,
             )
             self._count_quarantined(fresh)
         for dataset_id, tally in tallies:
@@ -387,7 +397,9 @@ class Pipeline:
         self._catalog.record_batch(batch)
         if table is not None and rows:
             metadata = {"koppla.batchId": batch_id, "koppla.source": source}
-            self._store.append(path, table, app_id=app_id, version=version, metadata=metadata)
+            self._store.append(
+                path, table, app_id=app_id, version=version, metadata=metadata, expected=done
+            )
             dedupe.add(row["_id"] for row in rows)
         self._finish_batch(batch_id)
         return rejected
@@ -441,6 +453,7 @@ class Pipeline:
                 row = stored_row(outcome, batch_id)
             except Exception as error:  # one record must never stop the stream
                 rejected.append((position, _internal(event, dataset.id, batch_id, error)))
+                dedupe.release([event.event_id], owner=marks.owner)  # claimed, not stored
                 continue
             seen.add(event.event_id)
             accepted.append((position, event, row))

@@ -44,7 +44,9 @@ LIVE_MS = 5_000
 REFRESH_S = 1.0
 """How often a worker beats, checks its lease connection and rebalances."""
 
-_LOCK_SPACE = 0x4B50  # "KP": the first key of Koppla's two-key advisory locks
+_LOCK_SPACE = 0x4B50  # "KP": the advisory lock that serializes creating the tables
+# A lease is the two-key advisory lock (hashtext('koppla-lease:' || schema), crc32(partition)):
+# deployments in different schemas of one database never hold each other's partitions.
 _MAINTENANCE = "maintenance"
 
 _DDL = """
@@ -137,6 +139,19 @@ class Leases:
         """The partitions held as of the last refresh, in order."""
         return [p for p in self._partitions if p in self._held]
 
+    def confirm(self, partition: str) -> bool:
+        """Right before a commit: True while `partition` is still held, its lease connection
+        answering (a lost connection has already freed the lock for another worker)."""
+        if partition not in self._held or self._conn is None:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+        except psycopg.Error as error:
+            log.warning("pipeline leases lost before a commit (%s)", error)
+            self._drop()
+            return False
+        return True
+
     @property
     def maintenance(self) -> bool:
         """True while this worker is the one that moves batches on and compacts tables."""
@@ -177,7 +192,10 @@ class Leases:
         share = math.ceil(len(self._partitions) / live)
         held = self.held()
         for name in held[share:]:  # give back what is over the share, newest taken last
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_SPACE, _lock_key(name)))
+            conn.execute(
+                "SELECT pg_advisory_unlock(hashtext('koppla-lease:' || current_schema()), %s)",
+                (_lock_key(name),),
+            )
             self._held.discard(name)
             log.info("worker %s gave partition %s back", self._worker, name)
         start = zlib.crc32(self._worker.encode()) % max(1, len(self._partitions))
@@ -194,7 +212,8 @@ class Leases:
     @staticmethod
     def _try(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> bool:
         row = conn.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_SPACE, _lock_key(name))
+            "SELECT pg_try_advisory_lock(hashtext('koppla-lease:' || current_schema()), %s)",
+            (_lock_key(name),),
         ).fetchone()
         return bool(row and row[0])
 

@@ -19,15 +19,16 @@ SCHEME = "rabbitmq-stream"
 DEFAULT_PORT = 5552
 DEFAULT_PREFIX = "koppla-spool"
 
-STREAM_ARGUMENTS: dict[str, int] = {
-    "max-length-bytes": 20 * 1000**3,
+STREAM_ARGUMENTS: dict[str, int | str] = {
+    "max-age": "7D",
     "stream-max-segment-size-bytes": 500 * 1000**2,
 }
 """Retention, per partition: the broker drops whole segments (500 MB each, its default size)
-from the head once a stream holds more than 20 GB. Nothing is dropped by age: records the
-pipeline has not read yet are only at risk past 20 GB of backlog in one partition, which the
-edge's backpressure bound keeps far away. The arguments are fixed because a stream's arguments
-are set once, by whoever declares it first."""
+once everything in them is older than 7 days. Nothing is dropped by size: a pipeline that falls
+behind never loses acknowledged records to retention (unless it is stopped for a week); a disk
+that fills instead raises the broker's disk alarm, which blocks publishers, so the edges answer
+503 and the SDKs retry. The arguments are fixed because a stream's arguments are set once, by
+whoever declares it first."""
 
 
 @dataclass(frozen=True, slots=True)

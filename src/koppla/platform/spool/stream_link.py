@@ -180,7 +180,7 @@ class StreamLink:
     def _correlation(self) -> int:
         return self._client._corr_id_seq.next()
 
-    async def declare(self, names: Sequence[str], arguments: dict[str, int]) -> None:
+    async def declare(self, names: Sequence[str], arguments: dict[str, int | str]) -> None:
         """Create the streams `names` that do not exist yet; existing ones are used as they are
         (the broker refuses a declaration whose arguments differ: that is logged)."""
         properties = [schema.Property(key, str(value)) for key, value in arguments.items()]

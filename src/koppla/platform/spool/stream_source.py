@@ -241,7 +241,7 @@ class StreamSource:
                 subscription.owed += 1
             self._cond.notify_all()
         if missing:
-            log.warning(
+            log.error(  # acknowledged records lost: retention (7 days) outran the pipeline
                 "stream spool: %s offsets %d-%d are no longer in the stream (retention); "
                 "reading on from %d",
                 subscription.stream,
