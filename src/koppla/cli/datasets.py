@@ -8,6 +8,7 @@ import typer
 
 from koppla.cli.common import HomeOption, OrgOption, catalog, console, fail, run, settings
 from koppla.core.layout import Layout
+from koppla.platform.datasets.location import table_location
 from koppla.platform.datasets.tables import provision
 from koppla.platform.schemas.registry import home_registry
 
@@ -71,7 +72,7 @@ def create(
                 org_id=org,
             )
         )
-        provision(Layout(loaded.home), registry, dataset)
+        provision(Layout(loaded.home), registry, dataset, location=table_location(loaded))
     finally:
         opened.close()
         registry.close()

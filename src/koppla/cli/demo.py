@@ -8,6 +8,7 @@ from koppla.core.settings import Settings
 from koppla.platform.catalog.demo import ensure_demo
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.datasets.location import table_location
 from koppla.platform.datasets.tables import provision
 from koppla.platform.schemas.demo import ensure_demo_schema
 from koppla.platform.schemas.registry import home_registry
@@ -33,7 +34,12 @@ def ensure_demo_stream(loaded: Settings, opened: Catalog) -> Datastream:
         ensure_demo_schema(opened, registry, opened.dataset(stream.event_dataset_id))
         for dataset_id in (stream.event_dataset_id, stream.profile_dataset_id):
             if dataset_id is not None:
-                provision(layout, registry, opened.dataset(dataset_id))
+                provision(
+                    layout,
+                    registry,
+                    opened.dataset(dataset_id),
+                    location=table_location(loaded),
+                )
     finally:
         registry.close()
     return stream

@@ -16,6 +16,7 @@ import msgspec
 
 from koppla.core import clock, codec, envelope, ids
 from koppla.core.envelope import EdgeRecord, RequestKind
+from koppla.core.errors import InvalidInput
 from koppla.core.nesting import json_deeper_than
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.edge import identity_cookie, protocol
@@ -169,6 +170,8 @@ class EdgeApp:
                     str(error),
                     retry_after=error.retry_after_s,
                 ) from error
+            except InvalidInput as error:  # larger than a message of the shared log may be
+                raise EdgeError(413, "EXEG-0004", "Payload too large", str(error)) from error
             self.hub.publish(record, "spooled")
         if action == "collect":
             return 204, b""
@@ -285,8 +288,8 @@ def parse_interact(raw: bytes, *, max_depth: int, max_events: int) -> protocol.E
     return protocol.EdgeRequest(
         {},
         len(lean.events),
-        protocol._state_entries(skeleton),
-        protocol._ecid_hint(skeleton, maps),
+        protocol.state_entries(skeleton),
+        protocol.ecid_hint(skeleton, maps),
         [],
     )
 

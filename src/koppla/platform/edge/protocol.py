@@ -94,7 +94,7 @@ def parse_events_body(
             raise malformed(f"events[{index}] must be an object")
         if not isinstance(event.get("xdm"), dict):
             raise malformed(f"events[{index}].xdm must be an object")
-    return EdgeRequest(body, len(events), _state_entries(body), _ecid_hint(body, events), events)
+    return EdgeRequest(body, len(events), state_entries(body), ecid_hint(body, events), events)
 
 
 def parse_consent_body(raw: bytes, *, max_depth: int) -> tuple[EdgeRequest, str]:
@@ -113,7 +113,7 @@ def parse_consent_body(raw: bytes, *, max_depth: int) -> tuple[EdgeRequest, str]
             if chosen not in ("in", "out"):
                 raise malformed(f"consent[{index}].value.general must be 'in' or 'out'")
             general = str(chosen)
-    return EdgeRequest(body, 0, _state_entries(body), None, []), general
+    return EdgeRequest(body, 0, state_entries(body), None, []), general
 
 
 def _json_object(raw: bytes, max_depth: int) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def _json_object(raw: bytes, max_depth: int) -> dict[str, Any]:
     return body
 
 
-def _state_entries(body: Mapping[str, Any]) -> dict[str, str]:
+def state_entries(body: Mapping[str, Any]) -> dict[str, str]:
     meta = body.get("meta")
     state = meta.get("state") if isinstance(meta, dict) else None
     entries = state.get("entries") if isinstance(state, dict) else None
@@ -155,7 +155,7 @@ def _ecid_in(identity_map: Any) -> str | None:
     return None
 
 
-def _ecid_hint(body: Mapping[str, Any], events: list[Any]) -> str | None:
+def ecid_hint(body: Mapping[str, Any], events: list[Any]) -> str | None:
     xdm = body.get("xdm")
     found = _ecid_in(xdm.get("identityMap")) if isinstance(xdm, dict) else None
     for event in events:

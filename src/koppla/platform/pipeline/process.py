@@ -22,7 +22,7 @@ from koppla.core.settings import Settings
 from koppla.platform.batches.ingest import BatchOptions
 from koppla.platform.catalog.opening import open_catalog
 from koppla.platform.datasets.dedupe import DAY_MS
-from koppla.platform.datasets.location import TableLocation
+from koppla.platform.datasets.location import table_location
 from koppla.platform.pipeline.heartbeat import Heartbeat
 from koppla.platform.pipeline.runner import Pipeline
 from koppla.platform.pipeline.shared import SharedState
@@ -101,9 +101,7 @@ def _pipeline(settings: Settings, layout: Layout, stop: threading.Event, beat: H
             batch_options=batch_options(settings),
             source=source,
             shared=shared,
-            location=TableLocation.parse(
-                settings.storage_url, settings.storage_options, layout.home / "datasets"
-            ),
+            location=table_location(settings),
             retention_hours=settings.vacuum_retention_hours,
         )
         try:

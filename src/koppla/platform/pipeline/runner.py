@@ -113,7 +113,7 @@ class Pipeline:
         self._registry = registry
         self._max_events = max_events
         self._flush_s = flush_ms / 1000
-        self._tables = location or TableLocation.local(layout.home / "datasets")
+        self._tables = location or TableLocation.local(layout.datasets)
         self._store = DeltaStore(
             compact_every=compact_every,
             storage_options=self._tables.storage_options(),
@@ -141,6 +141,7 @@ class Pipeline:
             dedupe=self._dedupe_index,
             options=batch_options,
             attributes=self._attributes,
+            location=self._tables,
         )
 
     @property

@@ -16,6 +16,7 @@ from koppla.core.layout import Layout
 from koppla.core.lifecycle import child_stop_event
 from koppla.core.settings import Settings
 from koppla.platform.catalog.opening import open_catalog
+from koppla.platform.datasets.location import table_location
 from koppla.platform.profiles.graph import Limits
 from koppla.platform.profiles.runner import ProfileRunner
 from koppla.platform.profiles.store import ProfileStore, store_url
@@ -54,6 +55,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             store,
             limits=limits(settings),
             events_kept=settings.profile_events_kept,
+            location=table_location(settings),
         )
         runner.run(stop, poll_ms=settings.profile_poll_ms, on_progress=layout.profiles_beat.touch)
     except Exception:

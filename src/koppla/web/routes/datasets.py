@@ -14,6 +14,7 @@ from koppla.core.errors import InvalidInput
 from koppla.platform.batches.errors import first_errors
 from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Batch, Dataset
+from koppla.platform.datasets.location import table_location
 from koppla.platform.datasets.tables import provision
 from koppla.platform.schemas.rules import check_dataset_move
 from koppla.web.auth import Caller, Svc
@@ -74,7 +75,7 @@ def create_dataset(body: DatasetCreate, svc: Svc, caller: Caller) -> dict[str, A
         org_id=caller.org_id,
         sandbox=caller.sandbox,
     )
-    provision(svc.layout, svc.registry, dataset)
+    provision(svc.layout, svc.registry, dataset, location=table_location(svc.settings))
     return asdict(dataset)
 
 
