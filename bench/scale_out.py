@@ -165,7 +165,7 @@ def phase(
     def drive(port: int) -> None:
         target = Target("127.0.0.1", port, token, DATASTREAM, None)
         load = argparse.Namespace(
-            procs=1, conns=conns, seconds=args.seconds, run_tag=f"{name}-{port}", mix="common"
+            procs=1, conns=conns, seconds=args.seconds, run_tag=uuid.uuid4().hex[:8], mix="common"
         )
         results.append(run_phase(target, load, name, batch))
 
