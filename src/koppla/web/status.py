@@ -7,12 +7,14 @@ dropped (consent).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
 
 from koppla.core import clock
 from koppla.core.layout import Layout
+from koppla.core.redact import redact
 from koppla.platform.catalog.access import DEFAULT_SANDBOX
 from koppla.platform.datasets.location import table_location
 from koppla.platform.datasets.quarantine import TABLE_NAME as QUARANTINE
@@ -26,6 +28,8 @@ from koppla.platform.query.result import TableInfo
 from koppla.platform.spool.backlog import oldest_waiting_ms, waiting_bytes
 from koppla.web.liveness import HEARTBEAT_FRESH_S
 from koppla.web.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def spool_backlog(services: Services) -> list[dict[str, Any]]:
@@ -80,7 +84,7 @@ def describe_pipeline(state: dict[str, Any]) -> list[str]:
     """`pipeline_state` (or, with a shared log, the workers) as lines for a terminal."""
     if "workers" in state:
         if state["workers"] is None:
-            return [f"pipeline workers: unknown ({state['lastError']})"]
+            return [f"pipeline workers: unknown ({state.get('lastError') or 'not shown'})"]
         if not state["workers"]:
             return ["pipeline workers: none has started"]
         return [
@@ -174,7 +178,7 @@ def status(
             }
         )
     return {
-        "pipeline": _pipeline(services),
+        "pipeline": _pipeline(services, _owns_profiles(services, scope)),
         "datasets": datasets,
         "quarantinedRecords": (
             counts.get(QUARANTINE) if scope is None else quarantined(services, scope, tables)
@@ -188,17 +192,20 @@ def status(
     }
 
 
-def _pipeline(services: Services) -> dict[str, Any]:
+def _pipeline(services: Services, operator: bool) -> dict[str, Any]:
     """The pipeline process of this home, or with a shared log the workers of the deployment
-    (each with the partitions it reads)."""
+    (each with the partitions it reads: for the operator, the home's organization; others
+    learn only whether the pipeline runs)."""
     now = clock.now_ms()
     if not services.settings.spool_url:
         return pipeline_state(services.layout, now)
     try:
         workers = worker_states(services.settings.catalog_url, now)
-    except psycopg.Error as error:
-        return {"running": None, "workers": None, "lastError": f"catalog unreachable: {error}"}
-    return {"running": any(w["live"] for w in workers), "workers": workers}
+    except (psycopg.Error, ValueError) as error:
+        log.warning("pipeline workers unknown: %s", redact(str(error)))
+        return {"running": None, "workers": None, "lastError": "the catalog is unreachable"}
+    running = any(w["live"] for w in workers)
+    return {"running": running, "workers": workers if operator else None}
 
 
 def _owns_profiles(services: Services, scope: Scope | None) -> bool:

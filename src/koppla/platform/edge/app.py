@@ -167,11 +167,16 @@ class EdgeApp:
                     503,
                     "EXEG-0504",
                     "Service unavailable",
-                    str(error),
+                    # the backpressure bound is the client's business; a failure's details
+                    # (paths, broker addresses) are the operator's, in the log above
+                    str(error)
+                    if isinstance(error, SpoolFull)
+                    else "requests cannot be stored right now; try again",
                     retry_after=error.retry_after_s,
                 ) from error
             except InvalidInput as error:  # larger than a message of the shared log may be
-                raise EdgeError(413, "EXEG-0004", "Payload too large", str(error)) from error
+                detail = "the request is larger than this edge can store"
+                raise EdgeError(413, "EXEG-0004", "Payload too large", detail) from error
             self.hub.publish(record, "spooled")
         if action == "collect":
             return 204, b""

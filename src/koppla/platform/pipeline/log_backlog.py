@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from koppla.core import clock
+from koppla.core.redact import redact
 from koppla.platform.pipeline.shared import pg_conninfo
 from koppla.platform.spool.position import Position
 
@@ -77,7 +78,7 @@ class LogBacklog:
             try:
                 found = self.measure()
             except Exception as error:  # the broker or the database away: keep the last answer
-                log.warning("the shared log's backlog cannot be measured: %s", error)
+                log.warning("the shared log's backlog cannot be measured: %s", redact(str(error)))
             else:
                 with self._lock:
                     self._waiting = found

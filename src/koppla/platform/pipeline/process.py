@@ -48,7 +48,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     layout = Layout(settings.home)
     # The embedded spool has one reader per home; workers of a shared log exclude each other
     # per partition (`pipeline.shared.Leases`) and each keeps a heartbeat file of its own.
-    shared = bool(settings.spool_url)
+    shared = bool(settings.spool_url) and settings.role == "pipeline"
     lock = None if shared else hold_lock(layout.pipeline_state / "lock")
     heartbeat = Heartbeat(
         worker_health(layout, worker_name()) if shared else layout.pipeline_health

@@ -33,6 +33,8 @@ from typing import Any
 import psycopg
 
 from koppla.core import clock
+from koppla.core.pgfile import conninfo
+from koppla.core.redact import redact
 from koppla.platform.datasets.dedupe import id_key
 from koppla.platform.spool.position import START, Position
 
@@ -61,12 +63,13 @@ CREATE TABLE IF NOT EXISTS dedupe_claims (
 
 
 def pg_conninfo(url: str) -> str:
-    """A psycopg connection string from a `catalog_url` (an SQLAlchemy-style `+psycopg` dialect
-    suffix is accepted and dropped)."""
-    for prefix in ("postgresql+psycopg://", "postgres+psycopg://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
+    """A psycopg connection string from a `catalog_url` (as the catalog reads it: an
+    SQLAlchemy-style `+driver` suffix is dropped); a malformed URL raises `ValueError` without
+    quoting it (it holds a password)."""
+    try:
+        return conninfo(url)
+    except Exception as error:
+        raise ValueError(f"catalog_url is not a PostgreSQL URL: {redact(str(error))}") from None
 
 
 def connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:

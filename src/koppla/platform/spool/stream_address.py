@@ -10,10 +10,11 @@ so whichever starts first creates them and the others find them as they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from koppla.core.errors import InvalidInput
+from koppla.core.redact import redact
 
 SCHEME = "rabbitmq-stream"
 DEFAULT_PORT = 5552
@@ -39,7 +40,7 @@ class StreamAddress:
     port: int
     vhost: str
     username: str
-    password: str
+    password: str = field(repr=False)
 
     @classmethod
     def parse(cls, url: str) -> StreamAddress:
@@ -47,7 +48,8 @@ class StreamAddress:
         parts = urlsplit(url)
         if parts.scheme != SCHEME or not parts.hostname:
             raise InvalidInput(
-                f"not a {SCHEME}://USER:PASSWORD@HOST:{DEFAULT_PORT}/VHOST URL: {url!r}",
+                f"not a {SCHEME}://USER:PASSWORD@HOST:{DEFAULT_PORT}/VHOST URL: "
+                f"{redact(repr(url))}",
                 field="spool_url",
             )
         vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"

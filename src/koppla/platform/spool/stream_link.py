@@ -111,7 +111,12 @@ class StreamLink:
 
     @property
     def alive(self) -> bool:
-        """False once the connection is lost or closed."""
+        """False once the connection is lost or closed, or its reader has stopped (rstream's
+        listener ends on a frame it cannot decode while the socket stays open: such a link
+        would deliver nothing more, so it counts as lost and is opened again)."""
+        listener = self._client._tasks.get("listener")
+        if listener is not None and listener.done():
+            return False
         return self._lost is None and self._client.is_connection_alive()
 
     @property

@@ -19,7 +19,7 @@ from koppla.core.nesting import json_deeper_than
 from koppla.platform.catalog.access import Principal
 from koppla.platform.catalog.models import Datastream
 from koppla.platform.spool.ports import SpoolSink
-from koppla.platform.spool.writer import SpoolClosed
+from koppla.platform.spool.writer import SpoolClosed, SpoolFull
 from koppla.web.auth import Caller, Svc
 from koppla.web.services import Services
 from koppla.xdm.event_types import validate_event
@@ -73,9 +73,10 @@ async def _accept(
         await spool.append(envelope.encode(record))
     except SpoolClosed as error:  # closed, failed, or full (backpressure)
         retry = {"Retry-After": str(error.retry_after_s)}
-        raise HTTPException(503, detail=str(error), headers=retry) from error
+        detail = str(error) if isinstance(error, SpoolFull) else "cannot be stored right now"
+        raise HTTPException(503, detail=detail, headers=retry) from error
     except InvalidInput as error:  # larger than a message of the shared log may be
-        raise HTTPException(413, detail=str(error)) from error
+        raise HTTPException(413, detail="the request is larger than can be stored") from error
     return received, record.request_id
 
 
