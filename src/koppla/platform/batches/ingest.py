@@ -525,20 +525,25 @@ class BatchIngestor:
         table = parts.read(directory, group)
         event_ids = [str(e) for e in table.column("_id").to_pylist()]
         dropped = 0
+        app_id = f"koppla-batch/{batch.id}"
         before = self._store.version(table_path)
-        if before != progress.seen_version:  # others wrote since the last check
+        stored: set[str] = set()
+        if dedupe.claims:  # pipeline workers share the dataset: claim, as they do
+            items = [(event_id, group[-1]) for event_id in event_ids]
+            stored = dedupe.taken(items, owner=app_id, done=progress.handled)
+        elif before != progress.seen_version:  # others wrote since the last check
             stored = dedupe.seen(event_ids)
-            if stored:
-                keep = pc.invert(pc.is_in(table.column("_id"), pa.array(sorted(stored))))
-                table = table.filter(keep)
-                dropped = len(event_ids) - table.num_rows
+        if stored:
+            keep = pc.invert(pc.is_in(table.column("_id"), pa.array(sorted(stored))))
+            table = table.filter(keep)
+            dropped = len(event_ids) - table.num_rows
         journal.pending(group[-1], dropped)
         if table.num_rows:
             metadata = {"koppla.batchId": batch.id, "koppla.source": SOURCE}
             self._store.append(
                 table_path,
                 table,
-                app_id=f"koppla-batch/{batch.id}",
+                app_id=app_id,
                 version=group[-1],
                 metadata=metadata,
             )

@@ -75,6 +75,10 @@ class IdIndex(Protocol):
     """What the pipeline and batch ingestion ask of a dataset's ids: this module's `DedupeIndex`
     (one writer), or the claims several workers share (`pipeline.shared.SharedDedupe`)."""
 
+    claims: bool
+    """True when writers claim ids before they store them (several writers): every commit must
+    then claim (`taken`), not only look (`seen`)."""
+
     def taken(self, items: list[tuple[str, int]], *, owner: str, done: int) -> set[str]:
         """Of `items` (event id, spool position) headed for a commit, the ids to leave out."""
         ...
@@ -98,6 +102,9 @@ class IdIndex(Protocol):
 
 class DedupeIndex:
     """The event ids of one dataset: recent ones exactly, older ones in a Bloom filter."""
+
+    claims = False
+    """One writer (the embedded pipeline): ids are recorded once stored, never claimed."""
 
     def __init__(
         self,

@@ -243,6 +243,9 @@ class SharedDedupe:
     Claims are kept exactly, without a time window: 16 bytes of key per event, indexed.
     """
 
+    claims = True
+    """Several writers: each claims the ids it is about to store."""
+
     def __init__(
         self, conn: psycopg.Connection[tuple[Any, ...]], lock: threading.Lock, dataset_id: str
     ) -> None:
