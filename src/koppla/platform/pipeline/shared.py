@@ -211,6 +211,11 @@ class Leases:
                 log.info("worker %s took partition %s", self._worker, name)
         if _MAINTENANCE not in self._held and self._try(conn, _MAINTENANCE):
             self._held.add(_MAINTENANCE)
+        if ",".join(self.held()) != held_names:  # what `status` shows: what is held now
+            conn.execute(
+                "UPDATE pipeline_workers SET streams = %s WHERE worker = %s",
+                (",".join(self.held()), self._worker),
+            )
 
     @staticmethod
     def _try(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> bool:
