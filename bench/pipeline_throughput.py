@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import io
 import logging
 import os
@@ -27,8 +26,7 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from koppla.core.envelope import EdgeRecord
 from koppla.core.layout import Layout
 from koppla.core.settings import Settings
 from koppla.platform.catalog.store import Catalog
+from koppla.platform.pipeline.gc_pause import paused_gc
 from koppla.platform.pipeline.runner import Pipeline
 from koppla.platform.schemas.registry import home_registry
 from koppla.platform.spool.writer import SpoolWriter
@@ -128,21 +127,10 @@ def drain(pipeline: Pipeline, *, pause_gc: bool = False) -> int:
     """
     steps = 0
     while True:
-        with _paused_gc() if pause_gc else nullcontext():
+        with paused_gc() if pause_gc else nullcontext():
             if not pipeline.step():
                 return steps
         steps += 1
-
-
-@contextmanager
-def _paused_gc() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def count_rows(path: Path) -> int:
